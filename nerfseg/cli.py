@@ -1,0 +1,80 @@
+"""The ``nerfseg`` command line: a thin front door that parses and calls one function per verb.
+
+Each verb lives next to the code it drives (``dataset_tools/cli.py``, ``evaluation/cli.py``, ...) and is
+imported lazily, so ``nerfseg eval`` works on a machine without torch and ``nerfseg --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from nerfseg import __version__
+from nerfseg.errors import NerfsegError
+
+#: verb -> "module:attribute" of a click command
+COMMANDS: dict[str, str] = {
+    "build-dataset": "dataset_tools.cli:build_dataset",
+    "show": "dataset_tools.cli:show",
+    "priors": "dataset_tools.cli:priors",
+    "eval": "evaluation.cli:eval_command",
+    "pq-compute": "evaluation.cli:pq_compute_command",
+    "train": "baselines.cli:train",
+    "grids": "instance_nerf.cli:grids",
+    "train-rcnn": "instance_nerf.cli:train_rcnn",
+    "submit": "leaderboard.cli:submit",
+    "leaderboard": "leaderboard.cli:leaderboard",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            missing = getattr(exc, "name", None) or str(exc)
+
+            @click.command(cmd_name, help=f"(unavailable: {missing})")
+            def unavailable() -> None:
+                raise click.ClickException(
+                    f"'nerfseg {cmd_name}' is unavailable here: {exc}. Install the extra it needs (see README)."
+                )
+
+            return unavailable
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="nerfseg")
+def cli() -> None:
+    """nerfseg: the benchmark for 3D instance segmentation in NeRFs."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one clear line and exit code 2, not a traceback."""
+    try:
+        cli.main(args=argv, prog_name="nerfseg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except NerfsegError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
