@@ -18,9 +18,9 @@ from nerfseg.errors import NerfsegError
 COMMANDS: dict[str, str] = {
     "build-dataset": "dataset_tools.cli:build_dataset",
     "show": "dataset_tools.cli:show",
-    "priors": "dataset_tools.cli:priors",
+    "priors": "dataset_tools.priors_cli:priors",
     "eval": "evaluation.cli:eval_command",
-    "pq-compute": "evaluation.cli:pq_compute_command",
+    "pq-compute": "evaluation.pq_cli:pq_compute_command",
     "train": "baselines.cli:train",
     "grids": "instance_nerf.cli:grids",
     "train-rcnn": "instance_nerf.cli:train_rcnn",

@@ -1,0 +1,82 @@
+"""Click commands of the dataset step: ``build-dataset``, ``show`` and ``priors`` (thin: parse, call one function)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEMO_SOURCE_DIR = "demo_source"
+
+
+@click.command("build-dataset")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Benchmark root to write (resumable).")
+@click.option("--demo", "demo", type=int, default=None, help="Generate N procedural demo rooms in 3D-FRONT format and build them.")
+@click.option("--front3d", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT folder of house JSONs.")
+@click.option("--future", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FUTURE-model folder.")
+@click.option("--texture", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT-texture folder (optional).")
+@click.option("--houses", multiple=True, help="Only these house JSONs (uid or file name); repeatable.")
+@click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--views", type=int, default=None, help="Override the preset's views per scene.")
+@click.option("--grid", "grid_resolution", type=int, default=None, help="Override the preset's voxel grid resolution (longest side).")
+@click.option("--voxelization", type=click.Choice(["solid", "surface"]), default="solid", show_default=True)
+@click.option("--prior", "priors", multiple=True, default=("sim-m2f", "gt"), show_default=True, help="2D priors to write (repeatable; 'none' for none).")
+@click.option("--nerf-rpn-export", is_flag=True, help="Also write NeRF-RPN aabb/ and obb/ .npy (voxel units).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers.")
+@click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def build_dataset(
+    out_dir: Path,
+    demo: int | None,
+    front3d: Path | None,
+    future: Path | None,
+    texture: Path | None,
+    houses: tuple[str, ...],
+    preset: str,
+    seed: int,
+    views: int | None,
+    grid_resolution: int | None,
+    voxelization: str,
+    priors: tuple[str, ...],
+    nerf_rpn_export: bool,
+    workers: int,
+    executor: str,
+    quiet: bool,
+) -> None:
+    """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
+    from dataset_tools.build import build_dataset as run_build
+    from dataset_tools.build import preset_config
+
+    if (demo is None) == (front3d is None):
+        raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
+    priors = tuple(p for p in priors if p != "none")
+    config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export)
+    if demo is not None:
+        from dataset_tools.demo import write_demo_dataset
+
+        paths = write_demo_dataset(out_dir / DEMO_SOURCE_DIR, num_rooms=demo, seed=seed)
+        front3d, future, texture, source, name = paths.front3d_dir, paths.future_dir, paths.texture_dir, "demo", "nerfseg-demo"
+    else:
+        if future is None:
+            raise click.UsageError("--front3d needs --future (the 3D-FUTURE-model folder)")
+        source, name = "3D-FRONT", "nerfseg-3dfront"
+    bench = run_build(out_dir, front3d, future, texture, config, houses=list(houses) or None, workers=workers, executor=executor, name=name, source=source, show_progress=not quiet)
+    rep = bench["report"]
+    click.echo(
+        f"{out_dir}: {len(bench['scenes'])} scenes ({rep['scenes_built']} built, {rep['scenes_reused']} reused) in {rep['build_seconds']:.1f} s; "
+        f"splits train/val/test = {len(bench['splits']['train'])}/{len(bench['splits']['val'])}/{len(bench['splits']['test'])}; "
+        f"{len(rep['dropped_rooms'])} rooms dropped; {rep['num_missing_models']} missing models"
+    )
+
+
+@click.command("show")
+@click.argument("scene_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
+@click.option("--views", "num_views", type=int, default=3, show_default=True)
+def show(scene_dir: Path, out_file: Path, num_views: int) -> None:
+    """Draw an overview of one scene: views with RGB / instance / semantic / depth and a top-down plan with boxes."""
+    from dataset_tools.show import draw_scene_overview
+
+    draw_scene_overview(scene_dir, out_file, num_views=num_views)
+    click.echo(f"wrote {out_file}")
