@@ -1,0 +1,43 @@
+"""``nerfseg train --method NAME``: fit a method on each scene and write its submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option("--method", "method_name", required=True, help="Method name (prior2d, semantic-nerf, dm-nerf, instance-nerf).")
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Built benchmark root.")
+@click.option("--scenes", multiple=True, help="Only these scenes (repeatable); default: every scene of --split.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--prior", default="sim-m2f", show_default=True, help="2D prior to learn from.")
+@click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/NAME).")
+@click.option("--no-resume", is_flag=True, help="Retrain scenes that already have predictions.")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. --set steps=500.")
+def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: tuple[str, ...]) -> None:
+    """Train METHOD on the scenes and write runs/NAME/submission (SPEC section 4)."""
+    from nerfseg.methods import run_method
+
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        parsed[key] = _parse_value(value)
+    out = out_dir or Path("runs") / method_name
+    submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo)
+    click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {method_name} --data {data_root}")
+
+
+def _parse_value(text: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
