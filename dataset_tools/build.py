@@ -209,7 +209,7 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         intr = config.intrinsics
         raycaster = SceneRaycaster(scene)
         t_load = time.perf_counter()
-        poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views)
+        poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views, raycaster=raycaster)
         is_test = split_views(len(poses), int(scene_seed.generate_state(1)[0]), every=config.test_every)
         t_cams = time.perf_counter()
         class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
