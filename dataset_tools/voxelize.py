@@ -113,6 +113,10 @@ def voxelize_scene(scene: Scene, resolution: int, mode: str = "solid") -> VoxelG
         local = tuple(c[w] for c, w in zip(centres, window))
         if mode == "solid":
             mask = solid_mask(verts, faces, local)
+            if not mask.any():
+                # Thinner than a voxel everywhere (a wall lamp, a thin shelf at a coarse grid): no voxel
+                # centre is inside, but the object must still exist in the 3D GT, so take its surface voxels.
+                mask = surface_mask(verts, faces, local, size)
         else:
             mask = surface_mask(verts, faces, local, size)
         if mask.any():
