@@ -1,0 +1,525 @@
+"""The leaderboard web service (FastAPI): public table, per-method pages, an upload form and a JSON API.
+
+Design choices, and why:
+- Requests never evaluate. An upload is checked (team token, size, daily limit), written atomically under the
+  submissions folder next to the database and queued; a worker (a thread of this app, or a separate
+  ``nerfseg leaderboard worker`` process) evaluates it. A slow evaluation cannot time out a request, and a
+  crash cannot lose an accepted upload.
+- Teams authenticate with a bearer token (the upload form takes the same token in a field). Only the token's
+  sha256 is stored.
+- The ground truth is never served: the app has no static mount at all, and no route reads the data folder.
+- The request body is limited while it is received (``BodySizeLimit``), before the multipart parser spools it,
+  and the file is limited again while it is copied.
+- Pages are plain server-side HTML with one small vanilla script (table sorting); plots are inline SVG drawn by
+  matplotlib on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from leaderboard.evaluate import Evaluator, load_evaluator
+from leaderboard.files import ARCHIVE_SUFFIXES, UploadTooLarge, archive_suffix, store_upload
+from leaderboard.store import DailyLimitExceeded, MethodDetail, ResultsStore, StoreError, Submission, Team
+from leaderboard.tables import (
+    SORT_SCRIPT,
+    TABLE_CSS,
+    build_per_class_table,
+    build_table,
+    format_value,
+    render_html_table,
+    table_to_dict,
+)
+from leaderboard.worker import Worker
+from nerfseg.spec import CLASS_NAMES, DEFAULT_PROTOCOL, SPLITS
+
+log = logging.getLogger("nerfseg.leaderboard.server")
+
+FALLBACK_PROTOCOLS = ("nerfseg-v1", "instance-nerf", "panoptic-lifting")
+
+
+def known_protocols() -> tuple[str, ...]:
+    """The evaluator's protocols (evaluation.protocols), so an upload cannot name one that does not exist."""
+    try:
+        from evaluation.protocols import list_protocols
+    except ImportError:
+        return FALLBACK_PROTOCOLS
+    return tuple(sorted(list_protocols(), key=lambda p: (p != DEFAULT_PROTOCOL, p)))  # the default first
+UPLOAD_PATHS = ("/api/submissions", "/submit")
+MULTIPART_SLACK = 64 * 1024  # form fields and multipart boundaries around the file
+
+
+@dataclass
+class ServerSettings:
+    """What ``nerfseg leaderboard serve`` configures."""
+
+    data_root: Path
+    max_upload_bytes: int = 512 * 1024 * 1024
+    daily_limit: int | None = 5  # per team and rolling 24 hours; a team's own limit overrides it
+    worker: str = "thread"  # "thread": evaluate in this process; "none": a separate worker process does it
+    evaluator: str | None = None  # import path of the evaluator; default evaluation.api:evaluate_submission
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0
+    eval_workers: int = 1
+    title: str = "nerfseg leaderboard"
+
+
+# ---------------------------------------------------------------------------------------------
+# Upload size limit, enforced on the raw body
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse an upload whose body passes the limit, from its Content-Length if it has one,
+    or as soon as the received bytes pass it (chunked uploads), so a huge body is never spooled to disk."""
+
+    def __init__(self, app: Any, max_bytes: int, paths: tuple[str, ...] = UPLOAD_PATHS):
+        self.app, self.max_bytes, self.paths = app, max_bytes, paths
+
+    async def _refuse(self, send: Any, path: str) -> None:
+        message = f"upload too large: the limit is {self.max_bytes} bytes"
+        if path.startswith("/api/"):
+            body, ctype = json.dumps({"detail": message}).encode(), b"application/json"
+        else:  # the HTML form
+            body = (f'<!DOCTYPE html><html><body><p class="error">{message}</p>'
+                    '<p><a href="/submit">Back to the form</a></p></body></html>').encode()
+            ctype = b"text/html; charset=utf-8"
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes + MULTIPART_SLACK
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    if int(value) > limit:
+                        await self._refuse(send, scope["path"])
+                        return
+                except ValueError:
+                    pass
+        received = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send, scope["path"])
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML helpers
+
+PAGE_CSS = TABLE_CSS + """
+body { font-family: system-ui, sans-serif; max-width: 70em; margin: 1.5em auto; padding: 0 1em; color: #222; }
+nav a { margin-right: 1em; }
+.status { font-weight: bold; }
+.status.rejected { color: #a00; } .status.evaluated { color: #070; }
+.error { color: #a00; font-weight: bold; }
+form label { display: block; margin: .5em 0; }
+code { background: #f4f4f4; padding: 0 .2em; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def _page(title: str, body: str, refresh: int | None = None, status_code: int = 200) -> HTMLResponse:
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    doc = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{meta}<title>{_esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{PAGE_CSS}</style></head>\n'
+        f'<body><nav><a href="/">Leaderboard</a><a href="/submit">Submit</a><a href="/docs">API</a></nav>\n'
+        f"<h1>{_esc(title)}</h1>\n{body}\n<script>{SORT_SCRIPT}</script></body></html>\n"
+    )
+    return HTMLResponse(doc, status_code=status_code)
+
+
+def _safe_url(url: str | None) -> str | None:
+    """Only http(s) links from a submitter's meta.json become links (no javascript: URLs)."""
+    if url and url.strip().lower().startswith(("http://", "https://")):
+        return url.strip()
+    return None
+
+
+def method_plot_svg(detail: MethodDetail) -> str:
+    """Per-class IoU/PQ bars and per-scene PQ bars as inline SVG (matplotlib's object API: thread-safe, no pyplot)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.0, 3.4), dpi=100)
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1.0]})
+    names = [n for n in CLASS_NAMES if n in detail.per_class] or list(CLASS_NAMES)
+
+    def vals(src: dict[str, dict[str, float | None]], keys: list[str], metric: str) -> list[float]:
+        out = []
+        for k in keys:
+            v = src.get(k, {}).get(metric)
+            out.append(0.0 if v is None else 100.0 * float(v))
+        return out
+
+    xs = list(range(len(names)))
+    ax1.bar([x - 0.2 for x in xs], vals(detail.per_class, names, "iou"), width=0.4, label="IoU", color="#4C72B0")
+    if not detail.semantic_only:
+        ax1.bar([x + 0.2 for x in xs], vals(detail.per_class, names, "pq"), width=0.4, label="PQ", color="#DD8452")
+    ax1.set_xticks(xs, names, rotation=45, ha="right", fontsize=8)
+    ax1.set_ylim(0, 100)
+    ax1.set_ylabel("x100")
+    ax1.set_title("per class", fontsize=10)
+    ax1.legend(fontsize=8)
+    scenes = sorted(detail.per_scene)
+    metric = "miou" if detail.semantic_only else "pq_things"
+    ax2.bar(range(len(scenes)), vals(detail.per_scene, scenes, metric), color="#55A868")
+    ax2.set_xticks(range(len(scenes)), scenes, rotation=45, ha="right", fontsize=8)
+    ax2.set_ylim(0, 100)
+    ax2.set_title(f"per scene ({'mIoU' if detail.semantic_only else 'PQ things'})", fontsize=10)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    svg = buf.getvalue()
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+
+
+def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluator | None = None) -> FastAPI:
+    """The leaderboard app. With ``settings.worker == "thread"`` a worker thread runs for the app's lifetime."""
+    if store.submissions_dir is None:
+        raise StoreError("the server needs a submissions folder (give --submissions-dir with a database URL)")
+    uploads_dir = store.submissions_dir
+    protocols = known_protocols()
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.worker == "thread":
+            fn = evaluate or load_evaluator(settings.evaluator)
+            worker = Worker(store, settings.data_root, fn, lease_seconds=settings.lease_seconds,
+                            poll_seconds=settings.poll_seconds, eval_workers=settings.eval_workers)
+            thread, stop = worker.start_thread()
+            state.update(worker=worker, thread=thread, stop=stop)
+            log.info("worker thread %s started", worker.worker_id)
+        try:
+            yield
+        finally:
+            if "stop" in state:
+                state["stop"].set()
+                state["thread"].join(timeout=30)
+
+    app = FastAPI(title=settings.title, lifespan=lifespan,
+                  description="Submit predictions with a team token; results appear when the worker evaluated them.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.state.store = store
+    app.state.settings = settings
+    app.state.worker_state = state
+
+    # -- authentication and uploads -----------------------------------------------------------
+
+    def team_from_header(request: Request) -> Team:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "missing team token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        team = store.team_by_token(token.strip())
+        if team is None:
+            raise HTTPException(401, "invalid team token", headers={"WWW-Authenticate": "Bearer"})
+        return team
+
+    def accept_upload(team: Team, upload: Any, method: Any, split: Any, protocol: Any) -> tuple[Submission, bool]:
+        """Store the file and queue it (sync: runs in the thread pool). Raises HTTPException for the user."""
+        if upload is None or not hasattr(upload, "file"):
+            raise HTTPException(400, "no file: send the submission archive in the form field 'file'")
+        method = (str(method or "")).strip()
+        if not method or len(method) > 200:
+            raise HTTPException(400, "give the method name (1-200 characters) in the form field 'method'")
+        split = str(split or "test")
+        if split not in SPLITS or split == "train":
+            raise HTTPException(400, f"split must be 'test' or 'val', not {split!r}")
+        protocol = str(protocol or DEFAULT_PROTOCOL)
+        if protocol not in protocols:
+            raise HTTPException(400, f"unknown protocol {protocol!r}; one of {', '.join(protocols)}")
+        suffix = archive_suffix(upload.filename)
+        if suffix is None:
+            raise HTTPException(400, f"upload a submission archive ({', '.join(ARCHIVE_SUFFIXES)}), "
+                                     f"not {upload.filename!r}")
+        try:
+            path, digest, size = store_upload(upload.file, uploads_dir / f"team-{team.id}", suffix,
+                                              settings.max_upload_bytes)
+        except UploadTooLarge as exc:
+            raise HTTPException(413, f"upload too large: the limit is {exc.limit} bytes") from exc
+        try:
+            sub, created = store.create_submission(
+                team_id=team.id, method=method, content_hash=digest, size_bytes=size,
+                filename=Path(upload.filename).name[:255], stored_path=path.relative_to(uploads_dir).as_posix(),
+                split=split, protocol=protocol, daily_limit=settings.daily_limit,
+            )
+        except DailyLimitExceeded as exc:
+            path.unlink(missing_ok=True)
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(int(exc.retry_after_s) + 1)}) from exc
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if not created:
+            path.unlink(missing_ok=True)  # the first upload's file is the one on record
+        return sub, created
+
+    def submission_json(sub: Submission) -> dict[str, Any]:
+        d = sub.to_dict()
+        d["status_url"] = f"/submissions/{sub.key}"
+        d["api_url"] = f"/api/submissions/{sub.key}"
+        if sub.status == "evaluated":
+            report = store.report(sub.id) or {}
+            d["summary"] = report.get("summary")
+        return d
+
+    @app.post("/api/submissions", tags=["teams"])
+    async def api_upload(request: Request) -> JSONResponse:
+        """Upload a submission archive (multipart: file, method, split, protocol) with a bearer team token."""
+        team = await run_in_threadpool(team_from_header, request)
+        form = await request.form(max_files=1, max_fields=10)
+        try:
+            sub, created = await run_in_threadpool(accept_upload, team, form.get("file"), form.get("method"),
+                                                   form.get("split"), form.get("protocol"))
+        finally:
+            await form.close()
+        body = {"duplicate": not created, "submission": submission_json(sub)}
+        return JSONResponse(body, status_code=202 if created else 200)
+
+    @app.get("/api/submissions", tags=["teams"])
+    def api_list(request: Request) -> dict[str, Any]:
+        """The calling team's submissions, oldest first."""
+        team = team_from_header(request)
+        return {"team": team.name, "submissions": [submission_json(s) for s in store.list_submissions(team.id)]}
+
+    @app.get("/api/submissions/{key}", tags=["teams"])
+    def api_status(key: str, request: Request) -> dict[str, Any]:
+        """One of the calling team's submissions: status, reasons when rejected, summary when evaluated."""
+        team = team_from_header(request)
+        sub = store.get_submission(key=key)
+        if sub is None or sub.team_id != team.id:
+            raise HTTPException(404, "no such submission for this team")
+        return submission_json(sub)
+
+    # -- public JSON ----------------------------------------------------------------------------
+
+    @app.get("/api/leaderboard", tags=["public"])
+    def api_leaderboard(protocol: str = DEFAULT_PROTOCOL, split: str = "test", per_class: bool = False) -> dict[str, Any]:
+        """The table for one protocol and split (values x100, one decimal; 'raw' holds the fractions)."""
+        entries = store.leaderboard(protocol, split, per_class=per_class)
+        out = table_to_dict(build_table(entries, protocol, split))
+        if per_class:
+            out["per_class"] = [table_to_dict(build_per_class_table(entries, protocol, split, m)) for m in ("iou", "pq")]
+        return out
+
+    @app.get("/api/boards", tags=["public"])
+    def api_boards() -> dict[str, Any]:
+        return {"boards": [{"protocol": p, "split": s} for p, s in store.boards()]}
+
+    @app.get("/api/methods/{method_id}", tags=["public"])
+    def api_method(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> dict[str, Any]:
+        detail = store.method_detail(method_id, protocol, split)
+        if detail is None:
+            raise HTTPException(404, "no such method")
+        d = {k: getattr(detail, k) for k in ("method_id", "name", "team", "description", "url", "uses_gt_masks",
+                                              "semantic_only", "prior", "protocol", "split", "summary", "per_scene",
+                                              "per_class", "history")}
+        d["submission_id"] = None if detail.submission is None else detail.submission.id
+        return d
+
+    @app.get("/api/health", tags=["public"])
+    def api_health() -> dict[str, Any]:
+        worker = state.get("worker")
+        return {"ok": True, "queue": store.counts_by_status(), "schema_version": store.schema_version(),
+                "worker": "thread" if worker else "external", "worker_alive": bool(state.get("thread")
+                                                                                   and state["thread"].is_alive())}
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
+        entries = store.leaderboard(protocol, split)
+        model = build_table(entries, protocol, split)
+        table = render_html_table(model, lambda row: None if row.entry.method_id is None else
+                                  f"/methods/{row.entry.method_id}?protocol={protocol}&split={split}")
+        boards = store.boards()
+        if (protocol, split) not in boards:
+            boards.insert(0, (protocol, split))
+        links = " ".join(
+            f'<a href="/?protocol={_esc(p)}&amp;split={_esc(s)}">{"<b>" if (p, s) == (protocol, split) else ""}'
+            f'{_esc(p)} / {_esc(s)}{"</b>" if (p, s) == (protocol, split) else ""}</a>' for p, s in boards)
+        body = (f"<p>Protocol / split: {links}</p>\n{table}\n"
+                '<p>Click a column header to sort. <a href="/submit">Submit a result</a>.</p>')
+        return _page(settings.title, body)
+
+    @app.get("/methods/{method_id}", response_class=HTMLResponse, include_in_schema=False)
+    def method_page(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
+        detail = store.method_detail(method_id, protocol, split)
+        if detail is None:
+            return _page("Not found", "<p>No such method.</p>", status_code=404)
+        url = _safe_url(detail.url)
+        info = [f"<p>Team: {_esc(detail.team)}. Protocol {_esc(protocol)}, {_esc(split)} split.</p>"]
+        if detail.description:
+            info.append(f"<p>{_esc(detail.description)}</p>")
+        if url:
+            info.append(f'<p>Paper / code: <a href="{_esc(url)}" rel="nofollow noopener">{_esc(url)}</a></p>')
+        flags = [f"prior: {_esc(detail.prior)}" if detail.prior else "",
+                 "uses ground-truth masks" if detail.uses_gt_masks else "",
+                 "semantic only (no instances)" if detail.semantic_only else ""]
+        if any(flags):
+            info.append("<p>" + "; ".join(f for f in flags if f) + "</p>")
+        if detail.submission is None:
+            return _page(detail.name, "\n".join(info) + "<p>No evaluated submission for this protocol yet.</p>")
+        s = detail.summary
+        summary_rows = "".join(f"<tr><td>{_esc(k)}</td><td class='num'>{format_value(v)}</td></tr>"
+                               for k, v in sorted(s.items()))
+        instance_keys = {"pq_things", "pq_scene", "pq_scene_things", "pq", "sq", "rq"}
+        if detail.semantic_only:  # a method without instances shows "-" for every instance metric
+            hide = lambda table: {k: {m: (None if m in instance_keys else v) for m, v in row.items()}  # noqa: E731
+                                  for k, row in table.items()}
+            detail.per_scene, detail.per_class = hide(detail.per_scene), hide(detail.per_class)
+        scene_metrics = ["miou", "pq_things", "pq_scene", "pq_scene_things", "binary_acc"]
+        scene_rows = "".join(
+            f"<tr><td data-value='{_esc(sc)}'>{_esc(sc)}</td>" + "".join(
+                f"<td class='num' data-value='{'' if m.get(k) is None else m.get(k)}'>{format_value(m.get(k))}</td>"
+                for k in scene_metrics) + f"<td class='num' data-value='{m.get('num_frames') or ''}'>"
+                f"{'' if m.get('num_frames') is None else int(m['num_frames'])}</td></tr>"
+            for sc, m in sorted(detail.per_scene.items()))
+        class_metrics = ["iou", "pq", "sq", "rq"]
+        class_rows = "".join(
+            f"<tr><td data-value='{_esc(c)}'>{_esc(c)}</td>" + "".join(
+                f"<td class='num' data-value='{'' if detail.per_class[c].get(k) is None else detail.per_class[c][k]}'>"
+                f"{format_value(detail.per_class[c].get(k))}</td>" for k in class_metrics) + "</tr>"
+            for c in CLASS_NAMES if c in detail.per_class)
+        head = lambda cols: "".join(f'<th class="num" data-sort="num">{_esc(c)}</th>' for c in cols)  # noqa: E731
+        history = "".join(f"<li>#{h['submission_id']} {_when(h.get('finished_at'))}: mIoU {format_value(h.get('miou'))}, "
+                          f"PQ {format_value(h.get('pq_things'))}</li>" for h in detail.history)
+        body = "\n".join(info) + f"""
+<h2>Summary (x100), submission #{detail.submission.id}, evaluated {_when(detail.submission.finished_at)}</h2>
+<table class="leaderboard" id="summary"><tbody>{summary_rows}</tbody></table>
+<h2>Plots</h2><div class="plot">{method_plot_svg(detail)}</div>
+<h2>Per scene</h2>
+<table class="leaderboard sortable" id="per-scene"><thead><tr><th data-sort="text">scene</th>{head(scene_metrics)}
+<th class="num" data-sort="num">frames</th></tr></thead><tbody>{scene_rows}</tbody></table>
+<h2>Per class</h2>
+<table class="leaderboard sortable" id="per-class"><thead><tr><th data-sort="text">class</th>{head(class_metrics)}
+</tr></thead><tbody>{class_rows}</tbody></table>
+<h2>History</h2><ul>{history}</ul>"""
+        return _page(detail.name, body)
+
+    def submit_form(message: str = "", status_code: int = 200) -> HTMLResponse:
+        options = "".join(f'<option value="{_esc(p)}">{_esc(p)}</option>' for p in protocols)
+        err = f'<p class="error" id="error">{_esc(message)}</p>' if message else ""
+        body = f"""{err}
+<form method="post" action="/submit" enctype="multipart/form-data" id="upload-form">
+<label>Team token <input type="password" name="token" id="token" required autocomplete="off"></label>
+<label>Method name <input type="text" name="method" id="method" required maxlength="200"></label>
+<label>Split <select name="split" id="split"><option value="test">test</option><option value="val">val</option></select></label>
+<label>Protocol <select name="protocol" id="protocol">{options}</select></label>
+<label>Submission archive ({', '.join(ARCHIVE_SUFFIXES)}, at most {settings.max_upload_bytes // (1024 * 1024)} MiB)
+<input type="file" name="file" id="file" required accept=".zip,.gz,.tgz,.tar"></label>
+<button type="submit" id="submit-button">Upload</button>
+</form>
+<p>Teams can also upload with the JSON API: <code>curl -H "Authorization: Bearer TOKEN" -F method=NAME
+-F file=@submission.zip {{this server}}/api/submissions</code>.</p>"""
+        return _page("Submit", body, status_code=status_code)
+
+    @app.get("/submit", response_class=HTMLResponse, include_in_schema=False)
+    def submit_page() -> HTMLResponse:
+        return submit_form()
+
+    @app.post("/submit", include_in_schema=False)
+    async def submit_post(request: Request) -> Response:
+        form = await request.form(max_files=1, max_fields=10)
+        try:
+            token = str(form.get("token") or "").strip()
+            team = await run_in_threadpool(store.team_by_token, token)
+            if team is None:
+                return submit_form("missing team token" if not token else "invalid team token", 401)
+            try:
+                sub, _created = await run_in_threadpool(accept_upload, team, form.get("file"), form.get("method"),
+                                                        form.get("split"), form.get("protocol"))
+            except HTTPException as exc:
+                return submit_form(str(exc.detail), exc.status_code)
+        finally:
+            await form.close()
+        return RedirectResponse(f"/submissions/{sub.key}", status_code=303)
+
+    @app.get("/submissions/{key}", response_class=HTMLResponse, include_in_schema=False)
+    def status_page(key: str) -> HTMLResponse:
+        """Reachable by its unguessable key (the upload redirects here); shows the validator's reasons."""
+        sub = store.get_submission(key=key)
+        if sub is None:
+            return _page("Not found", "<p>No such submission.</p>", status_code=404)
+        rows = [("Method", _esc(sub.method)), ("Team", _esc(sub.team)), ("File", _esc(sub.filename)),
+                ("Protocol / split", f"{_esc(sub.protocol)} / {_esc(sub.split)}"),
+                ("Uploaded", _when(sub.created_at)), ("Finished", _when(sub.finished_at)),
+                ("Attempts", str(sub.attempts))]
+        table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        body = f'<p>Status: <span class="status {sub.status}" id="status">{sub.status}</span></p>'
+        body += f'<table class="leaderboard">{table}</table>'
+        if sub.status == "rejected":
+            body += "<h2>Why it was rejected</h2><ul id=\"reasons\">" + "".join(
+                f"<li>{_esc(r)}</li>" for r in sub.reasons) + "</ul>"
+        if sub.status == "evaluated":
+            summary = (store.report(sub.id) or {}).get("summary", {})
+            shown = ", ".join(f"{k} {format_value(summary.get(k))}" for k in ("miou", "pq_things", "pq_scene_things"))
+            body += (f"<p id=\"summary\">{_esc(shown)} (x100).</p><p><a href=\"/methods/{sub.method_id}?protocol="
+                     f"{_esc(sub.protocol)}&amp;split={_esc(sub.split)}\">Method page</a> - <a href=\"/?protocol="
+                     f"{_esc(sub.protocol)}&amp;split={_esc(sub.split)}\">leaderboard</a></p>")
+        refresh = 2 if sub.status in ("queued", "running") else None
+        if refresh:
+            body += "<p>This page refreshes until the evaluation is done.</p>"
+        return _page(f"Submission {sub.key}", body, refresh=refresh)
+
+    return app
+
+
+def serve(store: ResultsStore, settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn (blocking)."""
+    import uvicorn
+
+    uvicorn.run(create_app(store, settings), host=host, port=port, log_level="info")
+

@@ -1,0 +1,105 @@
+"""A real browser against the live server: headless Chromium (Debian's chromium + chromium-driver, driven by
+selenium) uploads a demo submission with a team token, waits for the evaluation, and finds the new row in the
+sortable table. Skipped only where Chromium cannot be found (run scripts/install_browser.sh)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: run scripts/install_browser.sh")
+
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from leaderboard.store import ResultsStore  # noqa: E402
+from tests.leaderboard.livesite import LiveServer  # noqa: E402
+
+
+def _find(candidates: list[str | None]) -> str | None:
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+CHROMIUM = _find([os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                  "/usr/bin/chromium", "/usr/lib/chromium/chromium"])
+CHROMEDRIVER = _find([os.environ.get("CHROMEDRIVER"), shutil.which("chromedriver"), "/usr/bin/chromedriver",
+                      "/usr/lib/chromium/chromedriver"])
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("Chromium/chromedriver not found: run scripts/install_browser.sh "
+                    "(apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    except WebDriverException as exc:
+        pytest.skip(f"Chromium found at {CHROMIUM} but could not start: {exc.msg}")
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_benchmark: Path,
+                                                    demo: dict[str, Path]) -> None:
+    db = tmp_path / "lb.db"
+    with ResultsStore(db) as store:
+        _team, token = store.add_team("browser-team")
+        store.add_reported("Instance-NeRF", "Instance-NeRF paper, Table 1", {"miou": 0.43, "pq_things": 0.324})
+    # the standard evaluator (evaluation.api) in the server's worker thread: a true end-to-end run
+    server = LiveServer(db, lb_benchmark, tmp_path / "server.log", worker="thread", extra=("--poll", "0.1"),
+                        evaluator=None)
+    try:
+        server.wait_ready()
+        browser.get(server.url + "/submit")
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.ID, "method").send_keys("BrowserNet")
+        browser.find_element(By.ID, "file").send_keys(str(demo["beta"]))
+        browser.find_element(By.ID, "submit-button").click()
+        # the status page refreshes itself until the worker thread has evaluated the upload
+        WebDriverWait(browser, 30, poll_frequency=0.2).until(
+            lambda d: "/submissions/" in d.current_url
+            and d.find_element(By.ID, "status").text in ("evaluated", "rejected"))
+        assert browser.find_element(By.ID, "status").text == "evaluated", browser.page_source[-2000:]
+
+        browser.get(server.url + "/")
+        row = browser.find_element(By.CSS_SELECTOR, 'table#leaderboard tr[data-method="BrowserNet"]')
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[0] == "BrowserNet" and cells[1:] == ["100.0"] * 7  # the demo archive holds the GT
+        assert row.find_element(By.CSS_SELECTOR, "td:nth-child(3) strong").text == "100.0"  # the best PQ is bold
+
+        def order() -> list[str]:
+            return [r.get_attribute("data-method")
+                    for r in browser.find_elements(By.CSS_SELECTOR, "table#leaderboard tbody tr")]
+
+        assert order() == ["BrowserNet", "Instance-NeRF"]  # sorted by PQ
+        miou = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard thead th")[1]
+        miou.click()  # numbers sort descending first: mIoU 100.0 (BrowserNet) vs 43.0
+        assert order() == ["BrowserNet", "Instance-NeRF"]
+        miou.click()
+        deadline = time.monotonic() + 5
+        while order() != ["Instance-NeRF", "BrowserNet"]:
+            assert time.monotonic() < deadline, "clicking the header did not sort the table"
+            time.sleep(0.05)
+        assert miou.get_attribute("aria-sort") == "ascending"
+
+        browser.find_element(By.LINK_TEXT, "BrowserNet").click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".plot svg"))
+        assert "tiny_000" in browser.find_element(By.ID, "per-scene").text
+    finally:
+        server.stop()
