@@ -187,3 +187,19 @@ def test_cli_bad_inputs(tmp_path: Path, demo_source) -> None:
     result = runner.invoke(cli, args)
     assert result.exit_code != 0 and house.name in str(result.exception)
     assert not (tmp_path / "o" / spec.BENCHMARK_JSON).exists()
+
+
+def test_process_pool_and_ray_give_the_same_files(demo_source, built: Path, tmp_path: Path) -> None:
+    """The same per-scene function on 2 processes and on a local Ray instance: identical checksums."""
+    reference = json.loads((built / spec.BENCHMARK_JSON).read_text())["files"]
+    pool = build_dataset(tmp_path / "pool", demo_source.front3d_dir, demo_source.future_dir, demo_source.texture_dir, _config(), workers=2, show_progress=False)
+    assert pool["files"] == reference
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = build_dataset(tmp_path / "ray", demo_source.front3d_dir, demo_source.future_dir, demo_source.texture_dir, _config(), executor="ray", show_progress=False)
+    finally:
+        ray.shutdown()
+    assert on_ray["files"] == reference
