@@ -7,4 +7,4 @@ from evaluation.pq_compute import pq_compute
 from evaluation.protocols import get_protocol, list_protocols
 from evaluation.types import GT3D, VOID, FrameGT, FramePred, Pred3D
 
-__all__ = ["pq_compute", "get_protocol", "list_protocols", "FrameGT", "FramePred", "GT3D", "Pred3D", "VOID"]
+__all__ = ["GT3D", "VOID", "FrameGT", "FramePred", "Pred3D", "get_protocol", "list_protocols", "pq_compute"]

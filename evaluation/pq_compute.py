@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from evaluation.metrics.frame import read_panoptic_ids
 from evaluation.metrics.panoptic import PanopticQuality
@@ -100,7 +102,7 @@ def pq_compute(
         # a few chunks per worker balance uneven images; each returns a small state, merged below
         n_chunks = min(len(pairs), n_workers * 4)
         bounds = [round(i * len(pairs) / n_chunks) for i in range(n_chunks + 1)]
-        chunks = [pairs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        chunks = [pairs[a:b] for a, b in pairwise(bounds)]
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
             futures = [pool.submit(_evaluate_chunk, chunk, str(gt_folder), str(pred_folder), categories) for chunk in chunks]
             results = [f.result() for f in futures]
@@ -141,4 +143,4 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["pq_compute", "format_table", "to_panopticapi"]
+__all__ = ["format_table", "pq_compute", "to_panopticapi"]

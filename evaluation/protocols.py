@@ -22,16 +22,17 @@ frames can be evaluated in several processes and combined.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from evaluation.metrics.base import Accumulator, fnum, nanmean
+from evaluation.metrics.base import Accumulator, nanmean
 from evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingScene, resize_nearest
 from evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_stats
 from evaluation.metrics.frame import FrameStats, frame_stats
-from evaluation.metrics.panoptic import CategoryTable, PanopticQuality, frame_pq_counts, pq_summary
+from evaluation.metrics.panoptic import CategoryTable, PanopticQuality, frame_pq_counts
 from evaluation.metrics.scene_panoptic import ScenePanopticQuality
 from evaluation.metrics.voxel3d import Voxel3D
 from evaluation.types import GT3D, FrameGT, FramePred, Pred3D
@@ -60,9 +61,9 @@ class Protocol:
     name: str
     version: str
     description: str
-    accumulator: Callable[["Protocol"], "ProtocolAccumulator"]
+    accumulator: Callable[[Protocol], ProtocolAccumulator]
 
-    def new_accumulator(self) -> "ProtocolAccumulator":
+    def new_accumulator(self) -> ProtocolAccumulator:
         return self.accumulator(self)
 
 
@@ -107,7 +108,7 @@ class ProtocolAccumulator(Accumulator):
     def _metrics(self) -> dict[str, Accumulator]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def merge(self, other: "ProtocolAccumulator") -> "ProtocolAccumulator":
+    def merge(self, other: ProtocolAccumulator) -> ProtocolAccumulator:
         self._check_same(other)
         for sid, names in other.frames.items():
             dup = self.frames.get(sid, set()) & names
@@ -133,7 +134,7 @@ class ProtocolAccumulator(Accumulator):
             acc._load(state["metrics"][key])
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> "ProtocolAccumulator":
+    def from_state(cls, state: Mapping[str, Any]) -> ProtocolAccumulator:
         return accumulator_from_state(state)
 
     # -- output -----------------------------------------------------------------------------------
@@ -170,7 +171,9 @@ def _stats(sid: str, frame: str, gt: FrameGT, pred: FramePred, strict: bool = Tr
 
 
 def _scene_slot(per_scene: dict, sid: str) -> dict:
-    return per_scene.setdefault(sid, {"miou": None, "pq_things": None, "pq_scene": None, "pq_scene_things": None, "binary_acc": None, "num_frames": 0})
+    return per_scene.setdefault(
+        sid, {"miou": None, "pq_things": None, "pq_scene": None, "pq_scene_things": None, "binary_acc": None, "num_frames": 0}
+    )
 
 
 def _report_3d(voxel: Voxel3D, summary: dict, per_class: dict, per_scene: dict, details: dict) -> None:
@@ -204,18 +207,25 @@ class NerfsegV1(ProtocolAccumulator):
         self.voxel = Voxel3D(spec.NUM_CLASSES)
 
     def _metrics(self) -> dict[str, Accumulator]:
-        return {"scene_pq": self.scene_pq, "confusion": self.confusion, "binary": self.binary, "voxel": self.voxel, "pq": _PQByScene(self.pq_scenes)}
+        return {
+            "scene_pq": self.scene_pq,
+            "confusion": self.confusion,
+            "binary": self.binary,
+            "voxel": self.voxel,
+            "pq": _PQByScene(self.pq_scenes),
+        }
 
     def _update(self, sid: str, frame: str, gt: FrameGT, pred: FramePred) -> None:
+        # everything that can reject the frame runs before anything is recorded
         stats = _stats(sid, frame, gt, pred)
         counts = frame_pq_counts(stats, self.cats, f"{sid}/{frame}")
         cm = confusion_from_stats(stats, spec.NUM_CLASSES)
+        self.scene_pq.update_stats(sid, stats, f"{sid}/{frame}")  # validates before it records
         pq = self.pq_scenes.get(sid)
         if pq is None:
             pq = self.pq_scenes[sid] = PanopticQuality(CATEGORIES)
         pq.add_counts(*counts)
         pq.num_frames += 1
-        self.scene_pq.update_stats(sid, stats)
         self.confusion.update_matrix(sid, cm)
         self.binary.update_confusion(sid, cm)
 
@@ -270,7 +280,7 @@ class _PQByScene(Accumulator):
     def __init__(self, scenes: dict[str, PanopticQuality]):
         self.scenes = scenes
 
-    def merge(self, other: "_PQByScene") -> "_PQByScene":
+    def merge(self, other: _PQByScene) -> _PQByScene:
         for sid, pq in other.scenes.items():
             if sid in self.scenes:
                 self.scenes[sid].merge(pq)
@@ -385,9 +395,21 @@ class PanopticLiftingCompat(ProtocolAccumulator):
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("nerfseg-v1", PROTOCOL_VERSION, "nerfseg's own metrics (SPEC 5): mIoU, PQ Things/Stuff/All, PQ^scene, binary, 3D", NerfsegV1),
-        Protocol("instance-nerf", PROTOCOL_VERSION, "Instance-NeRF eval.py: scene-pooled mIoU, things-only PQ with its quirks", InstanceNerfCompat),
-        Protocol("panoptic-lifting", PROTOCOL_VERSION, "Panoptic Lifting evaluate.py: 512x512, class filters, PQ^scene and mIoU per scene", PanopticLiftingCompat),
+        Protocol(
+            "nerfseg-v1", PROTOCOL_VERSION, "nerfseg's own metrics (SPEC 5): mIoU, PQ Things/Stuff/All, PQ^scene, binary, 3D", NerfsegV1
+        ),
+        Protocol(
+            "instance-nerf",
+            PROTOCOL_VERSION,
+            "Instance-NeRF eval.py: scene-pooled mIoU, things-only PQ with its quirks",
+            InstanceNerfCompat,
+        ),
+        Protocol(
+            "panoptic-lifting",
+            PROTOCOL_VERSION,
+            "Panoptic Lifting evaluate.py: 512x512, class filters, PQ^scene and mIoU per scene",
+            PanopticLiftingCompat,
+        ),
     )
 }
 

@@ -24,6 +24,9 @@ class InputError(NerfsegError, ValueError):
             where += f" [{key}]"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):  # picklable, so pool workers can send it back to the parent unchanged
+        return (type(self), (self.path, self.problem, self.key))
+
 
 class UnknownCategoryError(InputError):
     """A 3D-FUTURE (category, super-category) pair is not in the class table: never dropped silently."""

@@ -9,9 +9,11 @@ and ``merge`` adds another accumulator's state so frames can be split over proce
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
+from typing_extensions import Self
 
 T = TypeVar("T", bound="Accumulator")
 
@@ -25,7 +27,7 @@ class Accumulator:
     def compute(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def merge(self: T, other: T) -> T:  # pragma: no cover - abstract
+    def merge(self, other: Self) -> Self:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -39,7 +41,7 @@ class Accumulator:
         return {}
 
     @classmethod
-    def from_state(cls: type[T], state: Mapping[str, Any]) -> T:
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
         obj = cls(**state.get("config", {}))
         obj._load(state)
         return obj

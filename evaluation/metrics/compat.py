@@ -18,8 +18,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -70,7 +71,7 @@ class InstanceNerfPQ(Accumulator):
         else:
             gt_best = np.zeros(g_rows.size)
         visible = set(stats.gt_ids[g_rows].tolist())
-        invisible = len(set(int(i) for i in scene_instances) - visible)
+        invisible = len({int(i) for i in scene_instances} - visible)
         fn = int((gt_best < 0.5).sum()) + invisible
         t = self.totals.setdefault(str(scene_id), np.zeros(5))
         t += (iou_sum, tp, fp, fn, 1)
@@ -100,7 +101,7 @@ class InstanceNerfPQ(Accumulator):
         out["per_scene"] = per_scene
         return out
 
-    def merge(self, other: "InstanceNerfPQ") -> "InstanceNerfPQ":
+    def merge(self, other: InstanceNerfPQ) -> InstanceNerfPQ:
         self._check_same(other)
         for sid, t in other.totals.items():
             self.totals.setdefault(sid, np.zeros(5))[...] += t
@@ -256,7 +257,15 @@ class PanopticLiftingScene(Accumulator):
         sq = np.where(tp > 0, safe_div(iou_sum, tp), 0.0)
         rq = np.where(den > 0, safe_div(tp, den), 0.0)
         per_class = {
-            int(c): {"pq": float(pq[i]), "sq": float(sq[i]), "rq": float(rq[i]), "tp": int(tp[i]), "fp": int(fp[i]), "fn": int(fn[i]), "iou_sum": float(iou_sum[i])}
+            int(c): {
+                "pq": float(pq[i]),
+                "sq": float(sq[i]),
+                "rq": float(rq[i]),
+                "tp": int(tp[i]),
+                "fp": int(fp[i]),
+                "fn": int(fn[i]),
+                "iou_sum": float(iou_sum[i]),
+            }
             for i, c in enumerate(order)
         }
         return {"pq": float(pq.mean()), "sq": float(sq.mean()), "rq": float(rq.mean()), "classes": order, "per_class": per_class}
@@ -288,8 +297,16 @@ class PanopticLiftingScene(Accumulator):
             pq = self.scene_pq(sid)
             miou, iou = self.scene_miou(sid)
             ious.append(iou)
-            per_scene[sid] = {"pq": pq["pq"], "sq": pq["sq"], "rq": pq["rq"], "miou": miou, "classes": pq["classes"],
-                              "per_class": pq["per_class"], "per_class_iou": [fnum(v) for v in iou], "num_frames": self.frames.get(sid, 0)}
+            per_scene[sid] = {
+                "pq": pq["pq"],
+                "sq": pq["sq"],
+                "rq": pq["rq"],
+                "miou": miou,
+                "classes": pq["classes"],
+                "per_class": pq["per_class"],
+                "per_class_iou": [fnum(v) for v in iou],
+                "num_frames": self.frames.get(sid, 0),
+            }
         if ious:
             stack = np.stack(ious)
             defined = ~np.isnan(stack)
@@ -306,7 +323,7 @@ class PanopticLiftingScene(Accumulator):
             "num_scenes": len(per_scene),
         }
 
-    def merge(self, other: "PanopticLiftingScene") -> "PanopticLiftingScene":
+    def merge(self, other: PanopticLiftingScene) -> PanopticLiftingScene:
         self._check_same(other)
         for sid, s in other.scenes.items():
             self.scenes.setdefault(sid, SparseSum(integer=True)).merge(s)

@@ -9,7 +9,8 @@ and the column, torchmetrics #312); a predicted void pixel on valid GT is a miss
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -42,13 +43,13 @@ def confusion_from_maps(
     p = np.where(p == VOID, c, p)
     bad_p = (p < 0) | (p > c)
     if bad_p.any():
-        raise InputError(None, f"predicted semantic values {np.unique(p[bad_p])[:10].tolist()} are outside 0..{c - 1} and not VOID ({VOID})")
+        raise InputError(
+            None, f"predicted semantic values {np.unique(p[bad_p])[:10].tolist()} are outside 0..{c - 1} and not VOID ({VOID})"
+        )
     return np.bincount(g * (c + 1) + p, minlength=c * (c + 1)).reshape(c, c + 1).astype(np.int64)
 
 
-def confusion_from_stats(
-    stats: FrameStats, num_classes: int, gt_void_as: int | None = None, pred_void_as: int | None = None
-) -> np.ndarray:
+def confusion_from_stats(stats: FrameStats, num_classes: int, gt_void_as: int | None = None, pred_void_as: int | None = None) -> np.ndarray:
     """(C, C+1) confusion matrix of a frame from its joint segment histogram (no second pixel pass).
 
     GT void (and ids without a segment) is dropped unless ``gt_void_as`` names a class to count it as;
@@ -142,7 +143,7 @@ class ConfusionMIoU(Accumulator):
             "num_scenes": len(per_scene),
         }
 
-    def merge(self, other: "ConfusionMIoU") -> "ConfusionMIoU":
+    def merge(self, other: ConfusionMIoU) -> ConfusionMIoU:
         self._check_same(other)
         for sid, m in other.matrices.items():
             self._matrix(sid)[...] += m
@@ -210,7 +211,7 @@ class BinaryForeground(Accumulator):
         out["per_scene"] = per_scene
         return out
 
-    def merge(self, other: "BinaryForeground") -> "BinaryForeground":
+    def merge(self, other: BinaryForeground) -> BinaryForeground:
         self._check_same(other)
         for sid, m in other.matrices.items():
             self.matrices.setdefault(sid, np.zeros((2, 2), dtype=np.int64))[...] += m

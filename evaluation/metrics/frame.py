@@ -3,8 +3,11 @@
 Every 2D metric of nerfseg (PQ, PQ^scene, the confusion matrix behind mIoU, the binary metric and the
 compatibility protocols) is a function of this small matrix plus the segments' categories, so a protocol
 builds it once per frame and feeds it to all its accumulators (see :class:`FrameStats`). The pixel pass is
-the only O(H*W) work: ids are mapped to compact labels through a lookup table (ids < 2^25) or a binary
-search (larger ids), then ``np.bincount`` counts the packed ``gt_label * n_pred + pred_label`` pairs.
+the only O(H*W) work, kept to a few vectorised sweeps: label maps are piecewise constant, so the frame is
+cut into runs of constant (gt id, pred id) along raster order (two comparisons and a ``flatnonzero``); the
+run values are mapped to compact labels (a small lookup table, or a binary search for large ids) and
+``np.bincount`` sums the run lengths per packed ``gt_label * n_pred + pred_label``. Fragmented maps (more
+than one run per four pixels) fall back to labelling every pixel.
 
 Label layout on both axes: 0 = *unlisted* (an id in the map without a segment entry), 1 = VOID (id 0),
 2.. = the listed segments in ascending id order.
@@ -14,9 +17,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,8 +35,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 UNLISTED = 0
 VOID_LABEL = 1
 FIRST_SEGMENT = 2
-#: ids below this use a lookup table (calloc'd, so only the touched pages cost memory); above, searchsorted
-_LUT_LIMIT = 1 << 25
+#: ids below this use a lookup table; above, a binary search over the sorted keys (a table over 2^24
+#: random COCO ids costs ~1 ms just to allocate and fault in, more than searching the ~10^4 run values)
+_LUT_LIMIT = 1 << 17
 
 
 def _where(source: str | Path | None) -> Path | None:
@@ -51,21 +56,23 @@ def label_image(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     if k:
         top = max(top, int(keys[-1]))
     if top < _LUT_LIMIT:
-        lut = np.zeros(top + 1, dtype=dtype)
+        lut = np.zeros(top + 1, dtype=dtype)  # small: tens of KiB
         lut[0] = VOID_LABEL
         lut[keys] = np.arange(FIRST_SEGMENT, k + FIRST_SEGMENT, dtype=dtype)
         return np.take(lut, flat)
-    # very large ids (possible only outside COCO PNGs): binary search instead of a huge table
     out = np.zeros(flat.shape, dtype=dtype)
     if k:
-        pos = np.minimum(np.searchsorted(keys, flat), k - 1)
-        hit = keys[pos] == flat
+        vals = flat.astype(np.int64, copy=False)  # uint64 vs int64 would compare as float64
+        pos = np.minimum(np.searchsorted(keys, vals), k - 1)
+        hit = keys[pos] == vals
         out[hit] = (pos[hit] + FIRST_SEGMENT).astype(dtype)
     out[flat == 0] = VOID_LABEL
     return out
 
 
-def joint_histogram(gt_labels: np.ndarray, n_gt: int, pred_labels: np.ndarray, n_pred: int, weights: np.ndarray | None = None) -> np.ndarray:
+def joint_histogram(
+    gt_labels: np.ndarray, n_gt: int, pred_labels: np.ndarray, n_pred: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """(n_gt, n_pred) int64 matrix of pixel counts for every (gt label, pred label) pair."""
     joint = gt_labels.astype(np.intp)
     joint *= n_pred
@@ -107,9 +114,7 @@ def joint_counts(gt_ids: np.ndarray, gt_keys: np.ndarray, pred_ids: np.ndarray, 
     if runs is None:
         return joint_histogram(label_image(gt_flat, gt_keys), n_gt, label_image(pred_flat, pred_keys), n_pred)
     starts, lengths = runs
-    return joint_histogram(
-        label_image(gt_flat[starts], gt_keys), n_gt, label_image(pred_flat[starts], pred_keys), n_pred, weights=lengths
-    )
+    return joint_histogram(label_image(gt_flat[starts], gt_keys), n_gt, label_image(pred_flat[starts], pred_keys), n_pred, weights=lengths)
 
 
 def _segment_arrays(segments: Mapping[int, Mapping[str, Any]], gt: bool, where: Path | None) -> dict[str, np.ndarray]:
@@ -258,7 +263,7 @@ def read_panoptic_ids(path: str | Path) -> np.ndarray:
         if _png_rgb8(data):
             try:
                 arr = _pyspng.load(data)
-            except Exception:  # corrupt: let Pillow produce the error message below
+            except Exception:  # noqa: BLE001 - corrupt: let Pillow produce the error message below
                 arr = None
             if arr is not None and arr.ndim == 3 and arr.shape[2] in (3, 4):
                 return rgb_to_ids(np.ascontiguousarray(arr[..., :3]) if arr.shape[2] == 4 else arr)
@@ -278,7 +283,7 @@ def read_panoptic_ids(path: str | Path) -> np.ndarray:
         raise InputError(path, "file not found") from None
     except InputError:
         raise
-    except Exception as exc:  # PIL raises many types for corrupt data
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
         raise InputError(path, f"corrupt or unreadable PNG ({type(exc).__name__}: {exc})") from None
     return rgb_to_ids(arr)
 

@@ -14,8 +14,9 @@ here and the scene-level metric (``scene_panoptic.py``) both call it, so they ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -94,9 +95,7 @@ def pq_match(
     return tp, fp, fn, iou_sum
 
 
-def pq_summary(
-    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, iou_sum: np.ndarray, cats: CategoryTable
-) -> dict[str, Any]:
+def pq_summary(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, iou_sum: np.ndarray, cats: CategoryTable) -> dict[str, Any]:
     """Per-category PQ/SQ/RQ and their All/Things/Stuff means, panopticapi's ``pq_average`` rules.
 
     Categories with TP+FP+FN == 0 are skipped (``None`` in ``per_class``, absent from ``n``); PQ, SQ and
@@ -239,7 +238,7 @@ class PanopticQuality(Accumulator):
         out["num_frames"] = self.num_frames
         return out
 
-    def merge(self, other: "PanopticQuality") -> "PanopticQuality":
+    def merge(self, other: PanopticQuality) -> PanopticQuality:
         self._check_same(other)
         self.tp += other.tp
         self.fp += other.fp

@@ -13,8 +13,9 @@ equals running :class:`PanopticQuality` on the concatenated frames (tests check 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class SparseSum:
         self.values = np.rint(sums).astype(np.int64) if self.integer else sums
         self._pending_keys, self._pending_values, self._pending = [], [], 0
 
-    def merge(self, other: "SparseSum") -> None:
+    def merge(self, other: SparseSum) -> None:
         other.compact()
         self.add(other.keys, other.values)
         self.compact()
@@ -74,7 +75,7 @@ class SparseSum:
         return {"keys": self.keys.copy(), "values": self.values.copy()}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], integer: bool = True) -> "SparseSum":
+    def from_state(cls, state: Mapping[str, Any], integer: bool = True) -> SparseSum:
         obj = cls(integer)
         obj.keys = np.asarray(state["keys"], dtype=np.uint64).copy()
         obj.values = np.asarray(state["values"], dtype=np.int64 if integer else np.float64).copy()
@@ -99,7 +100,7 @@ class _SceneTables:
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> "_SceneTables":
+    def from_state(cls, state: Mapping[str, Any]) -> _SceneTables:
         obj = cls()
         obj.pairs = SparseSum.from_state(state["pairs"], True)
         obj.gt_area = SparseSum.from_state(state["gt_area"], False)
@@ -107,7 +108,7 @@ class _SceneTables:
         obj.num_frames = int(state["num_frames"])
         return obj
 
-    def merge(self, other: "_SceneTables") -> None:
+    def merge(self, other: _SceneTables) -> None:
         self.pairs.merge(other.pairs)
         self.gt_area.merge(other.gt_area)
         self.pred_area.merge(other.pred_area)
@@ -223,7 +224,7 @@ class ScenePanopticQuality(Accumulator):
             out[split]["n"] = sum(1 for s in per_scene.values() if s[split]["pq"] is not None)  # scenes averaged
         return out
 
-    def merge(self, other: "ScenePanopticQuality") -> "ScenePanopticQuality":
+    def merge(self, other: ScenePanopticQuality) -> ScenePanopticQuality:
         self._check_same(other)
         for sid, t in other.scenes.items():
             if sid in self.scenes:

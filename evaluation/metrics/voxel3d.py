@@ -11,12 +11,14 @@ predictions, so it is done at ``update`` time and only (class, score, TP flags) 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
 from evaluation.metrics.base import Accumulator, fnum, nanmean
-from evaluation.metrics.confusion import ConfusionMIoU
+from evaluation.metrics.confusion import ConfusionMIoU, confusion_from_maps
 from evaluation.types import GT3D, Pred3D
 from nerfseg.errors import InputError
 
@@ -68,7 +70,9 @@ def mask_ious(gt_instance: np.ndarray, gt_ids: np.ndarray, pred: Pred3D) -> tupl
     elif pred.instance is not None and pred.ids is not None:
         p_grid = np.asarray(pred.instance).reshape(-1).astype(np.int64)
         if p_grid.size != gt_flat.size:
-            raise InputError(None, f"predicted instance grid has shape {np.asarray(pred.instance).shape}, GT grid {np.asarray(gt_instance).shape}")
+            raise InputError(
+                None, f"predicted instance grid has shape {np.asarray(pred.instance).shape}, GT grid {np.asarray(gt_instance).shape}"
+            )
         p_ids = np.asarray(pred.ids, dtype=np.int64)
         k = p_ids.size
         ptop = int(max(p_grid.max(initial=0), p_ids.max(initial=0))) + 1
@@ -134,22 +138,29 @@ class Voxel3D(Accumulator):
         if classes.size and (classes.min() < 1 or classes.max() >= c):
             raise InputError(None, f"scene {sid}: predicted 3D classes must lie in 1..{c - 1}")
 
-        # semantic grids -> voxel confusion (no void in 3D)
+        k = classes.size
+        if pred.masks is not None:
+            n_pred = np.shape(pred.masks)[0]
+        elif pred.instance is not None and pred.ids is not None:
+            n_pred = len(pred.ids)
+        else:
+            raise InputError(None, f"scene {sid}: 3D prediction needs either masks or an instance grid with ids")
+        if n_pred != k:
+            raise InputError(None, f"scene {sid}: {n_pred} predicted instances but {k} classes")
+
+        # semantic grids -> voxel confusion (no void in 3D); committed only once everything succeeded
         if gt.semantic is not None:
             gt_sem = np.asarray(gt.semantic)
         else:
             flat = gt_inst.astype(np.int64)
             top = int(max(flat.max(initial=0), gt_ids.max(initial=0))) + 1
             gt_sem = _lut(gt_ids, gt_cls, top)[flat]
-        self.confusion.update(sid, gt_sem, _pred_semantic(gt_inst.shape, pred, classes, scores))
+        cm = confusion_from_maps(gt_sem, _pred_semantic(gt_inst.shape, pred, classes, scores), c)
 
         # instance matching (NeRF-RCNN rules)
-        k = classes.size
         tp = np.zeros((k, len(self.iou_thresholds)), dtype=bool)
         if k:
             iou, _ = mask_ious(gt_inst, gt_ids, pred)
-            if iou.shape[0] != k:
-                raise InputError(None, f"scene {sid}: {iou.shape[0]} predicted instances but {k} classes")
             for cls in np.unique(classes):
                 preds = np.flatnonzero(classes == cls)
                 preds = preds[np.argsort(-scores[preds], kind="stable")]
@@ -165,6 +176,7 @@ class Voxel3D(Accumulator):
                         if best_iou[row] >= thr:
                             tp[pi, t] = not taken[best[row]]
                             taken[best[row]] = True
+        self.confusion.update_matrix(sid, cm)
         self.n_pos += np.bincount(gt_cls, minlength=c)[:c]
         self.det_class.append(classes)
         self.det_score.append(scores)
@@ -204,7 +216,7 @@ class Voxel3D(Accumulator):
         }
         return out
 
-    def merge(self, other: "Voxel3D") -> "Voxel3D":
+    def merge(self, other: Voxel3D) -> Voxel3D:
         self._check_same(other)
         overlap = set(self.scenes) & set(other.scenes)
         if overlap:
@@ -238,7 +250,7 @@ class Voxel3D(Accumulator):
         cls = np.asarray(state["det_class"], dtype=np.int64)
         score = np.asarray(state["det_score"], dtype=np.float64)
         tp = np.asarray(state["det_tp"], dtype=bool).reshape(-1, len(self.iou_thresholds))
-        self.det_class = [cls[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:])]
-        self.det_score = [score[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:])]
-        self.det_tp = [tp[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:])]
+        self.det_class = [cls[a:b].copy() for a, b in pairwise(bounds)]
+        self.det_score = [score[a:b].copy() for a, b in pairwise(bounds)]
+        self.det_tp = [tp[a:b].copy() for a, b in pairwise(bounds)]
         self.scenes = [str(s) for s in state["scenes"]]

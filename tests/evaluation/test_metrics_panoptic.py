@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import pickle
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +304,7 @@ def make_coco_case(root: Path, n_images: int = 20, seed: int = 0, h: int = 48, w
         # stuff: 1-3 horizontal bands
         bands = np.sort(rng.choice(np.arange(1, h), rng.integers(0, 3), replace=False))
         edges = [0, *bands.tolist(), h]
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in pairwise(edges):
             sid = new_id()
             gt[a:b] = sid
             cat_of[sid] = int(rng.choice(stuffs))
@@ -340,7 +341,7 @@ def make_coco_case(root: Path, n_images: int = 20, seed: int = 0, h: int = 48, w
                 shifted = np.roll(mask, int(rng.integers(-4, 5)), axis=int(rng.integers(0, 2)))
                 pred[shifted] = pid
             elif 0.34 <= r < 0.44:
-                ys, xs = np.nonzero(mask)
+                _, xs = np.nonzero(mask)
                 cut = mask & (np.arange(w)[None, :] < int(np.median(xs)))
                 pid2 = new_id()
                 pred[mask] = pid
@@ -396,7 +397,12 @@ def load_frames(case: dict[str, Any]):
 def hotcoco_pq(gt_json: Path, pred_json: Path, gt_folder: Path | None = None, pred_folder: Path | None = None) -> dict:
     hot = pytest.importorskip("hotcoco.panoptic")
     with contextlib.redirect_stdout(io.StringIO()):
-        return hot.pq_compute(str(gt_json), str(pred_json), gt_folder=None if gt_folder is None else str(gt_folder), pred_folder=None if pred_folder is None else str(pred_folder))
+        return hot.pq_compute(
+            str(gt_json),
+            str(pred_json),
+            gt_folder=None if gt_folder is None else str(gt_folder),
+            pred_folder=None if pred_folder is None else str(pred_folder),
+        )
 
 
 def assert_parity(ours: dict, hot: dict, panopticapi_shape: bool) -> None:

@@ -43,9 +43,9 @@ def _scene(rng: np.random.Generator, n_frames: int, consistent: bool, h: int = 2
             if i in objects:
                 gt_segs[i] = {"category_id": objects[i], "iscrowd": 0}
             elif i in crowd_ids.values():
-                gt_segs[i] = {"category_id": [c for c, v in crowd_ids.items() if v == i][0], "iscrowd": 1}
+                gt_segs[i] = {"category_id": next(c for c, v in crowd_ids.items() if v == i), "iscrowd": 1}
             else:
-                gt_segs[i] = {"category_id": [c for c, v in stuff_ids.items() if v == i][0], "iscrowd": 0}
+                gt_segs[i] = {"category_id": next(c for c, v in stuff_ids.items() if v == i), "iscrowd": 0}
         pred = np.zeros_like(gt)
         pred_segs = {}
         for i, s in gt_segs.items():
@@ -131,9 +131,10 @@ def test_consistent_ids_match_and_inconsistent_ids_do_not():
 
 def test_stuff_ids_may_differ_between_views():
     frames = _two_views((41, 41))
-    gt, gs, pred, ps = frames[1]
+    gt, _, pred, _ = frames[1]
     pred = np.where(pred == 700, 701, pred)
-    frames[1] = (gt, gs, pred, {41: {"category_id": 3}, 701: {"category_id": 0}})
+    gt = np.where(gt == 100, 101, gt)
+    frames[1] = (gt, {5: {"category_id": 3}, 101: {"category_id": 0}}, pred, {41: {"category_id": 3}, 701: {"category_id": 0}})
     spq = ScenePanopticQuality(CATS)
     for frame in frames:
         spq.update("scene", *frame)
