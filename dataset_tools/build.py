@@ -24,8 +24,8 @@ import numpy as np
 from nerfseg import __version__, spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
-from nerfseg.gt3d import GT3D, make_instance_table, write_gt3d
-from nerfseg.io import segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
+from nerfseg.gt3d import GT3D, make_instance_table, read_gt3d, write_gt3d
+from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
 
 from dataset_tools.cameras import CameraConfig, sample_cameras, split_views
 from dataset_tools.front3d import RoomFilter, iter_houses, load_house
@@ -66,6 +66,7 @@ class BuildConfig:
         d = to_jsonable(self)
         d.pop("scene_split", None)
         d.pop("nerf_rpn_export", None)
+        d["prior_params"] = _prior_params(self)  # new prior defaults must rebuild the priors
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -180,10 +181,12 @@ def scene_is_complete(scene_path: Path, config: BuildConfig, verify: bool = True
     if not verify:
         return True
     for rel, digest in manifest.get("files", {}).items():
+        if rel.startswith(f"{spec.PRIORS_DIR}/"):
+            continue  # priors may be regenerated in place by `nerfseg priors` (atomically); checked below
         f = scene_path / rel
         if not f.exists() or sha256_file(f) != digest:
             return False
-    return True
+    return all((scene_path / spec.PRIORS_DIR / p / spec.PANOPTIC_JSON).exists() for p in config.priors)
 
 
 def _panoptic_ids(instance: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -418,38 +421,29 @@ def build_dataset(
 
 def _record_from_manifest(scene_path: Path) -> dict[str, Any]:
     manifest = json.loads((scene_path / MANIFEST).read_text())
-    return {**manifest["record"], "files": manifest["files"]}
+    files = {rel: d for rel, d in manifest["files"].items() if not rel.startswith(f"{spec.PRIORS_DIR}/")}
+    for p in sorted((scene_path / spec.PRIORS_DIR).rglob("*")):
+        if p.is_file():
+            files[str(p.relative_to(scene_path))] = sha256_file(p)
+    return {**manifest["record"], "files": files}
 
 
 def _prior_params(config: BuildConfig) -> dict[str, Any]:
-    if not config.priors:
-        return {}
-    try:
-        from dataset_tools.priors import prior_parameters
-    except ImportError:
-        return {}
-    return {p: prior_parameters(p) for p in config.priors}
+    from dataset_tools.priors import prior_parameters
+
+    return {p: prior_parameters(p, seed=config.seed) for p in config.priors}
 
 
 def export_nerf_rpn(out_root: Path, scene_ids: Iterable[str], splits: dict[str, list[str]]) -> None:
     """NeRF-RPN style ``aabb/<scene>.npy`` (N,6) and ``obb/<scene>.npy`` (N,7) in voxel units, plus the split file."""
-    from nerfseg.gt3d import read_gt3d
-
     for sid in scene_ids:
         gt = read_gt3d(spec.scene_dir(out_root, sid) / spec.GT3D_H5)
         aabb, obb = gt.boxes_in_voxel_units()
         for folder, arr in (("aabb", aabb), ("obb", obb)):
-            from nerfseg.io import atomic_path
-
-            with atomic_path(out_root / folder / f"{sid}.npy") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, arr)
-    with_split = {f"{k}_scenes": np.array(v) for k, v in splits.items()}
-    from nerfseg.io import atomic_path
-
-    with atomic_path(out_root / "3dfront_split.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **with_split)
+            with atomic_path(out_root / folder / f"{sid}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arr)
+    with atomic_path(out_root / "3dfront_split.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"{k}_scenes": np.array(v) for k, v in splits.items()})
 
 
 class _progress:

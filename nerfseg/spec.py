@@ -180,7 +180,7 @@ def load_scene_info(scene_path: str | Path) -> SceneInfo:
         frames.append(FrameInfo(Path(file_path).stem, split, tuple(tuple(float(v) for v in row) for row in fr["transform_matrix"])))
     bbox = _require(data, "room_bbox", path)
     return SceneInfo(
-        scene_id=scene_path.name,
+        scene_id=str(data.get("scene_id", scene_path.name)),  # the file's id wins: a scene may sit in a temp folder
         root=scene_path,
         width=int(_require(data, "w", path)),
         height=int(_require(data, "h", path)),

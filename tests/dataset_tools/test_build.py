@@ -203,3 +203,21 @@ def test_process_pool_and_ray_give_the_same_files(demo_source, built: Path, tmp_
     finally:
         ray.shutdown()
     assert on_ray["files"] == reference
+
+
+def test_regenerated_priors_do_not_force_a_rebuild(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ["build-dataset", "--demo", "1", "--out", str(out), "--views", "8", "--grid", "24", "--prior", "gt", "--prior", "sim-m2f", "--quiet"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    sid = next((out / spec.SCENES_DIR).iterdir()).name
+    assert (out / spec.SCENES_DIR / sid / spec.PRIORS_DIR / "sim-m2f" / spec.PANOPTIC_JSON).exists()
+    result = CliRunner().invoke(cli, ["priors", "--data", str(out), "--prior", "gt", "--seed", "7", "--no-quality"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "0 built, 1 reused" in result.output, result.output
+    bench = json.loads((out / spec.BENCHMARK_JSON).read_text())
+    assert bench["prior_params"]["sim-m2f"]["model"] == "sim-m2f"
+    for rel, digest in bench["files"].items():
+        from nerfseg.io import sha256_file
+
+        assert sha256_file(out / rel) == digest, rel
