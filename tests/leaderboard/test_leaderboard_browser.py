@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: run scripts/install_browser.sh")
 
-from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -71,8 +71,8 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
         browser.find_element(By.ID, "method").send_keys("BrowserNet")
         browser.find_element(By.ID, "file").send_keys(str(demo["beta"]))
         browser.find_element(By.ID, "submit-button").click()
-        # the status page refreshes itself until the worker thread has evaluated the upload
-        WebDriverWait(browser, 30, poll_frequency=0.2).until(
+        # the status page reloads itself: an element can go stale between find and read, so retry on that
+        WebDriverWait(browser, 30, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
             lambda d: "/submissions/" in d.current_url
             and d.find_element(By.ID, "status").text in ("evaluated", "rejected"))
         assert browser.find_element(By.ID, "status").text == "evaluated", browser.page_source[-2000:]
