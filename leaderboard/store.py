@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from leaderboard.tables import LeaderboardEntry
+from leaderboard.tables import finite_or_none as _num
 from nerfseg.errors import NerfsegError
 from nerfseg.spec import DEFAULT_PROTOCOL
 
@@ -321,14 +321,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _is_url(db: str) -> bool:

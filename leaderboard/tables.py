@@ -100,7 +100,8 @@ class TableModel:
 # Building
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A metric value as a float, or None for missing/NaN/non-numeric (shown as '-')."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -112,7 +113,7 @@ def _finite(value: Any) -> float | None:
 
 def format_value(value: float | None) -> str:
     """A fraction shown as the paper does: x100, one decimal; missing -> '-'."""
-    v = _finite(value)
+    v = finite_or_none(value)
     return "-" if v is None else f"{100.0 * v:.1f}"
 
 
@@ -143,7 +144,7 @@ def _sort_entries(entries: Sequence[LeaderboardEntry], key: str) -> list[Leaderb
         # PQ first; ties go to multi-view consistency (PQ^scene), then mIoU; rows without a value go last
         out: list[Any] = []
         for k, instance in ((key, True), ("pq_scene_things", True), ("miou", False)):
-            v = None if (instance and e.semantic_only) else _finite(e.values.get(k))
+            v = None if (instance and e.semantic_only) else finite_or_none(e.values.get(k))
             out += [v is None, -(v or 0.0)]
         return (*out, e.method.lower(), e.team or "")
 
@@ -169,7 +170,7 @@ def build_table(entries: Sequence[LeaderboardEntry], protocol: str, split: str) 
     for entry, label in zip(ordered, labels, strict=True):
         cells = []
         for col in MAIN_COLUMNS:
-            v = None if (col.instance and entry.semantic_only) else _finite(entry.values.get(col.key))
+            v = None if (col.instance and entry.semantic_only) else finite_or_none(entry.values.get(col.key))
             cells.append(Cell(v, format_value(v)))
         marks = (REPORTED_MARK if entry.reported else "") + (GT_MASKS_MARK if entry.uses_gt_masks else "")
         rows.append(TableRow(label, cells, entry, marks))
@@ -199,7 +200,7 @@ def build_per_class_table(
         cells = []
         for col in columns:
             raw = entry.per_class.get(col.key, {}).get(metric)
-            v = None if (col.instance and entry.semantic_only) else _finite(raw)
+            v = None if (col.instance and entry.semantic_only) else finite_or_none(raw)
             cells.append(Cell(v, format_value(v)))
         rows.append(TableRow(label, cells, entry, GT_MASKS_MARK if entry.uses_gt_masks else ""))
     _mark_best(rows, len(columns))
