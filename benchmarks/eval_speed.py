@@ -2,12 +2,17 @@
 
 Writes ``--frames`` COCO panoptic GT/prediction pairs of 480x640 (a stuff background, 10-40 objects, void
 patches; predictions with shifted boundaries, misses, class swaps, merges, spurious segments and void noise)
-into a temporary folder, then times both evaluators on the same files (best of ``--repeat``), checks that
-they agree, and measures memory: the peak traced allocation of one in-process evaluation over the first
-third of the frames and over all of them (flat if memory does not grow with the number of frames), plus
-the peak RSS of this process and of its worker processes.
+into a temporary folder, then times both evaluators on the same files and checks that they agree. The
+evaluators take turns within each of the ``--repeat`` rounds and the best time of each is kept, so that a
+shared machine's changing load hits them alike (compare only numbers from one run).
 
-    python benchmarks/eval_speed.py [--frames 300] [--workers 2] [--repeat 3]
+Memory, for the first third of the frames and for all of them (flat if memory does not grow with the
+number of frames): the peak traced allocation of the in-process frame loop and of a whole in-process
+``pq_compute`` (JSON included), each measured in a fresh thread so that both include the per-thread
+scratch buffers; and the peak RSS of the worker processes of a ``pq_compute`` run, each run in a fresh
+interpreter.
+
+    python benchmarks/eval_speed.py [--frames 300] [--workers 2] [--repeat 3] [--no-pil]
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import io
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -29,10 +36,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluation.metrics import _fastpng
 from evaluation.metrics import frame as frame_mod
-from evaluation.metrics.frame import read_panoptic_ids
-from evaluation.metrics.panoptic import PanopticQuality
-from evaluation.pq_compute import pq_compute
+from evaluation.pq_compute import _evaluate_chunk, pq_compute
 from nerfseg.io import id2rgb
 
 H, W = 480, 640
@@ -122,13 +128,53 @@ def _subset(root: Path, n: int) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def _best_time(fn, repeat: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+def _timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def _traced_peak(fn) -> int:
+    """Peak bytes traced by tracemalloc while ``fn`` runs in a fresh thread (fresh scratch buffers)."""
+    peak: list[int] = []
+
+    def body() -> None:
+        tracemalloc.start()
+        try:
+            fn()
+            peak.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    return peak[0]
+
+
+# ru_maxrss of RUSAGE_SELF survives exec on Linux (it would report this benchmark's own peak), so the
+# parent's peak is read from /proc/self/status (VmHWM, per address space) where there is one
+_RSS_PROBE = r"""
+import re, resource, sys
+sys.path.insert(0, sys.argv[1])
+from evaluation.pq_compute import pq_compute
+pq_compute(sys.argv[2], sys.argv[3], gt_folder=sys.argv[4], pred_folder=sys.argv[5], workers=int(sys.argv[6]))
+try:
+    with open("/proc/self/status") as f:
+        own = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
+except (OSError, AttributeError):
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, own)
+"""
+
+
+def _worker_rss_mib(gt_json: Path, pred_json: Path, root: Path, workers: int) -> tuple[float, float]:
+    """(largest worker's, parent's) peak RSS in MiB of one pq_compute run in a fresh interpreter."""
+    repo = str(Path(__file__).resolve().parents[1])
+    args = [str(gt_json), str(pred_json), str(root / "gt"), str(root / "pred"), str(workers)]
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE, repo, *args], check=True, capture_output=True, text=True)
+    child, parent = (int(v) / 1024 for v in out.stdout.split()[-2:])
+    return child, parent
 
 
 def main() -> None:
@@ -136,6 +182,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-pil", action="store_true", help="skip the Pillow-decoder run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nerfseg_eval_speed_") as tmp:
         root = Path(tmp)
@@ -148,15 +195,26 @@ def main() -> None:
         )
         print(f"cores: {os.cpu_count()}, nerfseg workers: {args.workers}, load average before timing: {os.getloadavg()[0]:.2f}")
 
-        rows = []
+        print(f"PNG decoding: {frame_mod.png_decoder()} (inflate: {_fastpng.inflater() if _fastpng.available() else 'n/a'})")
+
+        def run_ours(decoder: str):
+            def run():
+                if decoder == "pil":
+                    os.environ["NERFSEG_PNG_DECODER"] = "pil"
+                try:
+                    return pq_compute(gt_json, pred_json, workers=args.workers)
+                finally:
+                    os.environ.pop("NERFSEG_PNG_DECODER", None)
+
+            return run
+
+        runs = {}
         decoders = ["pyspng", "pil"] if frame_mod.png_decoder() == "pyspng" else ["pil"]
-        ours = None
+        if args.no_pil and len(decoders) > 1:
+            decoders = decoders[:1]
         for dec in decoders:
-            if dec == "pil":
-                os.environ["NERFSEG_PNG_DECODER"] = "pil"
-            t, ours = _best_time(lambda: pq_compute(gt_json, pred_json, workers=args.workers), args.repeat)
-            os.environ.pop("NERFSEG_PNG_DECODER", None)
-            rows.append((f"nerfseg pq_compute ({args.workers} workers, {dec} decoder)", t))
+            runs[f"nerfseg pq_compute ({args.workers} workers, {dec} decoder)"] = run_ours(dec)
+        hot_label = "hotcoco pq_compute (rayon threads, all cores)"
         try:
             from hotcoco.panoptic import pq_compute as hot_pq
 
@@ -164,50 +222,48 @@ def main() -> None:
                 with contextlib.redirect_stdout(io.StringIO()):
                     return hot_pq(str(gt_json), str(pred_json))
 
-            t_hot, hot = _best_time(run_hot, args.repeat)
-            rows.append(("hotcoco pq_compute (rayon threads, all cores)", t_hot))
+            runs[hot_label] = run_hot
         except ImportError:
-            t_hot, hot = None, None
-        for label, t in rows:
-            print(f"{label}: {t:.3f} s, {args.frames / t:.1f} frames/s")
-        if t_hot is not None:
-            for label, t in rows[:-1]:
-                print(f"speed ratio nerfseg/hotcoco [{label.split('(')[1].rstrip(')')}]: {t_hot / t:.2f}")
+            pass
+        times: dict[str, list[float]] = {label: [] for label in runs}
+        results: dict[str, object] = {}
+        for _ in range(args.repeat):  # take turns, so that load changes hit every evaluator alike
+            for label, fn in runs.items():
+                t, results[label] = _timed(fn)
+                times[label].append(t)
+        best = {label: min(ts) for label, ts in times.items()}
+        median = {label: float(np.median(ts)) for label, ts in times.items()}
+        for label, t in best.items():
+            print(f"{label}: {t:.3f} s, {args.frames / t:.1f} frames/s (best of {args.repeat}; median {median[label]:.3f} s)")
+        if hot_label in best:
+            hot = results[hot_label]
+            for label, t in best.items():
+                if label != hot_label:
+                    name = label.split("(")[1].rstrip(")")
+                    print(f"speed ratio nerfseg/hotcoco [{name}]: {best[hot_label] / t:.2f} (best times), {median[hot_label] / median[label]:.2f} (medians)")
+            ours = results[next(iter(runs))]
             diff = max(abs(ours[s][k] - hot[s][k]) for s in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq"))
             print(f"max |PQ/SQ/RQ difference| nerfseg vs hotcoco: {diff:.2e}")
 
-        # memory: one in-process evaluation (workers=1) over a third of the frames and over all of them.
-        # pq_compute's peak includes the parsed JSON (which grows with the frames, as in panopticapi);
-        # the frame loop alone (JSON parsed before tracing starts) must stay flat.
+        # memory over a third of the frames and over all of them: must not grow with the frames, except
+        # pq_compute's parsed JSON (which grows with the annotations, as in panopticapi)
         third = max(1, args.frames // 3)
         gt_data = json.loads(gt_json.read_text())
         pred_data = {a["image_id"]: a for a in json.loads(pred_json.read_text())["annotations"]}
-        categories = {c["id"]: bool(c["isthing"]) for c in gt_data["categories"]}
+        categories = {int(c["id"]): bool(c["isthing"]) for c in gt_data["categories"]}
+        pairs = [(a, pred_data[a["image_id"]]) for a in gt_data["annotations"]]
         for n in (third, args.frames):
             g, p = _subset(root, n) if n != args.frames else (gt_json, pred_json)
-            tracemalloc.start()
-            pq_compute(g, p, gt_folder=root / "gt", pred_folder=root / "pred", workers=1)
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            tracemalloc.start()
-            acc = PanopticQuality(categories)
-            for ann in gt_data["annotations"][:n]:
-                pann = pred_data[ann["image_id"]]
-                acc.update(
-                    read_panoptic_ids(root / "gt" / ann["file_name"]),
-                    {s["id"]: s for s in ann["segments_info"]},
-                    read_panoptic_ids(root / "pred" / pann["file_name"]),
-                    {s["id"]: s for s in pann["segments_info"]},
-                )
-            _, loop_peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
+            loop_peak = _traced_peak(lambda n=n: _evaluate_chunk(pairs[:n], str(root / "gt"), str(root / "pred"), categories))
+            peak = _traced_peak(lambda g=g, p=p: pq_compute(g, p, gt_folder=root / "gt", pred_folder=root / "pred", workers=1))
+            child_rss, parent_rss = _worker_rss_mib(g, p, root, args.workers)
             print(
-                f"{n} frames, nerfseg in-process: peak traced {peak / 2**20:.1f} MiB for pq_compute (JSON included), {loop_peak / 2**20:.1f} MiB for the frame loop"
+                f"{n} frames: peak traced {loop_peak / 2**20:.1f} MiB for the frame loop, {peak / 2**20:.1f} MiB for pq_compute"
+                f" (JSON included); pq_compute with {args.workers} workers in a fresh interpreter: largest worker RSS"
+                f" {child_rss:.0f} MiB, parent RSS {parent_rss:.0f} MiB"
             )
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"peak RSS: this process {self_rss:.0f} MiB (hotcoco runs here too), largest worker process {child_rss:.0f} MiB")
-
+        print(f"peak RSS of this process (hotcoco runs here too): {self_rss:.0f} MiB")
 
 if __name__ == "__main__":
     main()
