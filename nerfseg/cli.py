@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "pq-compute": "evaluation.pq_cli:pq_compute_command",
     "train": "baselines.cli:train",
     "grids": "instance_nerf.cli:grids",
-    "train-rcnn": "instance_nerf.cli:train_rcnn",
+    "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",
     "submit": "leaderboard.cli:submit",
     "leaderboard": "leaderboard.cli:leaderboard",
 }
