@@ -1,0 +1,147 @@
+"""DM-NeRF baseline: config, prior instance targets, detached object field, batches, panoptic output,
+training on a tiny scene and a submission that evaluates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.common import IGNORE, NEGATIVE, open_trainer, prior_instance_targets
+from baselines.dm_nerf import HEAD, NO_OBJECT, DMNeRF, FewImageTrainer
+from dataset_tools.build import build_dataset, preset_config
+from dataset_tools.demo import write_demo_dataset
+from evaluation.api import evaluate_submission
+from evaluation.submission import validate_submission
+from nerfseg import spec
+from nerfseg.errors import InputError
+from nerfseg.methods import SceneData, run_method
+from nerfseg.radiance.render import render_rays
+
+TINY = dict(
+    steps=8, batch_rays=128, num_levels=4, log2_table_size=12, base_resolution=8, max_resolution=32,
+    march_resolution=32, occ_resolution=16, occ_warmup_steps=4, occ_update_every=4, render_chunk=8192,
+    log_every=2, checkpoint_every=0,
+)
+SMALL = dict(max_objects=6, head_hidden=16, vote_views=2, vote_downscale=2, images_per_batch=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo room at 48x36 with the sim-m2f prior (a one-scene benchmark: the scene is in 'train')."""
+    root = tmp_path_factory.mktemp("dm")
+    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
+    cfg = preset_config("mini", width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
+    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
+    return root / "bench"
+
+
+@pytest.fixture(scope="module")
+def scene(bench: Path) -> SceneData:
+    return SceneData(spec.scene_dir(bench, spec.scenes_in_split(bench, "train")[0]), "sim-m2f")
+
+
+def _method(**kw) -> DMNeRF:
+    return DMNeRF(DMNeRF.make_config("mini", **{**TINY, **SMALL, **kw}))
+
+
+def _trainer(method: DMNeRF, scene: SceneData, work: Path) -> FewImageTrainer:
+    targets, _ = prior_instance_targets(scene, scene.frame_names("train"))
+    return open_trainer(scene, method.config, work, method.setup, {"instance": targets}, resume=False, trainer_cls=FewImageTrainer)  # type: ignore[return-value]
+
+
+def test_config_presets_and_overrides() -> None:
+    mini, paper = DMNeRF.make_config("mini"), DMNeRF.make_config("paper")
+    assert mini.max_objects == 24 and mini.radiance.preset == "mini"
+    assert paper.radiance.steps == 500_000 and paper.radiance.batch_rays == 3072 and paper.images_per_batch == 1
+    assert DMNeRF.make_config("mini", steps=5, max_objects=3).radiance.steps == 5
+    with pytest.raises(InputError, match="unknown setting"):
+        DMNeRF.make_config("mini", max_object=3)
+    with pytest.raises(InputError, match="max_objects"):
+        DMNeRF(DMNeRF.make_config("mini", max_objects=300))
+
+
+def test_prior_instance_targets(scene: SceneData) -> None:
+    names = scene.frame_names("train")[:3]
+    targets, counts = prior_instance_targets(scene, names)
+    for i, name in enumerate(names):
+        ids, segments = scene.prior_frame(name)
+        things = sorted(k for k, s in segments.items() if s["category_id"] != spec.BACKGROUND)
+        assert counts[i] == len(things)
+        for j, k in enumerate(things):
+            assert np.all(targets[i][ids == k] == j)
+        stuff = [k for k, s in segments.items() if s["category_id"] == spec.BACKGROUND]
+        assert np.all(targets[i][np.isin(ids, stuff)] == NEGATIVE)
+        assert np.all(targets[i][~np.isin(ids, list(segments))] == IGNORE)
+    half, _ = prior_instance_targets(scene, names, factor=2)
+    assert half.shape == (3, targets.shape[1] // 2, targets.shape[2] // 2) and np.array_equal(half, targets[:, 1::2, 1::2])
+
+
+def test_object_field_is_detached_and_batches_come_from_few_images(scene: SceneData, tmp_path: Path) -> None:
+    method = _method()
+    trainer = _trainer(method, scene, tmp_path)
+    trainer.train_step()
+    batch = trainer.sample_batch()
+    assert len(torch.unique(batch.frame)) <= 2 and len(batch) == TINY["batch_rays"]
+    heads = dict(trainer.heads.items())
+    detach = {n for n, h in trainer.head_specs.items() if h.detach_weights}
+    assert detach == {HEAD}
+    out = render_rays(trainer.field, batch.origins, batch.dirs, trainer.settings, trainer.occupancy, heads, detach, None, torch.rand(len(batch)), return_samples=True)
+    s = out["samples"]
+    assert s[f"head:{HEAD}"].shape[1] == SMALL["max_objects"] + 1
+    composite = torch.zeros(len(batch), SMALL["max_objects"] + 1).index_add_(0, s["ray_indices"], s["weights"][:, None] * s[f"head:{HEAD}"])
+    assert torch.allclose(out[HEAD], composite, atol=1e-5)
+    trainer.optimizer.zero_grad()
+    loss = method.loss(out, batch)
+    loss.backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in trainer.field.parameters())  # geometry untouched
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.heads[HEAD].parameters())
+    # the sampler is seeded by the trainer's generator: the same state gives the same batch
+    state = trainer.generator.get_state()
+    a = trainer.sample_batch()
+    trainer.generator.set_state(state)
+    assert torch.equal(a.pixel, trainer.sample_batch().pixel)
+
+
+def test_training_lowers_the_object_loss(scene: SceneData, tmp_path: Path) -> None:
+    method = _method(steps=1000, empty_weight=0.0)  # long schedule: no lr decay within the test
+    trainer = _trainer(method, scene, tmp_path)
+    batch = trainer.sample_batch()
+    first = trainer.train_step(batch)
+    for _ in range(15):  # the codes only move once Adam has warmed up
+        last = trainer.train_step(batch)
+    assert last["loss_objects"] < 0.8 * first["loss_objects"]
+
+
+def test_panoptic_ids_are_codes_and_background_is_one_stuff_segment() -> None:
+    method = _method(max_objects=4)
+    code = np.array([[0, 0, NO_OBJECT], [2, 3, 1]], dtype=np.uint8)
+    prob = np.array([[0.9, 0.7, 0.2], [0.6, 0.8, 0.9]], dtype=np.float32)
+    classes = np.array([3, -1, 7, 1])  # code 1 has no class (e.g. it lit up on a wall)
+    ids, segs = method.panoptic(code, prob, classes)
+    assert np.array_equal(ids, [[1, 1, 5], [3, 4, 5]])
+    by_id = {s["id"]: s for s in segs}
+    assert {i: s["category_id"] for i, s in by_id.items()} == {1: 3, 3: 7, 4: 1, 5: spec.BACKGROUND}
+    assert by_id[1]["score"] == pytest.approx(0.8) and "score" not in by_id[5]
+    rendered = np.full((1, 3, 5), -5.0)
+    rendered[0, 0, 2] = 3.0  # code 2 on, above 0.5
+    rendered[0, 1, 1] = -0.1  # the best code is below 0.5: background
+    rendered[0, 2, 4] = 9.0  # only the empty code is on: background
+    got, p = method.codes(rendered)
+    assert got.tolist() == [[2, NO_OBJECT, NO_OBJECT]] and p[0, 0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+@pytest.mark.slow
+def test_run_method_writes_a_valid_submission(bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    sub = run_method("dm-nerf", bench, out, split="train", overrides={**TINY, **SMALL}, log=lambda *_: None)
+    result = validate_submission(sub, bench, split="train")
+    assert result.ok, result.problems
+    report = evaluate_submission(bench, sub, split="train")
+    assert report["summary"]["pq"] is not None and report["summary"]["pq_scene"] is not None
+    log = json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
+    assert log["steps"] == TINY["steps"] and np.isfinite(log["test_psnr"]) and np.isfinite(log["final_object_loss"])
+    assert "final_empty_loss" in log and log["train_seconds"] > 0
