@@ -1,0 +1,46 @@
+"""``nerfseg grids``: radiance grids (SPEC 3.2) for every scene of a benchmark, from trained radiance fields.
+
+Thin: parses options and calls :func:`instance_nerf.grids.build_grids`; the main CLI maps the verb here.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _parse_value(text: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+@click.command("grids")
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="Built benchmark root.")
+@click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True,
+              help="mini: short CPU radiance training, 64-voxel grids; paper: torch-ngp schedule, 256-voxel grids (GPU).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Scenes trained in parallel (process pool).")
+@click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
+@click.option("--scenes", multiple=True, help="Only these scene ids (repeatable; default: train, val and test scenes).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip up-to-date grids; continue interrupted radiance runs.")
+@click.option("--set", "overrides", multiple=True, help="Override KEY=VALUE (resolution, eval_views or a radiance setting such as steps).")
+def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], device: str, resume: bool, overrides: tuple[str, ...]) -> None:
+    """Train a radiance field per scene and write <data>/features/<scene>.npz (RGB + alpha over room_bbox)."""
+    from instance_nerf.grids import build_grids, grid_settings
+
+    parsed: dict[str, object] = {"device": device}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        parsed[key] = _parse_value(value)
+    settings = grid_settings(preset, **parsed)
+    records = build_grids(data_root, settings, scenes=list(scenes) or None, workers=workers, executor=executor, resume=resume, log=click.echo)
+    built = sum(not r.get("skipped") for r in records)
+    click.echo(f"{len(records)} grids ({built} built, {len(records) - built} up to date) in {data_root}/features "
+               f"(radiance {settings.radiance.steps} steps, longest side {settings.resolution})")

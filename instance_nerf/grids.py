@@ -1,0 +1,308 @@
+"""Radiance grids for every scene (SPEC 3.2): train the radiance field on a scene's train views, sample
+RGB + alpha over room_bbox, write ``<data>/features/<scene>.npz``.
+
+Why here and not in the dataset build: NeRF-RCNN must see what a radiance field makes of a room (fog,
+holes, floaters, view-dependent colour), not the clean meshes, or the detector would be trained on inputs
+it never gets at test time. So the grids always come from a trained field, for the train scenes (the
+detector's training data) as for val and test.
+
+Layout written (all under the data root):
+
+* ``radiance/<scene>/``: the radiance trainer's folder (``config.json``, ``train_log.jsonl``,
+  ``checkpoint.pt``) plus ``grid.json``, the record of how the grid was made (settings, steps, seconds,
+  PSNR). The Instance-NeRF method reuses ``checkpoint.pt`` instead of training the field again.
+* ``features/<scene>.npz``: written atomically by :func:`nerfseg.radiance.export.export_radiance_grid`.
+
+Resumable: a scene whose npz exists and whose ``grid.json`` records the same settings is skipped; a
+radiance run interrupted mid-way continues from its checkpoint when its config is unchanged. Scenes run
+one per worker through a process pool or Ray (:func:`build_grids`), each worker on one torch thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nerfseg import spec
+from nerfseg.errors import InputError
+from nerfseg.io import write_json_atomic
+from nerfseg.radiance.config import RadianceConfig
+from nerfseg.radiance.config import preset as radiance_preset
+from nerfseg.radiance.export import export_radiance_grid, grid_shape
+from nerfseg.radiance.trainer import RadianceTrainer
+
+FEATURES_DIR = "features"
+RADIANCE_DIR = "radiance"
+CHECKPOINT = "checkpoint.pt"
+GRID_RECORD = "grid.json"
+GRID_FORMAT = "nerfseg-grid-v1"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class GridSettings:
+    """How the grids of a benchmark are made: the radiance field's config and the grid resolution.
+
+    ``mini``: the radiance core's CPU preset with a shorter budget (``steps``; recorded in every
+    ``grid.json``) and 64 voxels on the longest side (NeRF-RCNN's mini input resolution, so nothing is
+    resampled). ``paper``: the torch-ngp stage-1 setting and 256 voxels (Instance-NeRF's likely value,
+    reference notes section 3).
+    """
+
+    preset: str = "mini"
+    resolution: int = 64
+    radiance: RadianceConfig = field(default_factory=lambda: radiance_preset("mini"))
+    eval_views: int = 4  # test views rendered for the recorded test PSNR (0 = skip)
+    device: str = "auto"
+
+    def record(self) -> dict[str, Any]:
+        """JSON form compared on resume (device excluded: where it ran does not change what it is)."""
+        d = json.loads(json.dumps(asdict(self)))
+        d.pop("device", None)
+        d.pop("eval_views", None)
+        return d
+
+
+def grid_settings(preset: str = "mini", **overrides: Any) -> GridSettings:
+    """Settings of a preset with overrides: own fields first, then radiance fields (``radiance.KEY`` forces)."""
+    if preset == "mini":
+        base = GridSettings("mini", 64, radiance_preset("mini").replace(steps=1500, checkpoint_every=500))
+    elif preset == "paper":
+        base = GridSettings("paper", 256, radiance_preset("paper").replace(checkpoint_every=5000), eval_views=8)
+    else:
+        raise InputError(None, f"unknown grid preset {preset!r}; expected 'mini' or 'paper'")
+    own = {"resolution", "eval_views", "device"}
+    rad_fields = set(RadianceConfig.__dataclass_fields__)
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in own:
+            setattr(base, key, type(getattr(base, key))(value))
+        else:
+            sub = key.split(".", 1)[1] if key.startswith("radiance.") else key
+            if sub not in rad_fields:
+                raise InputError(None, f"unknown grid setting {key!r}; own: {sorted(own)}; radiance: {sorted(rad_fields)}")
+            changes[sub] = value
+    if changes:
+        base.radiance = base.radiance.replace(**changes)
+    return base
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def feature_file(data_root: str | Path, scene_id: str) -> Path:
+    return Path(data_root) / FEATURES_DIR / f"{scene_id}.npz"
+
+
+def radiance_dir(data_root: str | Path, scene_id: str) -> Path:
+    return Path(data_root) / RADIANCE_DIR / scene_id
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def grid_is_current(data_root: str | Path, scene_id: str, settings: GridSettings) -> bool:
+    """True when the scene's npz exists and its ``grid.json`` records exactly these settings."""
+    rec = _read_json(radiance_dir(data_root, scene_id) / GRID_RECORD)
+    return feature_file(data_root, scene_id).exists() and isinstance(rec, dict) and rec.get("settings") == settings.record()
+
+
+# ------------------------------------------------------------------------------------------------
+# radiance training with resume (shared with the Instance-NeRF method)
+
+
+def train_radiance(
+    scene_dir: str | Path,
+    config: RadianceConfig,
+    out_dir: str | Path,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> RadianceTrainer:
+    """A radiance field trained to ``config.steps`` in ``out_dir``, continuing a checkpoint of the same config.
+
+    A checkpoint written with another config is discarded, not continued: a field trained half with one
+    setting and half with another is described by no config.
+    """
+    out_dir = Path(out_dir)
+    ckpt = out_dir / CHECKPOINT
+    saved = _read_json(out_dir / "config.json")
+    same = isinstance(saved, dict) and saved.get("radiance") == json.loads(json.dumps(config.to_dict()))
+    if resume and same and ckpt.exists():
+        trainer = RadianceTrainer.resume(ckpt, device=device, out_dir=out_dir, scene_dir=scene_dir, progress=progress)
+        if log:
+            log(f"{Path(scene_dir).name}: radiance resumed at step {trainer.step}/{config.steps}")
+    else:
+        for name in (CHECKPOINT, "train_log.jsonl", GRID_RECORD):
+            (out_dir / name).unlink(missing_ok=True)
+        trainer = RadianceTrainer(scene_dir, config, device, out_dir, progress=progress)
+    if trainer.step < config.steps:
+        trainer.train()
+    return trainer
+
+
+def stored_radiance_config(checkpoint: str | Path) -> RadianceConfig:
+    """The radiance config a checkpoint was trained with (its architecture is what a reuse must match)."""
+    checkpoint = Path(checkpoint)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise InputError(checkpoint, "radiance checkpoint not found") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise InputError(checkpoint, f"unreadable radiance checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "config" not in state or "field" not in state:
+        raise InputError(checkpoint, "not a radiance checkpoint (no config/field)")
+    return RadianceConfig.from_dict(state["config"])
+
+
+def load_radiance(
+    checkpoint: str | Path,
+    scene_dir: str | Path,
+    device: str = "cpu",
+    config: RadianceConfig | None = None,
+    out_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RadianceTrainer:
+    """A fresh trainer (step 0) holding a stored field and occupancy grid, for rendering or training heads.
+
+    ``config`` (default: the checkpoint's own) may change training settings (steps, rays, patches, lr);
+    the architecture must match the checkpoint's, which ``load_checkpoint`` checks.
+    """
+    config = config or stored_radiance_config(checkpoint)
+    trainer = RadianceTrainer(scene_dir, config, device, out_dir, extra, progress=False)
+    try:
+        trainer.load_checkpoint(checkpoint, model_only=True)
+    except RuntimeError as exc:
+        raise InputError(checkpoint, f"the stored field does not fit the requested architecture: {exc}") from None
+    return trainer
+
+
+# ------------------------------------------------------------------------------------------------
+# one scene
+
+
+@dataclass
+class GridJob:
+    """One scene's grid: picklable, so the process pool and Ray can ship it."""
+
+    data_root: str
+    scene_id: str
+    settings: GridSettings
+    resume: bool = True
+    threads: int = 1
+
+
+def build_scene_grid(job: GridJob) -> dict[str, Any]:
+    """Train (or resume) the scene's field, export its grid, write ``grid.json``; returns the record."""
+    torch.set_num_threads(max(1, job.threads))
+    settings = job.settings
+    root = Path(job.data_root)
+    scene = spec.scene_dir(root, job.scene_id)
+    out = radiance_dir(root, job.scene_id)
+    if job.resume and grid_is_current(root, job.scene_id, settings):
+        rec = _read_json(out / GRID_RECORD)
+        return {**rec, "skipped": True}
+    device = resolve_device(settings.device)
+    t0 = time.perf_counter()
+    trainer = train_radiance(scene, settings.radiance, out, device, resume=job.resume)
+    t_train = time.perf_counter() - t0
+    test_psnr = None
+    if settings.eval_views > 0:
+        test_psnr = trainer.evaluate("test", max_views=settings.eval_views)["psnr"]
+    t1 = time.perf_counter()
+    path = export_radiance_grid(trainer.field, trainer.info.room_bbox, settings.resolution, feature_file(root, job.scene_id), trainer.occupancy)
+    t_export = time.perf_counter() - t1
+    rec = {
+        "format": GRID_FORMAT,
+        "scene": job.scene_id,
+        "settings": settings.record(),
+        "shape": list(grid_shape(trainer.info.room_bbox, settings.resolution)),
+        "radiance_steps": trainer.step,
+        "radiance_train_seconds": trainer.train_seconds,
+        "wall_train_seconds": t_train,
+        "export_seconds": t_export,
+        "test_psnr": test_psnr,
+        "device": device,
+        "features": str(path),
+        "checkpoint": str(out / CHECKPOINT),
+    }
+    write_json_atomic(out / GRID_RECORD, rec)
+    return {**rec, "skipped": False}
+
+
+# ------------------------------------------------------------------------------------------------
+# all scenes
+
+
+def benchmark_scenes(data_root: str | Path, scenes: Iterable[str] | None = None) -> list[str]:
+    """The requested scenes, or every scene of the train, val and test splits (in that order)."""
+    if scenes:
+        return list(dict.fromkeys(scenes))
+    out: list[str] = []
+    for split in SPLITS:
+        out += [s for s in spec.scenes_in_split(data_root, split) if s not in out]
+    if not out:
+        raise InputError(Path(data_root) / spec.BENCHMARK_JSON, "the benchmark lists no scenes")
+    return out
+
+
+def build_grids(
+    data_root: str | Path,
+    settings: GridSettings,
+    scenes: Sequence[str] | None = None,
+    workers: int = 1,
+    executor: str = "process",
+    resume: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Grids for ``scenes`` (default: all splits) in a process pool or on Ray; returns one record per scene."""
+    root = Path(data_root)
+    ids = benchmark_scenes(root, scenes)
+    for sid in ids:
+        if not (spec.scene_dir(root, sid) / spec.TRANSFORMS_JSON).exists():
+            raise InputError(spec.scene_dir(root, sid) / spec.TRANSFORMS_JSON, f"scene {sid} is missing")
+    if executor not in ("process", "ray"):
+        raise InputError(None, f"unknown executor {executor!r}; expected 'process' or 'ray'")
+    threads = 1 if workers > 1 or executor == "ray" else max(1, torch.get_num_threads())
+    jobs = [GridJob(str(root), sid, settings, resume, threads) for sid in ids]
+    records: list[dict[str, Any]] = []
+
+    def done(rec: dict[str, Any]) -> None:
+        records.append(rec)
+        if rec.get("skipped"):
+            log(f"{rec['scene']}: grid up to date, skipped")
+        else:
+            psnr = rec.get("test_psnr")
+            log(f"{rec['scene']}: {rec['radiance_steps']} steps in {rec['wall_train_seconds']:.0f} s, grid {rec['shape']} "
+                f"in {rec['export_seconds']:.1f} s" + (f", test PSNR {psnr:.2f}" if psnr is not None else ""))
+
+    if executor == "ray":
+        from dataset_tools.ray_executor import run_on_ray
+
+        for rec in run_on_ray(build_scene_grid, jobs):
+            done(rec)
+    elif workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            done(build_scene_grid(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(build_scene_grid, job) for job in jobs]
+            for fut in as_completed(futures):
+                done(fut.result())
+    order = {sid: i for i, sid in enumerate(ids)}
+    return sorted(records, key=lambda r: order[r["scene"]])

@@ -1,0 +1,147 @@
+"""The steps of Instance-NeRF between the trained radiance field and the instance field, as plain functions.
+
+:class:`instance_nerf.method.InstanceNeRF` strings them together with caching and resume; tests and
+benchmarks call them one by one. Everything works at the radiance trainer's training resolution (its
+``downscale``), where the ray bank holds the train images and where the matched labels become targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instance_nerf.matching import MatchView, match_scene
+from instance_nerf.refine import (
+    CascadePSPRefiner,
+    EdgeAwareRefiner,
+    Refiner,
+    refine_instance_map,
+)
+from nerfseg.errors import InputError
+from nerfseg.io import atomic_path
+from nerfseg.methods import SceneData
+from nerfseg.radiance.trainer import RadianceTrainer
+
+
+@dataclass
+class KeptDetections:
+    """NeRF-RCNN detections kept for the instance field, in descending score: instance id = index + 1."""
+
+    boxes: np.ndarray  # (K, 6) voxel units of the grid
+    labels: np.ndarray  # (K,) class index 1..10
+    scores: np.ndarray  # (K,)
+    masks: np.ndarray  # (K, X, Y, Z) bool on the grid
+    bbox_min: np.ndarray  # (3,) world metres of the grid box
+    bbox_max: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, boxes=self.boxes, labels=self.labels, scores=self.scores, masks=self.masks, bbox_min=self.bbox_min, bbox_max=self.bbox_max)
+
+    @classmethod
+    def load(cls, path: Path) -> KeptDetections:
+        try:
+            with np.load(path) as d:
+                return cls(d["boxes"], d["labels"], d["scores"], d["masks"].astype(bool), d["bbox_min"], d["bbox_max"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(path, f"unreadable detections file ({exc})") from None
+
+
+def keep_detections(det: Any, bbox_min: np.ndarray, bbox_max: np.ndarray, score_threshold: float = 0.5, max_instances: int | None = None) -> KeptDetections:
+    """Detections with score > ``score_threshold`` (the reference's filter for projection and evaluation),
+    best first, at most ``max_instances``; empty masks are dropped (they could never label a pixel)."""
+    scores = np.asarray(det.scores, dtype=np.float32)
+    order = np.argsort(-scores, kind="stable")
+    order = order[scores[order] > score_threshold]
+    masks = np.asarray(det.masks, dtype=bool)
+    order = np.array([i for i in order.tolist() if masks[i].any()], dtype=np.int64)
+    if max_instances is not None:
+        order = order[: int(max_instances)]
+    shape = masks.shape[1:] if masks.ndim == 4 else (0, 0, 0)
+    return KeptDetections(
+        boxes=np.asarray(det.boxes, dtype=np.float32).reshape(-1, 6)[order],
+        labels=np.asarray(det.labels, dtype=np.int64)[order],
+        scores=scores[order],
+        masks=masks[order] if order.size else np.zeros((0, *shape), dtype=bool),
+        bbox_min=np.asarray(bbox_min, dtype=np.float64),
+        bbox_max=np.asarray(bbox_max, dtype=np.float64),
+    )
+
+
+def downsample_nearest(labels: np.ndarray, factor: int) -> np.ndarray:
+    """Label map at 1/``factor`` resolution: the pixel at the centre of each block (labels cannot be averaged)."""
+    if factor == 1:
+        return labels
+    off = factor // 2
+    h, w = labels.shape[0] // factor, labels.shape[1] // factor
+    return labels[off::factor, off::factor][:h, :w]
+
+
+def render_train_views(trainer: RadianceTrainer, heads: Iterable[str] = (), indices: Iterable[int] | None = None) -> Iterable[tuple[int, dict[str, np.ndarray]]]:
+    """Render train views of the trainer's ray bank at the training resolution (rgb, depth, opacity, heads)."""
+    bank = trainer.rays
+    for i in range(bank.num_frames) if indices is None else indices:
+        yield i, trainer.render_view(bank.c2w[i], bank.intr, heads=list(heads))
+
+
+def match_train_views(
+    trainer: RadianceTrainer,
+    scene: SceneData,
+    kept: KeptDetections,
+    depths: np.ndarray,
+    occlusion_tolerance: float | None = None,
+    iou_threshold: float = 0.05,
+) -> np.ndarray:
+    """(F, H, W) int32 training labels of the train views: -1 unlabelled, 0 background, k+1 instance k.
+
+    Each kept 3D mask is projected into the view with the radiance field's rendered ``depths`` (F, H, W)
+    as occluder (:func:`instance_nerf.matching.match_scene`); every prior segment takes the projected
+    instance of highest IoU above ``iou_threshold``; background-class segments become 0, void -1. The
+    prior is read at full resolution and sampled to the training resolution.
+    """
+    bank = trainer.rays
+    factor = trainer.config.downscale
+    views = []
+    for i, name in enumerate(bank.frame_names):
+        ids, segments = scene.prior_frame(name)
+        ids = downsample_nearest(ids, factor)
+        if ids.shape != (bank.height, bank.width):
+            raise InputError(scene.prior_dir, f"prior of frame {name} is {ids.shape}, the training views are {(bank.height, bank.width)}")
+        views.append(MatchView(bank.c2w[i].numpy().astype(np.float64), bank.intr, ids, segments, depths[i]))
+    if len(kept) == 0:
+        # nothing to project: background segments stay 0, everything else is unlabelled
+        masks = np.zeros((0, 1, 1, 1), dtype=bool)
+        return np.stack(match_scene(masks, np.zeros(0), kept.bbox_min, kept.bbox_max, views, iou_threshold=iou_threshold))
+    return np.stack(
+        match_scene(kept.masks, kept.scores, kept.bbox_min, kept.bbox_max, views, occlusion_tolerance=occlusion_tolerance, iou_threshold=iou_threshold, score_threshold=-np.inf)
+    ).astype(np.int32)
+
+
+def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:
+    """CascadePSP when weights are given (the reference's refiner), else the edge-aware guided filter."""
+    if weights:
+        return CascadePSPRefiner(weights, device=device)
+    return EdgeAwareRefiner()
+
+
+def refine_train_views(trainer: RadianceTrainer, head: str, refiner: Refiner, log: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render the instance field's preliminary masks of every train view, refine each instance separately
+    with the view's RGB image and rendered depth, recompose -> (refined (F,H,W) int32, rendered (F,H,W) int32)."""
+    bank = trainer.rays
+    refined = np.zeros((bank.num_frames, bank.height, bank.width), dtype=np.int32)
+    rendered = np.zeros_like(refined)
+    for i, out in render_train_views(trainer, [head]):
+        labels = out[head].argmax(-1).astype(np.int32)
+        rendered[i] = labels
+        refined[i] = refine_instance_map(labels, bank.images[i].numpy(), out["depth"], refiner)
+    if log:
+        changed = float(np.mean(refined != rendered))
+        log(f"refinement changed {100 * changed:.2f}% of the train pixels")
+    return refined, rendered

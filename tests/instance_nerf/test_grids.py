@@ -1,0 +1,98 @@
+"""``nerfseg grids``: radiance grids from trained fields for every scene, atomic, resumable, reused by the method."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dataset_tools.build import build_dataset, preset_config
+from dataset_tools.demo import write_demo_dataset
+from instance_nerf.cli import grids as grids_command
+from instance_nerf.grids import (
+    GRID_RECORD,
+    build_grids,
+    feature_file,
+    grid_is_current,
+    grid_settings,
+    load_radiance,
+    radiance_dir,
+)
+from nerfseg import spec
+from nerfseg.errors import InputError
+from nerfseg.radiance.export import grid_shape
+
+TINY = dict(steps=6, batch_rays=128, num_levels=3, log2_table_size=10, base_resolution=4, max_resolution=16, march_resolution=24,
+            occ_resolution=8, occ_warmup_steps=2, occ_update_every=2, log_every=2, checkpoint_every=0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("grids")
+    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
+    cfg = preset_config("mini", width=32, height=24, focal=20.0, num_views=8, grid_resolution=16, priors=())
+    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
+    return root / "bench"
+
+
+def test_presets_and_overrides() -> None:
+    mini, paper = grid_settings("mini"), grid_settings("paper")
+    assert mini.resolution == 64 and paper.resolution == 256 and paper.radiance.steps == 30000 and mini.radiance.steps < paper.radiance.steps
+    s = grid_settings("mini", resolution=20, steps=5, **{"radiance.lr": 0.1})
+    assert s.resolution == 20 and s.radiance.steps == 5 and s.radiance.lr == 0.1
+    with pytest.raises(InputError):
+        grid_settings("mini", nonsense=1)
+    with pytest.raises(InputError):
+        grid_settings("big")
+
+
+def test_build_grids_writes_resumes_and_reloads(bench: Path) -> None:
+    settings = grid_settings("mini", resolution=12, device="cpu", eval_views=1, **TINY)
+    logs: list[str] = []
+    recs = build_grids(bench, settings, log=logs.append)
+    sid = spec.scenes_in_split(bench, "train")[0]
+    assert [r["scene"] for r in recs] == [sid] and not recs[0]["skipped"]
+    info = spec.load_scene_info(spec.scene_dir(bench, sid))
+    with np.load(feature_file(bench, sid)) as d:
+        grid = d["rgbsigma"]
+        assert grid.shape == (*grid_shape(info.room_bbox, 12), 4) and grid.dtype == np.float32
+        assert 0 <= grid[..., 3].min() and grid[..., 3].max() <= 1
+        np.testing.assert_allclose(d["bbox_min"], info.room_bbox[0])
+    rec = json.loads((radiance_dir(bench, sid) / GRID_RECORD).read_text())
+    assert rec["radiance_steps"] == TINY["steps"] and rec["settings"]["resolution"] == 12 and np.isfinite(rec["test_psnr"])
+    assert grid_is_current(bench, sid, settings)
+    # up to date: skipped without touching the file
+    stamp = feature_file(bench, sid).stat().st_mtime_ns
+    assert build_grids(bench, settings, log=logs.append)[0]["skipped"] and feature_file(bench, sid).stat().st_mtime_ns == stamp
+    # another resolution re-exports from the stored field (no retraining: same radiance config)
+    other = grid_settings("mini", resolution=10, device="cpu", eval_views=0, **TINY)
+    assert not grid_is_current(bench, sid, other)
+    rec2 = build_grids(bench, other, log=logs.append)[0]
+    assert not rec2["skipped"] and rec2["wall_train_seconds"] < 5 and np.load(feature_file(bench, sid))["rgbsigma"].shape[:3] == grid_shape(info.room_bbox, 10)
+    # the stored field reloads with identical weights
+    trainer = load_radiance(radiance_dir(bench, sid) / "checkpoint.pt", spec.scene_dir(bench, sid))
+    state = torch.load(radiance_dir(bench, sid) / "checkpoint.pt", weights_only=False)
+    assert all(torch.equal(state["field"][k], v) for k, v in trainer.field.state_dict().items())
+
+
+def test_cli_and_errors(bench: Path) -> None:
+    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    res = CliRunner().invoke(grids_command, ["--data", str(bench), "--device", "cpu", "--set", "resolution=8", "--set", "eval_views=0", *sets])
+    assert res.exit_code == 0, res.output
+    assert "1 grids" in res.output
+    with pytest.raises(InputError):
+        build_grids(bench, grid_settings("mini"), scenes=["no_such_scene"])
+    with pytest.raises(InputError):
+        build_grids(bench, grid_settings("mini"), executor="threads")

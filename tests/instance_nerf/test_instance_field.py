@@ -1,0 +1,137 @@
+"""The instance field: the depth-aware smoothness term on hand cases, the CE ignoring unlabelled pixels, and
+the head composited with the frozen radiance weights (training it never moves the radiance field)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from instance_nerf.field import (
+    HEAD,
+    TARGET,
+    InstanceField,
+    InstanceFieldConfig,
+    InstanceLoss,
+    smoothness_loss,
+)
+from nerfseg.radiance.config import preset as radiance_preset
+from nerfseg.radiance.data import RayBatch
+from nerfseg.radiance.render import render_rays
+from nerfseg.radiance.trainer import RadianceTrainer
+from tests.radiance.synthetic import make_scene
+
+TINY_FIELD = InstanceFieldConfig(num_levels=3, log2_table_size=10, base_resolution=4, max_resolution=16, hidden=16, layers=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_smoothness_two_pixels_by_hand() -> None:
+    # one 1x2 patch, two channels: (0,0) | (1,3) on one surface -> sum of squares 10 over 2 channels x 1 pair
+    logits = torch.tensor([[[[0.0, 0.0], [1.0, 3.0]]]])  # (P=1, rows=1, cols=2, L=2)
+    depth = torch.tensor([[[2.0, 2.0]]])
+    assert float(smoothness_loss(logits, depth)) == pytest.approx(5.0)
+    # identical neighbours cost nothing
+    assert float(smoothness_loss(torch.ones(1, 2, 2, 3), torch.rand(1, 2, 2))) == 0.0
+
+
+def test_smoothness_depth_edge_suppresses_the_penalty() -> None:
+    # 1x3 patch a | b || c with a depth edge of 2 m between b and c
+    logits = torch.tensor([[[[0.0, 0.0], [1.0, 0.0], [1.0, 3.0]]]])
+    flat = torch.tensor([[[1.0, 1.0, 1.0]]])
+    edge = torch.tensor([[[1.0, 1.0, 3.0]]])
+    w = math.exp(-4.0)
+    assert float(smoothness_loss(logits, flat)) == pytest.approx((1 + 9) / (2 * 2))
+    assert float(smoothness_loss(logits, edge)) == pytest.approx((1 * 1 + 9 * w) / (2 * (1 + w)), rel=1e-5)
+    assert float(smoothness_loss(logits, edge)) < 0.25 * float(smoothness_loss(logits, flat))
+    # x and y terms add: the transposed patch gives the same value through the y term
+    assert float(smoothness_loss(logits.transpose(1, 2), edge.transpose(1, 2))) == pytest.approx(float(smoothness_loss(logits, edge)))
+    # depth_scale converts units: a 2 m edge in units of 0.1 m-scale barely counts
+    assert float(smoothness_loss(logits, edge, depth_scale=0.01)) == pytest.approx(2.5, rel=1e-3)
+
+
+def test_smoothness_gradient_reaches_logits_not_depth() -> None:
+    logits = torch.randn(2, 4, 4, 3, requires_grad=True)
+    depth = torch.rand(2, 4, 4, requires_grad=True)
+    smoothness_loss(logits, depth).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    assert depth.grad is None
+
+
+def test_loss_ignores_unlabelled_and_switches_regularization() -> None:
+    p, k, n = 2, 4, 3
+    logits = torch.randn(p * k * k, n)
+    target = torch.randint(0, n, (p * k * k,))
+    target[:5] = -1
+    batch = RayBatch(torch.zeros(p * k * k, 3), torch.zeros(p * k * k, 3), None, torch.zeros(p * k * k, dtype=torch.long), torch.zeros(p * k * k, 2, dtype=torch.long), {TARGET: target}, (p, k, k))
+    out = {HEAD: logits, "depth": torch.rand(p * k * k)}
+    ce = torch.nn.functional.cross_entropy(logits[5:], target[5:])
+    assert float(InstanceLoss(regularization=False)(out, batch)) == pytest.approx(float(ce))
+    reg = smoothness_loss(logits.reshape(p, k, k, n), out["depth"].reshape(p, k, k))
+    assert float(InstanceLoss(regularization=True, regularization_weight=1.0)(out, batch)) == pytest.approx(float(ce + reg), rel=1e-6)
+    all_void = RayBatch(batch.origins, batch.dirs, None, batch.frame, batch.pixel, {TARGET: torch.full_like(target, -1)}, None)
+    assert float(InstanceLoss(regularization=False)(out, all_void)) == 0.0
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scene(tmp_path_factory.mktemp("inst_field") / "scene", num_views=6, width=24, height=16, seed=0)
+
+
+def _trainer(scene: Path) -> RadianceTrainer:
+    cfg = radiance_preset("mini").replace(
+        steps=6, batch_rays=128, patch_size=8, num_levels=3, log2_table_size=10, base_resolution=4, max_resolution=16,
+        march_resolution=24, occ_resolution=8, occ_warmup_steps=0, log_every=0, density_bias=1.0,
+    )
+    trainer = RadianceTrainer(scene, cfg, "cpu", None, progress=False)
+    labels = torch.randint(-1, 3, (trainer.rays.num_frames, trainer.rays.height, trainer.rays.width), generator=torch.Generator().manual_seed(0))
+    trainer.rays.add_extra(TARGET, labels)
+    head = InstanceField(TINY_FIELD, trainer.field.box.aabb_normalised(), trainer.field.geo_feat_dim, 3)
+    trainer.add_head(HEAD, head, loss=InstanceLoss(True), detach_weights=True)
+    trainer.freeze_radiance(True)
+    return trainer
+
+
+def test_head_is_composited_with_the_frozen_weights(scene: Path) -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(scene)
+    before = {k: v.clone() for k, v in trainer.field.state_dict().items()}
+    occ_before = trainer.occupancy.state_dict()
+    head_before = [p.clone() for p in trainer.heads[HEAD].parameters()]
+    trainer.train(steps=4)
+    assert all(torch.equal(before[k], v) for k, v in trainer.field.state_dict().items()), "radiance field changed"
+    assert all(torch.equal(occ_before[k], v) for k, v in trainer.occupancy.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, trainer.heads[HEAD].parameters())), "instance head did not train"
+
+    # the rendered logits are sum_i w_i * logits_i with the colour weights
+    batch = trainer.rays.sample(64, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = render_rays(trainer.field, batch.origins, batch.dirs, trainer.settings, trainer.occupancy, {HEAD: trainer.heads[HEAD]}, return_samples=True)
+    smp = out["samples"]
+    manual = torch.zeros(64, 3).index_add_(0, smp["ray_indices"], smp["weights"][:, None] * smp[f"head:{HEAD}"])
+    assert smp["ray_indices"].numel() > 0
+    torch.testing.assert_close(out[HEAD], manual, rtol=1e-5, atol=1e-6)
+    # and the logits are those of the head on the samples' own features and positions
+    with torch.no_grad():
+        _, geo = trainer.field.geometry(smp["xyz"])
+        torch.testing.assert_close(trainer.heads[HEAD](geo, smp["xyz"]), smp[f"head:{HEAD}"])
+
+
+def test_instance_field_shapes_and_validation() -> None:
+    aabb = torch.tensor([[-1.0, -0.5, -0.3], [1.0, 0.5, 0.3]])
+    f = InstanceField(TINY_FIELD, aabb, 15, 5)
+    assert f(torch.zeros(7, 15), torch.zeros(7, 3)).shape == (7, 5)
+    dense = InstanceField(InstanceFieldConfig(encoding="dense", dense_resolution=8, dense_features=2, dense_levels=2, hidden=8), aabb, 15, 2)
+    assert dense(torch.zeros(3, 15), torch.zeros(3, 3)).shape == (3, 2)
+    with pytest.raises(ValueError):
+        InstanceField(TINY_FIELD, aabb, 15, 0)
+    with pytest.raises(ValueError):
+        smoothness_loss(torch.zeros(1, 2, 2, 3), torch.zeros(1, 2, 3))
