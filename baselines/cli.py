@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nerfseg.cli import parse_override
+
 
 @click.command("train")
 @click.option("--method", "method_name", required=True, help="Method name (prior2d, semantic-nerf, dm-nerf, instance-nerf).")
@@ -26,18 +28,9 @@ def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        parsed[key] = _parse_value(value)
+        parsed[key] = parse_override(value)
     out = out_dir or Path("runs") / method_name
     submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo)
     click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {method_name} --data {data_root}")
 
 
-def _parse_value(text: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -29,6 +28,7 @@ from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_j
 
 from dataset_tools.cameras import CameraConfig, sample_cameras, split_views
 from dataset_tools.front3d import RoomFilter, iter_houses, load_house
+from dataset_tools.ray_executor import map_scenes
 from dataset_tools.raycast import Lighting, SceneRaycaster
 from dataset_tools.scene import Scene
 from dataset_tools.voxelize import voxelize_scene
@@ -341,19 +341,8 @@ def _write_prior(scene_path: Path, prior: str, seed: int) -> None:
 
 
 def _run_jobs(jobs: list[SceneJob], workers: int, executor: str, on_done: Callable[[dict[str, Any]], None]) -> None:
-    if executor == "ray":
-        from dataset_tools.ray_executor import run_on_ray
-
-        for record in run_on_ray(build_scene, jobs):
-            on_done(record)
-    elif workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_done(build_scene(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(build_scene, job) for job in jobs]
-            for fut in as_completed(futures):
-                on_done(fut.result())
+    for record in map_scenes(build_scene, jobs, workers, executor):
+        on_done(record)
 
 
 def build_dataset(

@@ -29,3 +29,25 @@ def run_on_ray(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], num_cpu
     finally:
         if started_here:
             ray.shutdown()
+
+
+def map_scenes(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers: int = 1, executor: str = "process") -> Iterator[dict[str, Any]]:
+    """Run ``fn`` on every job and yield results as they finish: in this process, on a process pool, or on Ray.
+
+    The one fan-out every per-scene step uses (building scenes, training radiance grids), so ``--workers`` and
+    ``--executor`` mean the same everywhere.
+    """
+    if executor == "ray":
+        yield from run_on_ray(fn, jobs)
+    elif executor != "process":
+        raise ValueError(f"unknown executor {executor!r}; expected 'process' or 'ray'")
+    elif workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield fn(job)
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(fn, job) for job in jobs]
+            for fut in as_completed(futures):
+                yield fut.result()

@@ -7,16 +7,9 @@ from __future__ import annotations
 
 import click
 
+from nerfseg.cli import parse_override
 
-def _parse_value(text: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
+
 
 
 @click.command("grids")
@@ -38,7 +31,7 @@ def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tupl
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        parsed[key] = _parse_value(value)
+        parsed[key] = parse_override(value)
     settings = grid_settings(preset, **parsed)
     records = build_grids(data_root, settings, scenes=list(scenes) or None, workers=workers, executor=executor, resume=resume, log=click.echo)
     built = sum(not r.get("skipped") for r in records)

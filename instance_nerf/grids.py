@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,18 +290,9 @@ def build_grids(
             log(f"{rec['scene']}: {rec['radiance_steps']} steps in {rec['wall_train_seconds']:.0f} s, grid {rec['shape']} "
                 f"in {rec['export_seconds']:.1f} s" + (f", test PSNR {psnr:.2f}" if psnr is not None else ""))
 
-    if executor == "ray":
-        from dataset_tools.ray_executor import run_on_ray
+    from dataset_tools.ray_executor import map_scenes
 
-        for rec in run_on_ray(build_scene_grid, jobs):
-            done(rec)
-    elif workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            done(build_scene_grid(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(build_scene_grid, job) for job in jobs]
-            for fut in as_completed(futures):
-                done(fut.result())
+    for rec in map_scenes(build_scene_grid, jobs, workers, executor):
+        done(rec)
     order = {sid: i for i, sid in enumerate(ids)}
     return sorted(records, key=lambda r: order[r["scene"]])
