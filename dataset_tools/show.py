@@ -54,7 +54,7 @@ def draw_scene_overview(scene_dir: Path, out_file: Path, num_views: int = 3) -> 
     sem_pal = plt.get_cmap("tab20")(np.arange(spec.NUM_CLASSES) % 20)[:, :3]
     sem_pal[0] = 0.0
 
-    fig = plt.figure(figsize=(16, 3.2 * max(num_views, 2)))
+    fig = plt.figure(figsize=(17, 2.6 * max(num_views, 2)))
     grid = fig.add_gridspec(max(num_views, 2), 6)
     for row, name in enumerate(picks):
         rgb = read_png(scene_dir / spec.IMAGES_DIR / f"{name}.png", expect="rgb")
@@ -103,7 +103,7 @@ def draw_scene_overview(scene_dir: Path, out_file: Path, num_views: int = 3) -> 
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
     ax.set_facecolor("0.15")
-    ax.set_title(f"{info.scene_id}: top-down voxel GT ({gt.mode}, {'x'.join(map(str, gt.instance.shape))}), AABB dashed, OBB solid", fontsize=9)
+    ax.set_title(f"{info.scene_id}: top-down voxel GT ({gt.mode}, {'x'.join(map(str, gt.instance.shape))})\nAABB dashed, OBB solid, cameras as dots", fontsize=9)
     fig.tight_layout()
     out_file = Path(out_file)
     with atomic_path(out_file.with_suffix(".png") if out_file.suffix == "" else out_file) as tmp:
