@@ -52,6 +52,12 @@ class GridEncoding(nn.Module):
         self.output_dim = self.num_levels * self.features
         self.register_buffer("aabb", torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3).clone(), persistent=True)
         self.register_buffer("level_res", res, persistent=True)
+        # device-side constants, so that no level needs a host round trip on CUDA
+        self.register_buffer("_res_f", res.float(), persistent=False)
+        self.register_buffer("_pair", torch.tensor([0, 1], dtype=torch.long), persistent=False)
+        self._res: list[tuple[int, int, int]] = [tuple(r) for r in res.tolist()]  # type: ignore[misc]
+        offsets = [[i + (r[0] + 1) * (j + (r[1] + 1) * k) for k in (0, 1) for j in (0, 1) for i in (0, 1)] for r in self._res]
+        self.register_buffer("_dense_offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
         self.hashed: list[bool] = []
         tables = []
         for r in res.tolist():
@@ -73,26 +79,24 @@ class GridEncoding(nn.Module):
         Corner k = i + 2j + 4l is offset (i, j, l) along (x, y, z). Per-axis terms are built once per
         point and combined by broadcasting, which is ~3x cheaper than materialising (N, 8, 3) corners.
         """
-        res = self.level_res[level]
-        pos = u * res.to(u.dtype)
-        cell = torch.minimum(pos.floor().clamp_min(0), (res - 1).to(u.dtype))
+        res = self._res_f[level]
+        pos = u * res
+        cell = torch.minimum(pos.floor().clamp_min(0), res - 1)
         frac = (pos - cell).clamp(0.0, 1.0)  # points outside the box are clamped onto its faces
         c = cell.long()
         n = u.shape[0]
-        one = torch.tensor([0, 1], dtype=torch.long, device=u.device)
         if self.hashed[level]:
-            hx = c[:, 0:1] + one
-            hy = (c[:, 1:2] + one) * HASH_PRIMES[1]
-            hz = (c[:, 2:3] + one) * HASH_PRIMES[2]
+            hx = c[:, 0:1] + self._pair
+            hy = (c[:, 1:2] + self._pair) * HASH_PRIMES[1]
+            hz = (c[:, 2:3] + self._pair) * HASH_PRIMES[2]
             hyx = (hy[:, :, None] ^ hx[:, None, :]).reshape(n, 1, 4)
             idx = (hz[:, :, None] ^ hyx).reshape(n, 8)
             size = self.tables[level].shape[0]
             idx = idx & (size - 1) if _is_pow2(size) else idx % size
         else:
-            rx, ry = int(res[0]) + 1, int(res[1]) + 1
-            base = c[:, 0] + rx * (c[:, 1] + ry * c[:, 2])
-            off = torch.tensor([i + rx * (j + ry * k) for k in (0, 1) for j in (0, 1) for i in (0, 1)], dtype=torch.long, device=u.device)
-            idx = base[:, None] + off
+            rx, ry, _ = self._res[level]
+            base = c[:, 0] + (rx + 1) * (c[:, 1] + (ry + 1) * c[:, 2])
+            idx = base[:, None] + self._dense_offsets[level]
         w0 = torch.stack([1.0 - frac, frac], dim=-1)  # (N, 3, 2)
         wyx = (w0[:, 1, :, None] * w0[:, 0, None, :]).reshape(n, 1, 4)
         w = (w0[:, 2, :, None] * wyx).reshape(n, 8)
@@ -121,7 +125,7 @@ class GridEncoding(nn.Module):
         for level, table in enumerate(self.tables):
             if self.hashed[level]:
                 continue
-            rx, ry, rz = (int(v) + 1 for v in self.level_res[level])
+            rx, ry, rz = (v + 1 for v in self._res[level])
             grid = table.view(rz, ry, rx, self.features)
             if num_samples is None:
                 d = [grid[1:] - grid[:-1], grid[:, 1:] - grid[:, :-1], grid[:, :, 1:] - grid[:, :, :-1]]
@@ -152,7 +156,7 @@ class _TrilinearGather(torch.autograd.Function):
         ctx.save_for_backward(idx, w)
         ctx.table_shape = table.shape
         n, k = idx.shape
-        gathered = table.index_select(0, idx.reshape(-1)).view(n, k, -1)
+        gathered = table.index_select(0, idx.reshape(-1)).view(n, k, table.shape[1])
         return torch.einsum("nk,nkf->nf", w, gathered) if table.shape[1] > 4 else (gathered * w.unsqueeze(-1)).sum(1)
 
     @staticmethod

@@ -12,6 +12,7 @@ not move the geometry, Semantic-NeRF's logits may).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -71,7 +72,7 @@ def volume_render(
         out["depth"] = torch.zeros_like(opacity).index_add_(0, ray_indices, weights * t)
     for name, val in (channels or {}).items():
         w = weights.detach() if name in detach else weights
-        v = val.reshape(val.shape[0], -1)
+        v = val.reshape(val.shape[0], int(math.prod(val.shape[1:])))
         acc = torch.zeros(num_rays, v.shape[1], dtype=v.dtype, device=v.device).index_add_(0, ray_indices, w.unsqueeze(-1).to(v.dtype) * v)
         out[name] = acc.reshape(num_rays, *val.shape[1:])
     if background is not None and "rgb" in out:
@@ -102,7 +103,7 @@ class MarchSettings:
     """How rays are sampled: a fixed world step (metres) between ``near`` and the box exit."""
 
     step: float  # metres between consecutive samples along a ray (measured along the ray)
-    min_near: float = 0.05  # metres; cameras sit inside the room, so the box entry is the camera
+    min_near: float = 0.2  # metres (ray parameter = depth); cameras sit inside the room, so the box entry is the camera itself
     early_stop_eps: float = 1e-4  # drop samples whose transmittance is below this (0 = keep all)
 
 
@@ -115,11 +116,12 @@ def march(
     occupancy: OccupancyGrid | None,
     jitter: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Candidate samples at ``near + (k + jitter) * step_t`` (per-ray step), minus those in empty cells.
+    """Intervals of length ``step_t`` (per ray) tiling [near, far), minus those whose midpoint lies in
+    an empty occupancy cell.
 
-    Returns packed (ray_indices, t of the interval midpoints, deltas, normalised positions). ``jitter``
-    (R,) in [0,1) shifts each ray's samples (stratified training); None means 0 (intervals tile
-    [near, far) exactly, used for evaluation).
+    Returns packed (ray_indices, t of the interval midpoints, deltas, normalised positions), ordered by
+    ray and then t. ``jitter`` (R,) in [0,1) shifts each ray's interval boundaries (stratified training;
+    the first interval is shortened, so [near, far) stays covered); None = no shift (evaluation).
     """
     dev = origins_n.device
     span = (far - near).clamp_min(0)
@@ -175,6 +177,7 @@ def render_rays(
     near, far = ray_aabb(o_n, d_n, aabb, settings.min_near)
     step_t = settings.step / dirs.norm(dim=-1).clamp_min(1e-9)
     ray_idx, t, deltas, x = march(o_n, d_n, near, far, step_t, occupancy, jitter)
+    num_probed = int(ray_idx.numel())
     if settings.early_stop_eps > 0 and ray_idx.numel():
         with torch.no_grad():
             sig = field.density(x)
@@ -190,7 +193,8 @@ def render_rays(
         channels[name] = head(geo, x)
     out = volume_render(sigmas, deltas, ray_idx, num_rays, channels, t=t, background=background, detach_weights_for=detach_weights_for)
     result = {k: out[k] for k in ["rgb", "depth", "opacity", *heads.keys()]}
-    result["num_samples"] = int(ray_idx.numel())
+    result["num_samples"] = int(ray_idx.numel())  # samples through the full network (with gradients)
+    result["num_probed"] = num_probed  # samples in occupied cells (density-only pass when early stop is on)
     if return_samples:
         samples = {"ray_indices": ray_idx, "t": t, "deltas": deltas, "sigmas": sigmas, "weights": out["weights"], "transmittance": out["transmittance"], "xyz": x}
         samples.update({f"head:{k}": v for k, v in channels.items() if k != "rgb"})

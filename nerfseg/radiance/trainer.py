@@ -218,6 +218,7 @@ class RadianceTrainer:
             loss=float(loss.detach()),
             psnr=psnr_from_mse(logs["mse"]),
             samples_per_ray=out["num_samples"] / max(n, 1),
+            probed_per_ray=out["num_probed"] / max(n, 1),
             lr=self.optimizer.param_groups[0]["lr"],
         )
         return logs

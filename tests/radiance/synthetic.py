@@ -105,14 +105,15 @@ def _inside_box(p: np.ndarray, margin: float) -> bool:
 
 
 def camera_poses(num_views: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Cameras inside the room (not in furniture) looking at random points at least 1 m away."""
+    """Cameras inside the room, at least 0.3 m from furniture (the dataset's ``min_surface_distance``),
+    looking at random points at least 1 m away."""
     poses = []
     while len(poses) < num_views:
         eye = rng.uniform(ROOM[0] + [0.4, 0.4, 0.9], ROOM[1] - [0.4, 0.4, 0.6])
         target = rng.uniform(ROOM[0] + 0.2, ROOM[1] - 0.2)
         target[2] = rng.uniform(0.2, 1.6)
         d = target - eye
-        if _inside_box(eye, 0.2) or np.linalg.norm(d) < 1.0 or abs(d[2]) > 0.8 * np.linalg.norm(d):
+        if _inside_box(eye, 0.3) or np.linalg.norm(d) < 1.0 or abs(d[2]) > 0.8 * np.linalg.norm(d):
             continue
         poses.append(look_at(eye, target))
     return poses
