@@ -73,6 +73,9 @@ class RadianceTrainer:
     ) -> None:
         self.scene_dir = Path(scene_dir)
         self.config = config
+        for kind in (config.background, config.warmup_background or "black"):
+            if kind not in ("black", "white", "random"):
+                raise ValueError(f"unknown background {kind!r}; expected 'black', 'white' or 'random'")
         self.device = torch.device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
@@ -151,11 +154,13 @@ class RadianceTrainer:
 
     def _background(self, n: int, training: bool) -> torch.Tensor:
         kind = self.config.background
+        if training and self.config.warmup_background and self.step < self.config.occ_warmup_steps:
+            kind = self.config.warmup_background
         if kind == "random" and training:
             return torch.rand(n, 3, generator=self.generator).to(self.device)
         if kind == "white":
             return torch.ones(3, device=self.device)
-        return torch.zeros(3, device=self.device)
+        return torch.zeros(3, device=self.device)  # black, and "random" outside training
 
     def _lr_factor(self, step: int) -> float:
         total = max(self.config.steps, 1)
