@@ -125,3 +125,15 @@ def test_heads_train_render_and_freeze(tiny_scene: Path, tmp_path: Path) -> None
         assert torch.equal(a, b)
     with pytest.raises(InputError, match="sem"):
         RadianceTrainer.resume(path, progress=False)
+
+
+def test_background_choice_is_validated_and_warmup_background_applies(tiny_scene: Path) -> None:
+    with pytest.raises(ValueError, match="unknown background 'grey'"):
+        RadianceTrainer(tiny_scene, tiny_config(background="grey"), progress=False)
+    with pytest.raises(ValueError, match="unknown background 'pink'"):
+        RadianceTrainer(tiny_scene, tiny_config(warmup_background="pink"), progress=False)
+    trainer = RadianceTrainer(tiny_scene, tiny_config(background="black", warmup_background="white"), progress=False)
+    assert torch.equal(trainer._background(4, training=True), torch.ones(3))  # step 0 < occ_warmup_steps
+    assert torch.equal(trainer._background(4, training=False), torch.zeros(3))  # evaluation: the real background
+    trainer.step = trainer.config.occ_warmup_steps
+    assert torch.equal(trainer._background(4, training=True), torch.zeros(3))
