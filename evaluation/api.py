@@ -79,9 +79,30 @@ def evaluate_submission(
     report["split"] = split
     report["semantic_only"] = bool(meta.get("semantic_only", False))
     if report["semantic_only"]:
-        # A semantic-only method does not claim instances: its instance metrics are shown as "-".
-        for key in ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff", "sq_stuff", "rq_stuff", "pq_scene", "pq_scene_things", "ap25", "ap50"):
-            if key in report.get("summary", {}):
-                report["summary"][key] = None
+        blank_instance_metrics(report)
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+#: every report key that describes instances (segment matching, PQ^scene, 3D instance AP)
+INSTANCE_METRIC_KEYS: frozenset[str] = frozenset({
+    "pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff", "sq_stuff", "rq_stuff",
+    "pq_scene", "pq_scene_things", "ap25", "ap50", "tp", "fp", "fn", "iou_sum",
+})
+
+
+def blank_instance_metrics(report: dict[str, Any]) -> None:
+    """Set the instance metrics of a semantic-only report to None everywhere (summary, per class, per scene).
+
+    A semantic-only method does not claim instances: its class regions are not instance segments, so
+    PQ computed on them would be a number about nothing the method promised; every table shows "-".
+    """
+    for key in INSTANCE_METRIC_KEYS & set(report.get("summary", {})):
+        report["summary"][key] = None
+    for table in ("per_class", "per_scene"):
+        for row in report.get(table, {}).values():
+            for key in INSTANCE_METRIC_KEYS & set(row):
+                row[key] = None
+    pq_all = report.get("details", {}).get("pq_all")
+    if isinstance(pq_all, dict):
+        report["details"]["pq_all"] = dict.fromkeys(pq_all)

@@ -53,3 +53,24 @@ def test_invalid_submission_lists_problems(tiny_benchmark: Path, tmp_path: Path)
         evaluate_submission(tiny_benchmark, sub)
     result = CliRunner().invoke(cli, ["eval", "--method", "x", "--data", str(tiny_benchmark), "--predictions", str(sub)])
     assert result.exit_code != 0
+
+
+def test_semantic_only_report_blanks_every_instance_number(submission_copy: Path, tiny_benchmark: Path) -> None:
+    """A semantic-only submission gets mIoU and binary metrics, and '-' for instance metrics in every table,
+    per class and per scene included (its class regions are not instance claims)."""
+    from evaluation.report import per_class_table, per_scene_table, summary_table
+
+    meta_path = submission_copy / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "semantic_only": True}))
+    report = evaluate_submission(tiny_benchmark, submission_copy)
+    assert report["semantic_only"] and report["summary"]["miou"] == pytest.approx(1.0)
+    assert report["summary"]["binary_acc"] == pytest.approx(1.0)
+    assert report["summary"]["pq"] is None and report["summary"]["pq_scene"] is None
+    for table in ("per_class", "per_scene"):
+        for row in report[table].values():
+            assert all(row.get(k) is None for k in ("pq", "sq", "rq", "pq_things", "pq_scene", "tp", "fp", "fn")), row
+    assert all(v is None for v in report["details"]["pq_all"].values())
+    assert "| gt | 100.0 | - | - | - | - |" in summary_table(report, "gt")
+    assert "| bed | 100.0 | - | - | - | - | - | - |" in per_class_table(report)
+    assert all(line.count(" - ") == 2 for line in per_scene_table(report).splitlines()[2:])
