@@ -205,7 +205,7 @@ def run_method(
         "method": method_name,
         "description": cls.description,
         "url": cls.url,
-        "uses_gt_masks": cls.uses_gt_masks,
+        "uses_gt_masks": bool(method.uses_gt_masks),  # an instance may turn it on (e.g. oracle detections)
         "semantic_only": cls.semantic_only,
         "prior": prior,
         "preset": preset,
