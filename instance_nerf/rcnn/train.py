@@ -291,7 +291,9 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         res = evaluate_rcnn(model, data_root, val_ids, dev)
         ap25 = -1.0 if res["ap25"] is None or np.isnan(res["ap25"]) else float(res["ap25"])
         _log(log_path, {"type": "val", "iteration": iteration, "ap25": res["ap25"], "ap50": res["ap50"], "voxel_miou": res["voxel_miou"], "seconds": res["seconds"]})
-        if ap25 > best_ap25:
+        # ties go to the later (longer-trained) model: with val AP25 at 0 for a whole run, "best" must not
+        # stay the barely trained first validation
+        if ap25 >= best_ap25:
             best_ap25, best_iter = ap25, iteration
             save_checkpoint(best_path, model, None, None, iteration, {"best_ap25": best_ap25, "best_iteration": best_iter})
         return res
