@@ -184,3 +184,18 @@ def test_distortion_loss_matches_double_sum() -> None:
     spike = distortion_loss(torch.tensor([0.0] * 4 + [0.9] + [0.0] * 5), tt, torch.full((10,), 0.1), one, 1)
     spread = distortion_loss(torch.full((10,), 0.09), tt, torch.full((10,), 0.1), one, 1)
     assert spike < spread
+
+
+def test_early_stop_renders_the_same_with_and_without_gradients() -> None:
+    """Without gradients the early-stop pass reuses its geometry; with them it recomputes the kept samples."""
+    field = _tiny_field(density_bias=3.0)
+    o, d = _rays(96, 5)
+    settings = MarchSettings(step=0.05, early_stop_eps=1e-4)
+    head = {"xyz": lambda geo, x: torch.cat([geo[:, :2], x], dim=-1)}
+    with torch.no_grad():
+        cold = render_rays(field, o, d, settings, None, head)
+    warm = render_rays(field, o, d, settings, None, head)
+    assert warm["rgb"].requires_grad and not cold["rgb"].requires_grad
+    assert cold["num_samples"] == warm["num_samples"] < cold["num_probed"]
+    for k in ("rgb", "depth", "opacity", "xyz"):
+        torch.testing.assert_close(cold[k], warm[k].detach(), atol=1e-6, rtol=0)
