@@ -412,7 +412,8 @@ class InstanceNeRF(Method):
         times["detect"] = time.perf_counter() - t0
         num_labels = len(kept) + 1
         summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
-        self.log(f"{scene.scene_id}: {len(kept)} NeRF-RCNN instances kept (score > {cfg.score_threshold})")
+        source = "gt3d oracle instances (uses GT)" if cfg.detector == "gt3d" else f"NeRF-RCNN instances kept (score > {cfg.score_threshold})"
+        self.log(f"{scene.scene_id}: {len(kept)} {source}")
 
         # matching on the train views
         t0 = time.perf_counter()
