@@ -12,14 +12,13 @@ import torch
 
 from baselines.common import IGNORE, NEGATIVE, open_trainer, prior_instance_targets
 from baselines.dm_nerf import HEAD, NO_OBJECT, DMNeRF, FewImageTrainer
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
 from evaluation.api import evaluate_submission
 from evaluation.submission import validate_submission
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method
 from nerfseg.radiance.render import render_rays
+from tests.demo_bench import build_one_room_benchmark
 
 TINY = dict(
     steps=8, batch_rays=128, num_levels=4, log2_table_size=12, base_resolution=8, max_resolution=32,
@@ -33,10 +32,7 @@ SMALL = dict(max_objects=6, head_hidden=16, vote_views=2, vote_downscale=2, imag
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo room at 48x36 with the sim-m2f prior (a one-scene benchmark: the scene is in 'train')."""
     root = tmp_path_factory.mktemp("dm")
-    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
-    cfg = preset_config("mini", width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
-    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
-    return root / "bench"
+    return build_one_room_benchmark(root, width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
 
 
 @pytest.fixture(scope="module")

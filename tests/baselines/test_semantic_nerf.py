@@ -16,8 +16,6 @@ from baselines.common import (
     prior_semantic_targets,
 )
 from baselines.semantic_nerf import HEAD, SemanticNeRF, semantic_loss, semantic_panoptic
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
 from evaluation.api import evaluate_submission
 from evaluation.submission import validate_submission
 from nerfseg import spec
@@ -25,6 +23,7 @@ from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.render import render_rays
+from tests.demo_bench import build_one_room_benchmark
 
 #: a radiance core small enough for a few CPU steps per test
 TINY = dict(
@@ -38,10 +37,7 @@ TINY = dict(
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo room at 48x36 with the sim-m2f prior (a one-scene benchmark: the scene is in 'train')."""
     root = tmp_path_factory.mktemp("sem")
-    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
-    cfg = preset_config("mini", width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
-    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
-    return root / "bench"
+    return build_one_room_benchmark(root, width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
 from instance_nerf.cli import grids as grids_command
 from instance_nerf.grids import (
     GRID_RECORD,
@@ -25,26 +23,16 @@ from instance_nerf.grids import (
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.radiance.export import grid_shape
+from tests.demo_bench import build_one_room_benchmark
 
 TINY = dict(steps=6, batch_rays=128, num_levels=3, log2_table_size=10, base_resolution=4, max_resolution=16, march_resolution=24,
             occ_resolution=8, occ_warmup_steps=2, occ_update_every=2, log_every=2, checkpoint_every=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("grids")
-    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
-    cfg = preset_config("mini", width=32, height=24, focal=20.0, num_views=8, grid_resolution=16, priors=())
-    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
-    return root / "bench"
+    return build_one_room_benchmark(root, width=32, height=24, focal=20.0, num_views=8, grid_resolution=16, priors=())
 
 
 def test_presets_and_overrides() -> None:

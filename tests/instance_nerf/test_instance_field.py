@@ -26,14 +26,6 @@ from tests.radiance.synthetic import make_scene
 TINY_FIELD = InstanceFieldConfig(num_levels=3, log2_table_size=10, base_resolution=4, max_resolution=16, hidden=16, layers=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_smoothness_two_pixels_by_hand() -> None:
     # one 1x2 patch, two channels: (0,0) | (1,3) on one surface -> sum of squares 10 over 2 channels x 1 pair
     logits = torch.tensor([[[[0.0, 0.0], [1.0, 3.0]]]])  # (P=1, rows=1, cols=2, L=2)

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
 from evaluation.submission import validate_submission
 from instance_nerf import method as method_mod
 from instance_nerf.method import (
@@ -31,6 +28,7 @@ from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d
 from nerfseg.methods import SceneData, run_method
+from tests.demo_bench import build_one_room_benchmark
 
 #: tiny radiance core, instance field and schedule: a few CPU seconds per scene
 TINY = {
@@ -43,22 +41,11 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo room at 64x48, 16 views, 24-voxel GT grid, sim-m2f prior (the scene is in 'train')."""
     root = tmp_path_factory.mktemp("inerf")
-    src = write_demo_dataset(root / "src", num_rooms=1, seed=0)
-    cfg = preset_config("mini", width=64, height=48, focal=40.0, num_views=16, grid_resolution=24, priors=("sim-m2f",))
-    build_dataset(root / "bench", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
-    return root / "bench"
+    return build_one_room_benchmark(root, width=64, height=48, focal=40.0, num_views=16, grid_resolution=24, priors=("sim-m2f",))
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,6 @@ from instance_nerf.rcnn.roi_align import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def T(x, dtype=torch.float32):
     return torch.tensor(x, dtype=dtype)
 

@@ -21,15 +21,6 @@ from instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
 from instance_nerf.rcnn.train import load_rcnn, one_cycle, sample_to_inputs, train_rcnn
 from nerfseg.errors import InputError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 SMALL = {"input_resolution": None, "roi_canonical_size": 32.0, "rpn_size_ranges": (-1.0, 3.2, 6.4, 12.8, 1e8)}
 
 
