@@ -10,8 +10,6 @@ import click
 from nerfseg.cli import parse_override
 
 
-
-
 @click.command("grids")
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="Built benchmark root.")
 @click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True,
@@ -19,12 +17,15 @@ from nerfseg.cli import parse_override
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Scenes trained in parallel (process pool).")
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
 @click.option("--scenes", multiple=True, help="Only these scene ids (repeatable; default: train, val and test scenes).")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
+              help="Only the scenes of these splits (repeatable; with --scenes: both). A set built only to train NeRF-RCNN needs train and val.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip up-to-date grids; continue interrupted radiance runs.")
 @click.option("--set", "overrides", multiple=True, help="Override KEY=VALUE (resolution, eval_views or a radiance setting such as steps).")
-def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], device: str, resume: bool, overrides: tuple[str, ...]) -> None:
+def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], splits: tuple[str, ...], device: str, resume: bool, overrides: tuple[str, ...]) -> None:
     """Train a radiance field per scene and write <data>/features/<scene>.npz (RGB + alpha over room_bbox)."""
     from instance_nerf.grids import build_grids, grid_settings
+    from nerfseg import spec
 
     parsed: dict[str, object] = {"device": device}
     for item in overrides:
@@ -33,7 +34,10 @@ def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tupl
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
         parsed[key] = parse_override(value)
     settings = grid_settings(preset, **parsed)
-    records = build_grids(data_root, settings, scenes=list(scenes) or None, workers=workers, executor=executor, resume=resume, log=click.echo)
+    chosen = list(scenes) + [sid for split in splits for sid in spec.scenes_in_split(data_root, split) if sid not in scenes]
+    if splits and not chosen:
+        raise click.UsageError(f"no scenes in split(s) {', '.join(splits)} of {data_root}")
+    records = build_grids(data_root, settings, scenes=chosen or None, workers=workers, executor=executor, resume=resume, log=click.echo)
     built = sum(not r.get("skipped") for r in records)
     click.echo(f"{len(records)} grids ({built} built, {len(records) - built} up to date) in {data_root}/features "
                f"(radiance {settings.radiance.steps} steps, longest side {settings.resolution})")

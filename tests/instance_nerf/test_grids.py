@@ -80,6 +80,12 @@ def test_cli_and_errors(bench: Path) -> None:
     res = CliRunner().invoke(grids_command, ["--data", str(bench), "--device", "cpu", "--set", "resolution=8", "--set", "eval_views=0", *sets])
     assert res.exit_code == 0, res.output
     assert "1 grids" in res.output
+    # --split picks the split's scenes (the one train room, now up to date); an empty split is an error
+    base = ["--data", str(bench), "--device", "cpu", "--set", "resolution=8", "--set", "eval_views=0", *sets]
+    res = CliRunner().invoke(grids_command, [*base, "--split", "train"])
+    assert res.exit_code == 0 and "1 grids (0 built, 1 up to date)" in res.output, res.output
+    res = CliRunner().invoke(grids_command, [*base, "--split", "test"])
+    assert res.exit_code == 2 and "no scenes in split(s) test" in res.output
     with pytest.raises(InputError):
         build_grids(bench, grid_settings("mini"), scenes=["no_such_scene"])
     with pytest.raises(InputError):
