@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from instance_nerf.matching import MatchView, match_scene
 from instance_nerf.refine import (
@@ -106,7 +108,9 @@ def gt3d_detections(gt3d_path: Path, grid_shape: tuple[int, ...], bbox_min: np.n
     cell = [np.where((c >= 0) & (c < shape[a]), c, -1) for a, c in enumerate(cell)]
     classes = gt.class_of()
     candidates = [i for i in np.unique(gt.instance).tolist() if i and 1 <= classes.get(i, 0) < len(spec.CLASS_NAMES)]
-    ids, masks_list = [], []
+    ids: list[int] = []
+    mask_list: list[np.ndarray] = []
+    box_list: list[list[int]] = []
     for iid in candidates:
         mask = nearest == iid
         nz = np.nonzero(gt.instance == iid)
@@ -114,13 +118,12 @@ def gt3d_detections(gt3d_path: Path, grid_shape: tuple[int, ...], bbox_min: np.n
         inside = (cx >= 0) & (cy >= 0) & (cz >= 0)
         mask[cx[inside], cy[inside], cz[inside]] = True
         if mask.any():
+            occupied = np.nonzero(mask)
             ids.append(iid)
-            masks_list.append(mask)
-    masks = np.stack(masks_list) if ids else np.zeros((0, *shape.tolist()), dtype=bool)
-    boxes = np.zeros((len(ids), 6), dtype=np.float32)
-    for k, m in enumerate(masks):
-        nz = np.nonzero(m)
-        boxes[k] = [*(a.min() for a in nz), *(a.max() + 1 for a in nz)]
+            mask_list.append(mask)
+            box_list.append([*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)])
+    masks = np.stack(mask_list) if ids else np.zeros((0, *shape.tolist()), dtype=bool)
+    boxes = np.asarray(box_list, dtype=np.float32).reshape(-1, 6)
     return Detections(boxes, np.array([classes[i] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
 
 
@@ -153,9 +156,6 @@ def render_train_views(
 
 def upsample_render(out: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
     """A rendered view's arrays resized to ``size`` (H, W): depth/opacity nearest, everything else bilinear."""
-    import torch
-    import torch.nn.functional as F
-
     resized = {}
     for key, value in out.items():
         t = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))

@@ -179,18 +179,19 @@ def render_rays(
     ray_idx, t, deltas, x = march(o_n, d_n, near, far, step_t, occupancy, jitter)
     num_probed = int(ray_idx.numel())
     if settings.early_stop_eps > 0 and ray_idx.numel():
-        if torch.is_grad_enabled():
-            # training: a cheap gradient-free density pass decides which samples get the full, recorded pass
+        training = torch.is_grad_enabled()
+        if training:
+            # a cheap gradient-free density pass decides which samples get the full, recorded pass
             with torch.no_grad():
                 sig = field.density(x)
         else:
-            # rendering without gradients: one geometry pass over all probed samples, kept ones reused
-            # below (density() is geometry()[0], so this is the same result without the second pass)
+            # without gradients: one geometry pass over all probed samples, the kept ones reused below
+            # (density() is geometry()[0], so this is the same result without the second pass)
             sig, geo_all = field.geometry(x)
         trans = torch.exp(-segment_exclusive_cumsum(sig * deltas, ray_idx))
         keep = trans > settings.early_stop_eps
         ray_idx, t, deltas, x = ray_idx[keep], t[keep], deltas[keep], x[keep]
-        sigmas, geo = (sig[keep], geo_all[keep]) if not torch.is_grad_enabled() else field.geometry(x)
+        sigmas, geo = field.geometry(x) if training else (sig[keep], geo_all[keep])
     else:
         sigmas, geo = field.geometry(x)
     dir_enc = field.encode_dirs(dirs)[ray_idx]
