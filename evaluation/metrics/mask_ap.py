@@ -94,7 +94,9 @@ def rle_counts_from_ids(ids: np.ndarray, wanted: Sequence[int]) -> list[list[int
     starts = np.concatenate(([0], change))
     ends = np.concatenate((change, [n]))
     values = flat[starts].astype(np.int64)
-    keep = np.isin(values, wanted_arr)
+    table = np.unique(wanted_arr)  # sorted; a lookup by binary search (np.isin is ~10x slower here)
+    pos = np.minimum(np.searchsorted(table, values), table.size - 1)
+    keep = table[pos] == values
     starts, ends, values = starts[keep], ends[keep], values[keep]
     order = np.argsort(values, kind="stable")  # grouped by id, each group still in raster (column) order
     starts, ends, values = starts[order], ends[order], values[order]
@@ -234,6 +236,10 @@ def evaluate_coco_segm(gt_dataset: dict[str, Any], results: list[dict[str, Any]]
         from pycocotools.cocoeval import COCOeval as eval_cls  # noqa: N813
     else:
         raise InputError(None, f"unknown mask AP backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    # pycocotools writes into what it is given (loadRes adds bbox/area/id to each result, evaluate() an
+    # 'ignore' flag to each GT annotation): it gets copies, so the caller's lists can be evaluated again
+    gt_dataset = {**gt_dataset, "annotations": [dict(a) for a in gt_dataset["annotations"]]}
+    results = [dict(r) for r in results]
     with contextlib.redirect_stdout(io.StringIO()):
         if backend == "pycocotools":
             gt = coco_cls()
