@@ -111,5 +111,6 @@ def blank_instance_metrics(report: dict[str, Any]) -> None:
     if isinstance(mask, dict):  # the section: every AP/AR number, overall and per class
         for key in MASK_AP_KEYS:
             mask[key] = None
-        for row in mask.get("per_class", {}).values():
-            row["ap"] = row["ap50"] = None
+        for table in ("per_class", "per_scene"):
+            for row in mask.get(table, {}).values():
+                row["ap"] = row["ap50"] = None

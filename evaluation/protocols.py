@@ -244,13 +244,15 @@ class NerfsegV1(ProtocolAccumulator):
     def compute(self) -> dict[str, Any]:
         """The report of :meth:`ProtocolAccumulator.compute` plus its own ``mask_ap`` section: COCO mask AP
         of the thing segments over the test views (``STAT_KEYS`` as fractions or None, ``per_class`` by
-        class name, counts, the COCOeval backend). ``summary["mask_ap"]`` repeats its AP."""
+        class name, ``per_scene``, counts, the COCOeval backend). ``summary["mask_ap"]``,
+        ``per_class[name]["mask_ap"]`` and ``per_scene[sid]["mask_ap"]`` repeat its APs."""
         self._mask_ap_result = self.mask_ap.compute()
         report = super().compute()
         m = self._mask_ap_result
         report["mask_ap"] = {
             **{k: m[k] for k in MASK_AP_KEYS},
             "per_class": {spec.CLASS_NAMES[c]: v for c, v in m["per_class"].items()},
+            "per_scene": m["per_scene"],
             **{k: m[k] for k in ("num_images", "num_gt", "num_dt", "backend")},
             "iou_type": "segm",
             "max_dets": 100,
@@ -262,6 +264,8 @@ class NerfsegV1(ProtocolAccumulator):
         summary["mask_ap"] = mask["ap"]
         for c, row in mask["per_class"].items():
             per_class[spec.CLASS_NAMES[c]]["mask_ap"] = row["ap"]
+        for sid, row in mask["per_scene"].items():
+            _scene_slot(per_scene, sid)["mask_ap"] = row["ap"]
         total = PanopticQuality(CATEGORIES)
         for pq in self.pq_scenes.values():
             total.merge(pq)

@@ -287,8 +287,8 @@ class MaskAP(Accumulator):
     """COCO mask AP over 2D views; ``update`` per view, ``merge`` across workers, ``compute`` runs COCOeval.
 
     ``compute()`` returns the :data:`STAT_KEYS` (fractions in [0, 1], ``None`` when undefined: no GT
-    instance of any class), ``per_class`` ({class index: {"ap", "ap50", "num_gt"}}), the counts
-    ``num_images`` / ``num_gt`` / ``num_dt`` and the ``backend`` used.
+    instance of any class), ``per_class`` ({class index: {"ap", "ap50", "num_gt"}}), ``per_scene``, the
+    counts ``num_images`` / ``num_gt`` / ``num_dt`` and the ``backend`` used.
     """
 
     def __init__(self, classes: Sequence[int] = spec.THING_CLASSES):
@@ -341,15 +341,26 @@ class MaskAP(Accumulator):
     def _load(self, state: Mapping[str, Any]) -> None:
         self.frames = {(str(sid), str(frame)): dict(rec) for sid, frame, rec in state["frames"]}
 
-    def coco(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(COCO instances GT dataset, results list) of every recorded view, images numbered in (scene,
-        frame) order: what :meth:`compute` evaluates, for anyone who wants to run COCOeval themselves."""
-        frames = [(sid, frame, self.frames[(sid, frame)]) for sid, frame in sorted(self.frames)]
-        return _coco_gt_dataset(frames, self.classes)
+    def coco(self, scene_id: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(COCO instances GT dataset, results list) of every recorded view (or of one scene's), images
+        numbered in (scene, frame) order: what :meth:`compute` evaluates, for anyone who wants to run
+        COCOeval themselves."""
+        keys = sorted(k for k in self.frames if scene_id is None or k[0] == scene_id)
+        return _coco_gt_dataset([(sid, frame, self.frames[(sid, frame)]) for sid, frame in keys], self.classes)
 
     def compute(self, backend: str | None = None) -> dict[str, Any]:
+        """The numbers over every recorded view, plus ``per_scene`` ({scene: {"ap", "ap50", "num_gt"}}, each
+        scene's views evaluated on their own)."""
         backend = backend or mask_ap_backend()
-        gt_dataset, results = self.coco()
+        out = self._evaluate(*self.coco(), backend)
+        scenes = sorted({sid for sid, _ in self.frames})
+        out["per_scene"] = {}
+        for sid in scenes:
+            one = out if len(scenes) == 1 else self._evaluate(*self.coco(sid), backend)
+            out["per_scene"][sid] = {"ap": one["ap"], "ap50": one["ap50"], "num_gt": one["num_gt"]}
+        return out
+
+    def _evaluate(self, gt_dataset: dict[str, Any], results: list[dict[str, Any]], backend: str) -> dict[str, Any]:
         num_gt = {c: 0 for c in self.classes}
         for ann in gt_dataset["annotations"]:
             if not ann["iscrowd"]:

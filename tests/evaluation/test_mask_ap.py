@@ -47,6 +47,7 @@ def test_gt_as_predictions_gives_mask_ap_100(tiny_benchmark: Path, tmp_path: Pat
         assert (row["ap"] == pytest.approx(1.0)) if row["num_gt"] else row["ap"] is None, name
         assert report["per_class"][name]["mask_ap"] == row["ap"]
     assert report["per_class"]["background"].get("mask_ap") is None
+    assert all(row["mask_ap"] == pytest.approx(1.0) for row in report["per_scene"].values())
 
 
 def _square(h: int, w: int, y0: int, x0: int, size: int) -> np.ndarray:
@@ -159,11 +160,11 @@ def _perturb(sub: Path, data_root: Path, seed: int = 7) -> None:
         json_path.write_text(json.dumps(data))
 
 
-def _reference_coco(data_root: Path, sub: Path) -> tuple[dict, list[dict]]:
+def _reference_coco(data_root: Path, sub: Path, scenes: list[str] | None = None) -> tuple[dict, list[dict]]:
     """GT and results built here from the files, with pycocotools.mask.encode of each binary mask, images in
     (scene, frame) order and each view's segments by ascending id (the documented order for tied scores)."""
     images, anns, dts = [], [], []
-    for sid in sorted(spec.scenes_in_split(data_root, "test")):
+    for sid in sorted(scenes or spec.scenes_in_split(data_root, "test")):
         gt_scene = load_gt_scene(data_root, sid, "test")
         pred_json = json.loads((sub / sid / spec.PANOPTIC_JSON).read_text())
         pred_infos = {Path(a["file_name"]).stem: a["segments_info"] for a in pred_json["annotations"]}
@@ -199,6 +200,11 @@ def test_mask_ap_matches_cocoeval_on_a_perturbed_submission(tiny_benchmark: Path
     assert 0.05 < ref[0] < 0.95  # a real, imperfect submission
     np.testing.assert_allclose(ours, ref, atol=1e-9, rtol=0)
     assert one["summary"]["mask_ap"] == pytest.approx(ref[0], abs=1e-9)
+    for sid, row in one["mask_ap"]["per_scene"].items():  # each scene's views on their own
+        alone = _pycocotools_stats(*_reference_coco(tiny_benchmark, sub, [sid]))
+        assert row["ap"] == pytest.approx(alone[0], abs=1e-9) and row["ap50"] == pytest.approx(alone[1], abs=1e-9)
+        assert one["per_scene"][sid]["mask_ap"] == row["ap"]
+    assert len(one["mask_ap"]["per_scene"]) == 2
 
     pytest.importorskip("hotcoco")
     monkeypatch.setenv("NERFSEG_MASK_AP_BACKEND", "hotcoco")
@@ -234,6 +240,8 @@ def test_state_round_trip_and_semantic_only(tiny_benchmark: Path, submission_cop
     assert report["summary"]["mask_ap"] is None
     assert all(report["mask_ap"][k] is None for k in STAT_KEYS)
     assert all(row["ap"] is None for row in report["mask_ap"]["per_class"].values())
+    assert all(row["ap"] is None for row in report["mask_ap"]["per_scene"].values())
+    assert all(row["mask_ap"] is None for row in report["per_scene"].values())
 
 
 def test_empty_cases() -> None:
