@@ -108,7 +108,7 @@ def blank_instance_metrics(report: dict[str, Any]) -> None:
     if isinstance(pq_all, dict):
         report["details"]["pq_all"] = dict.fromkeys(pq_all)
     mask = report.get("mask_ap")
-    if isinstance(mask, dict):  # the section: every AP/AR number, overall and per class
+    if isinstance(mask, dict):  # the section: every AP/AR number, overall, per class and per scene
         for key in MASK_AP_KEYS:
             mask[key] = None
         for table in ("per_class", "per_scene"):
