@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evaluation.gt import load_gt3d_for_eval, load_gt_scene
+from evaluation.metrics.mask_ap import STAT_KEYS as MASK_AP_KEYS
 from evaluation.protocols import accumulator_from_state, get_protocol
 from evaluation.submission import Limits, open_submission
 from nerfseg import spec
@@ -84,10 +85,10 @@ def evaluate_submission(
     return report
 
 
-#: every report key that describes instances (segment matching, PQ^scene, 3D instance AP)
+#: every report key that describes instances (segment matching, PQ^scene, 3D instance AP, 2D mask AP)
 INSTANCE_METRIC_KEYS: frozenset[str] = frozenset({
     "pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff", "sq_stuff", "rq_stuff",
-    "pq_scene", "pq_scene_things", "ap25", "ap50", "tp", "fp", "fn", "iou_sum",
+    "pq_scene", "pq_scene_things", "ap25", "ap50", "tp", "fp", "fn", "iou_sum", "mask_ap",
 })
 
 
@@ -106,3 +107,10 @@ def blank_instance_metrics(report: dict[str, Any]) -> None:
     pq_all = report.get("details", {}).get("pq_all")
     if isinstance(pq_all, dict):
         report["details"]["pq_all"] = dict.fromkeys(pq_all)
+    mask = report.get("mask_ap")
+    if isinstance(mask, dict):  # the section: every AP/AR number, overall, per class and per scene
+        for key in MASK_AP_KEYS:
+            mask[key] = None
+        for table in ("per_class", "per_scene"):
+            for row in mask.get(table, {}).values():
+                row["ap"] = row["ap50"] = None

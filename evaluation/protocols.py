@@ -2,7 +2,8 @@
 
 * ``nerfseg-v1`` (default, SPEC 5): mIoU (per-scene confusion, nanmean; dataset-level too), per-frame
   PQ/SQ/RQ with panopticapi semantics (Things = the paper's column, Stuff, All), PQ^scene (Things, All),
-  binary foreground accuracy / mIoU, and the 3D metrics when 3D predictions are given.
+  binary foreground accuracy / mIoU, COCO mask AP of the thing segments (``mask_ap`` section, see
+  ``metrics/mask_ap.py``), and the 3D metrics when 3D predictions are given.
 * ``instance-nerf`` (SPEC 5.1): Instance-NeRF's ``eval.py``: no void (everything that is not an object is
   background), mIoU pooled per scene then per class over scenes, pooled things-only PQ with its quirks.
 * ``panoptic-lifting`` (SPEC 5.1): Panoptic Lifting's ``evaluate.py``: 512x512 nearest, GT class 0 dropped,
@@ -32,6 +33,8 @@ from evaluation.metrics.base import Accumulator, nanmean
 from evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingScene, resize_nearest
 from evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_stats
 from evaluation.metrics.frame import FrameStats, frame_stats
+from evaluation.metrics.mask_ap import STAT_KEYS as MASK_AP_KEYS
+from evaluation.metrics.mask_ap import MaskAP
 from evaluation.metrics.panoptic import CategoryTable, PanopticQuality, frame_pq_counts
 from evaluation.metrics.scene_panoptic import ScenePanopticQuality
 from evaluation.metrics.voxel3d import Voxel3D
@@ -50,6 +53,7 @@ SUMMARY_KEYS = (
     "pq_scene", "pq_scene_things",
     "binary_acc", "binary_miou",
     "voxel_miou", "ap25", "ap50",
+    "mask_ap",
 )  # fmt: skip
 PER_CLASS_KEYS = ("iou", "pq", "sq", "rq", "tp", "fp", "fn", "iou_sum")
 
@@ -205,9 +209,12 @@ class NerfsegV1(ProtocolAccumulator):
         self.confusion = ConfusionMIoU(spec.NUM_CLASSES)
         self.binary = BinaryForeground(spec.NUM_CLASSES)
         self.voxel = Voxel3D(spec.NUM_CLASSES)
+        self.mask_ap = MaskAP(spec.THING_CLASSES)
+        self._mask_ap_result: dict[str, Any] = {}  # the last compute()'s mask AP, read by _report
 
     def _metrics(self) -> dict[str, Accumulator]:
         return {
+            "mask_ap": self.mask_ap,
             "scene_pq": self.scene_pq,
             "confusion": self.confusion,
             "binary": self.binary,
@@ -220,6 +227,7 @@ class NerfsegV1(ProtocolAccumulator):
         stats = _stats(sid, frame, gt, pred)
         counts = frame_pq_counts(stats, self.cats, f"{sid}/{frame}")
         cm = confusion_from_stats(stats, spec.NUM_CLASSES)
+        masks = self.mask_ap.encode(gt.panoptic, gt.segments, pred.panoptic, pred.segments)
         self.scene_pq.update_stats(sid, stats, f"{sid}/{frame}")  # validates before it records
         pq = self.pq_scenes.get(sid)
         if pq is None:
@@ -228,11 +236,36 @@ class NerfsegV1(ProtocolAccumulator):
         pq.num_frames += 1
         self.confusion.update_matrix(sid, cm)
         self.binary.update_confusion(sid, cm)
+        self.mask_ap.add(sid, frame, masks)
 
     def _update_3d(self, sid: str, gt3d: GT3D, pred3d: Pred3D) -> None:
         self.voxel.update(sid, gt3d, pred3d)
 
+    def compute(self) -> dict[str, Any]:
+        """The report of :meth:`ProtocolAccumulator.compute` plus its own ``mask_ap`` section: COCO mask AP
+        of the thing segments over the test views (``STAT_KEYS`` as fractions or None, ``per_class`` by
+        class name, ``per_scene``, counts, the COCOeval backend). ``summary["mask_ap"]``,
+        ``per_class[name]["mask_ap"]`` and ``per_scene[sid]["mask_ap"]`` repeat its APs."""
+        self._mask_ap_result = self.mask_ap.compute()
+        report = super().compute()
+        m = self._mask_ap_result
+        report["mask_ap"] = {
+            **{k: m[k] for k in MASK_AP_KEYS},
+            "per_class": {spec.CLASS_NAMES[c]: v for c, v in m["per_class"].items()},
+            "per_scene": m["per_scene"],
+            **{k: m[k] for k in ("num_images", "num_gt", "num_dt", "backend")},
+            "iou_type": "segm",
+            "max_dets": 100,
+        }
+        return report
+
     def _report(self, summary: dict, per_class: dict, per_scene: dict, details: dict) -> None:
+        mask = self._mask_ap_result  # set by compute(), which calls this; COCOeval runs once per report
+        summary["mask_ap"] = mask["ap"]
+        for c, row in mask["per_class"].items():
+            per_class[spec.CLASS_NAMES[c]]["mask_ap"] = row["ap"]
+        for sid, row in mask["per_scene"].items():
+            _scene_slot(per_scene, sid)["mask_ap"] = row["ap"]
         total = PanopticQuality(CATEGORIES)
         for pq in self.pq_scenes.values():
             total.merge(pq)

@@ -12,7 +12,8 @@ from nerfseg import spec
 
 #: (report summary key, column title) in the paper's Table 1 order, then our additions. PQ and PQ^scene
 #: are both over the 10 thing classes (the paper's PQ; the leaderboard shows the same two numbers); the
-#: All/Stuff variants stay in the JSON report
+#: All/Stuff variants stay in the JSON report. Mask AP is COCO's (AP@[.5:.95], segm) of the thing segments,
+#: its AP50/AP75/size variants are in the report's ``mask_ap`` section
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("miou", "mIoU"),
     ("pq", "PQ"),
@@ -21,6 +22,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pq_scene_things", "PQ^scene"),
     ("binary_acc", "Bin. acc."),
     ("binary_miou", "Bin. mIoU"),
+    ("mask_ap", "Mask AP"),
 )
 COLUMNS_3D: tuple[tuple[str, str], ...] = (("voxel_miou", "3D mIoU"), ("ap25", "AP@25"), ("ap50", "AP@50"))
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "priors": "dataset_tools.priors_cli:priors",
     "eval": "evaluation.cli:eval_command",
     "pq-compute": "evaluation.pq_cli:pq_compute_command",
+    "export-coco": "evaluation.coco_cli:export_coco_command",
     "train": "baselines.cli:train",
     "grids": "instance_nerf.cli:grids",
     "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",

@@ -8,6 +8,7 @@ from evaluation.metrics.base import Accumulator
 from evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingScene, resize_nearest
 from evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_maps, confusion_from_stats
 from evaluation.metrics.frame import FrameStats, frame_stats, read_panoptic_ids
+from evaluation.metrics.mask_ap import MaskAP
 from evaluation.metrics.panoptic import PanopticQuality, pq_match, pq_summary
 from evaluation.metrics.scene_panoptic import ScenePanopticQuality
 from evaluation.metrics.voxel3d import Voxel3D, voc_ap
@@ -18,6 +19,7 @@ __all__ = [
     "ConfusionMIoU",
     "FrameStats",
     "InstanceNerfPQ",
+    "MaskAP",
     "PanopticLiftingScene",
     "PanopticQuality",
     "ScenePanopticQuality",
