@@ -1,7 +1,8 @@
-"""The benchmark contract of ../shared/SPEC.md in code: classes, layout, file names, frame splits.
+"""The benchmark contract of docs/contract.md in code: classes, layout, file names, frame splits.
 
 Every other package reads these names instead of spelling paths or class tables itself, so a
-change to the contract is a change in one place (and in SPEC.md, in the same commit).
+change to the contract is a change in one place (and in docs/contract.md, in the same commit:
+tests/test_docs.py compares the two). "SPEC n" in docstrings means section n of docs/contract.md.
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ def test_installed_plugin_trains_by_its_entry_point_name(bench: Path, tmp_path: 
     typo = nerfseg("train", "--method", "class_regions", "--data", str(bench))
     assert typo.returncode == 2 and "did you mean 'class-regions'" in typo.stderr, typo.stderr
     assert not (tmp_path / "runs" / "class_regions").exists()  # failed before any work
+    unknown = nerfseg("train", "--method", "class-regions", "--data", str(bench), "--out", str(tmp_path / "bad"), "--set", "nope=1")
+    assert unknown.returncode == 2 and "class-regions has no setting ['nope']" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_unknown_names_get_did_you_mean() -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nerfseg.errors import InputError
 from nerfseg.methods import FramePrediction, Method, SceneData
 
 
@@ -34,9 +35,10 @@ class ClassRegions(Method):
 
     @classmethod
     def make_config(cls, preset: str, **overrides: Any) -> ClassRegionsConfig:
-        if preset not in ("mini", "paper"):
-            raise ValueError(f"unknown preset {preset!r}")
-        return ClassRegionsConfig(preset=preset, **overrides)  # an unknown --set key is a TypeError here
+        known = {f.name for f in fields(ClassRegionsConfig)} - {"preset"}
+        if set(overrides) - known:  # InputError: the CLI prints one line and stops before any work
+            raise InputError(None, f"class-regions has no setting {sorted(set(overrides) - known)}; known: {sorted(known)}")
+        return ClassRegionsConfig(preset=preset, **overrides)  # same settings for mini and paper
 
     def fit(self, scene: SceneData, work_dir: Path, resume: bool = True) -> dict[str, Any]:
         """'Training': the classes the prior sees in the train views. Saved, so a re-run resumes."""
