@@ -195,8 +195,17 @@ def load_scene_info(scene_path: str | Path) -> SceneInfo:
 
 
 def load_benchmark(root: str | Path) -> dict[str, Any]:
-    """Read ``benchmark.json``; its ``splits`` maps train/val/test to scene ids."""
-    path = Path(root) / BENCHMARK_JSON
+    """Read ``benchmark.json``; its ``splits`` maps train/val/test to scene ids.
+
+    The usual mistake, a scene folder given where the benchmark root is expected, is named as such
+    (with the root to pass) instead of "benchmark.json: file not found".
+    """
+    root = Path(root)
+    path = root / BENCHMARK_JSON
+    if not path.is_file() and (root / TRANSFORMS_JSON).is_file():
+        parent = root.parent.parent
+        hint = f" ({parent})" if root.parent.name == SCENES_DIR and (parent / BENCHMARK_JSON).is_file() else ""
+        raise InputError(root, f"this is a scene folder; pass the benchmark root{hint}, the folder that holds {BENCHMARK_JSON}")
     data = read_json(path)
     _require(data, "splits", path)
     return data
