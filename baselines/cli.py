@@ -10,7 +10,7 @@ from nerfseg.cli import parse_override
 
 
 @click.command("train")
-@click.option("--method", "method_name", required=True, help="Method name (prior2d, semantic-nerf, dm-nerf, instance-nerf).")
+@click.option("--method", "method_name", required=True, help="Method: prior2d, semantic-nerf, dm-nerf, instance-nerf, an installed plug-in's name, or my_pkg.my_module:MyMethod (docs/write-a-method.md).")
 @click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Built benchmark root.")
 @click.option("--scenes", multiple=True, help="Only these scenes (repeatable); default: every scene of --split.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
@@ -20,8 +20,10 @@ from nerfseg.cli import parse_override
 @click.option("--no-resume", is_flag=True, help="Retrain scenes that already have predictions.")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. --set steps=500.")
 def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: tuple[str, ...]) -> None:
-    """Train METHOD on the scenes and write runs/NAME/submission (SPEC section 4)."""
-    from nerfseg.methods import run_method
+    """Train METHOD on the scenes and write runs/NAME/submission (format: docs/contract.md section 4)."""
+    from nerfseg.methods import get_method, method_run_name, run_method
+
+    run_name = method_run_name(method_name, get_method(method_name))  # an unknown method fails here, before any work
 
     parsed = {}
     for item in overrides:
@@ -29,8 +31,8 @@ def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
         parsed[key] = parse_override(value)
-    out = out_dir or Path("runs") / method_name
+    out = out_dir or Path("runs") / run_name
     submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo)
-    click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {method_name} --data {data_root}")
+    click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {run_name} --data {data_root}")
 
 

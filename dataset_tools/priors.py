@@ -26,7 +26,6 @@ import hashlib
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -39,6 +38,7 @@ from scipy import ndimage
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.io import (
+    create_temp_dir,
     read_panoptic_png,
     read_png,
     write_json_atomic,
@@ -822,7 +822,7 @@ def write_priors(
     priors_dir.mkdir(parents=True, exist_ok=True)
     _clean_stale(priors_dir, prior_name)
     final = priors_dir / prior_name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{prior_name}.", suffix=".tmp", dir=priors_dir))
+    tmp = create_temp_dir(priors_dir, prefix=f".{prior_name}.", suffix=".tmp")  # umask-respecting, unlike mkdtemp
     try:
         annotations, images = [], []
         n_segments = 0
@@ -846,7 +846,7 @@ def write_priors(
         write_json_atomic(tmp / spec.PANOPTIC_JSON, doc)
         old = None
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{prior_name}.", suffix=".old", dir=priors_dir))
+            old = create_temp_dir(priors_dir, prefix=f".{prior_name}.", suffix=".old")
             os.replace(final, old / "prior")
         os.replace(tmp, final)
         if old is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,15 +54,14 @@ def _write_atomically(out_dir: str | Path, data_root: str | Path, split: str, ov
     if out_dir.exists() and not overwrite:
         raise InputError(out_dir, "already exists; pass overwrite=True to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = io.create_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp")  # mode follows the umask
     try:
         fill(tmp)
         result = validate_submission(tmp, data_root, split)
         if not result.ok:  # a reference that fails our own validator is a bug: never publish it
             raise SubmissionError(result.problems, out_dir)
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            old = io.create_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old")
             os.replace(out_dir, old / "x")
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from evaluation.protocols import PROTOCOLS
 from leaderboard.evaluate import load_evaluator, rejection_reasons
 from leaderboard.files import content_hash_and_size, read_meta
 from leaderboard.store import ResultsStore, StoreError
@@ -24,7 +25,8 @@ DEFAULT_DB = "leaderboard.db"
 
 db_option = click.option("--db", default=DEFAULT_DB, envvar="NERFSEG_DB", show_default=True,
                          help="SQLite file, or an SQLAlchemy URL (e.g. postgresql+psycopg://...). Env: NERFSEG_DB.")
-protocol_option = click.option("--protocol", default=DEFAULT_PROTOCOL, show_default=True, help="Evaluation protocol.")
+protocol_option = click.option("--protocol", default=DEFAULT_PROTOCOL, show_default=True, help="Evaluation protocol.",
+                                type=click.Choice(sorted(PROTOCOLS)))  # a typo must not print an empty table
 evaluator_option = click.option("--evaluator", default=None, metavar="MODULE:FUNC",
                                 help="Evaluator import path (module:function or file.py:function); "
                                      "default evaluation.api:evaluate_submission.")
@@ -145,6 +147,8 @@ def _percent(ctx: click.Context, param: click.Parameter, value: float | None) ->
         return None
     if not 0.0 <= value <= 100.0:
         raise click.BadParameter("a percentage in [0, 100] (as printed in the paper)")
+    if 0.0 < value < 1.0:  # 0.316 is almost surely the fraction of 31.6; a sub-1% paper number is implausible
+        raise click.BadParameter(f"{value} looks like a fraction; give the percentage as printed in the paper ({100 * value:.1f})")
     return value
 
 

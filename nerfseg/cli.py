@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
             return unavailable
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})  # sub-commands inherit -h
 @click.version_option(__version__, prog_name="nerfseg")
 def cli() -> None:
     """nerfseg: the benchmark for 3D instance segmentation in NeRFs."""

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,14 +24,55 @@ from nerfseg.errors import InputError
 # Atomic writes
 
 
+_TEMP_ATTEMPTS = 100
+
+
+def _temp_name(parent: Path, prefix: str, suffix: str) -> Path:
+    return parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+
+
+def create_temp_file(parent: str | Path, prefix: str = ".", suffix: str = ".tmp") -> Path:
+    """Create an empty, uniquely named file in ``parent`` whose mode follows the umask (0666 & ~umask).
+
+    ``tempfile.mkstemp`` always makes 0600 files: renamed into place they stay unreadable to lab mates
+    and web servers whatever the umask. ``O_CREAT | O_EXCL`` keeps mkstemp's no-clobber guarantee.
+    """
+    parent = Path(parent)
+    for _ in range(_TEMP_ATTEMPTS):
+        candidate = _temp_name(parent, prefix, suffix)
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"{parent}: no free temporary name after {_TEMP_ATTEMPTS} attempts")
+
+
+def create_temp_dir(parent: str | Path, prefix: str = ".", suffix: str = ".tmp") -> Path:
+    """Like :func:`create_temp_file` for a folder (0777 & ~umask; ``tempfile.mkdtemp`` makes 0700)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_TEMP_ATTEMPTS):
+        candidate = _temp_name(parent, prefix, suffix)
+        try:
+            os.mkdir(candidate, 0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: no free temporary name after {_TEMP_ATTEMPTS} attempts")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
+
+    The file gets the mode any new file would (umask applied), so a benchmark, a report or a web page
+    written through here is as readable as the user's umask says.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = create_temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, path)

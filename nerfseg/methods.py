@@ -5,15 +5,24 @@ runner turns those predictions into a submission of SPEC section 4. Methods are 
 in the spirit of nerfstudio's method specs: ``nerfseg train --method semantic-nerf --preset mini``.
 The registry holds import paths as strings so that ``nerfseg`` does not import the method packages
 (they depend on it, not the reverse) and a method's heavy dependencies load only when it runs.
+
+Methods from elsewhere plug in without editing this file (docs/write-a-method.md): ``--method
+my_pkg.my_module:MyMethod`` imports a class directly, and an installed package can register names in the
+entry-point group ``nerfseg.methods`` (``[project.entry-points."nerfseg.methods"] my-method =
+"my_pkg.my_module:MyMethod"``), after which ``--method my-method`` works like a built-in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import inspect
 import json
 import os
+import re
 import shutil
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -32,6 +41,10 @@ METHODS: dict[str, str] = {
     "dm-nerf": "baselines.dm_nerf:DMNeRF",
     "instance-nerf": "instance_nerf.method:InstanceNeRF",
 }
+#: entry-point group in which installed packages register methods (name -> "module:Class")
+ENTRY_POINT_GROUP = "nerfseg.methods"
+#: a method name becomes a folder name (runs/NAME) and a leaderboard label: keep it plain
+METHOD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 
 @dataclass
@@ -123,11 +136,86 @@ class Method(ABC):
         """Optional: write extra submission files for the scene (e.g. instances3d.h5)."""
 
 
+def plugin_methods() -> dict[str, Any]:
+    """Installed plug-ins: entry-point name -> ``importlib.metadata.EntryPoint`` (nothing is imported yet)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_methods() -> list[str]:
+    """Every name ``--method`` accepts without a ``module:Class`` path: built-ins, then installed plug-ins."""
+    return sorted(METHODS) + sorted(set(plugin_methods()) - set(METHODS))
+
+
+def _import_target(target: str, requested: str) -> Any:
+    """Import ``module:Attr`` (``Attr`` may be dotted); errors name what was asked for and why it failed."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise InputError(None, f"--method {requested!r}: expected a name or module:Class, got {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # `nerfseg` (a console script) does not search the current folder itself
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):  # the target itself
+            raise InputError(None, f"--method {requested!r}: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
+        raise InputError(None, f"--method {requested!r}: importing {module_name} failed: {exc}") from exc
+    except ImportError as exc:
+        raise InputError(None, f"--method {requested!r}: importing {module_name} failed: {exc}") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(None, f"--method {requested!r}: {module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_method_class(obj: Any, requested: str, origin: str) -> type[Method]:
+    """A plug-in must be a concrete :class:`Method` subclass with a plain ``name``: say which rule it breaks."""
+    if not (inspect.isclass(obj) and issubclass(obj, Method)):
+        raise InputError(None, f"--method {requested!r}: {origin} is {obj!r}, not a subclass of nerfseg.methods.Method")
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise InputError(None, f"--method {requested!r}: {origin} does not implement {missing}")
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not METHOD_NAME_RE.match(name):
+        raise InputError(None, f"--method {requested!r}: {origin}.name must be a plain name such as 'my-method' (letters, digits, '_.+-'), got {name!r}")
+    return obj
+
+
 def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise InputError(None, f"unknown method {name!r}; available: {sorted(METHODS)}")
-    module_name, attr = METHODS[name].split(":")
-    return getattr(importlib.import_module(module_name), attr)
+    """Resolve ``--method``: a built-in name, an installed plug-in's entry-point name, or ``module:Class``.
+
+    Built-in names win over plug-ins of the same name, so an installed package cannot silently replace a
+    reference method. An unknown name gets did-you-mean suggestions (``semantic_nerf`` -> ``semantic-nerf``).
+    """
+    if name in METHODS:
+        return _check_method_class(_import_target(METHODS[name], name), name, METHODS[name])
+    if ":" in name:
+        return _check_method_class(_import_target(name, name), name, name)
+    plugins = plugin_methods()
+    if name in plugins:
+        ep = plugins[name]
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+        origin = f"{ep.value} (entry point {name!r} of {dist})"
+        try:
+            obj = ep.load()
+        except Exception as exc:  # any failure inside someone else's package: say whose it is
+            raise InputError(None, f"--method {name!r}: loading {origin} failed: {type(exc).__name__}: {exc}") from exc
+        return _check_method_class(obj, name, origin)
+    known = available_methods()
+    normalised = name.replace("_", "-").lower()
+    close = [normalised] if normalised in known else difflib.get_close_matches(normalised, known, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    raise InputError(
+        None, f"unknown method {name!r}{hint}; known: {', '.join(known)}; or pass my_pkg.my_module:MyMethod (docs/write-a-method.md)"
+    )
+
+
+def method_run_name(requested: str, cls: type[Method]) -> str:
+    """The name a run is filed under (runs/NAME, meta.json): what the user typed, or the class's ``name``
+    when they typed a ``module:Class`` path (a path is no folder name)."""
+    return cls.name if ":" in requested else requested
 
 
 def _config_dict(config: Any) -> Any:
@@ -163,6 +251,7 @@ def run_method(
     resume; its submission folder is written in a temp folder and renamed into place.
     """
     cls = get_method(method_name)
+    method_name = method_run_name(method_name, cls)
     config = cls.make_config(preset, **(overrides or {}))
     method = cls(config)
     data_root, out_dir = Path(data_root), Path(out_dir)
@@ -172,7 +261,7 @@ def run_method(
     out_dir.mkdir(parents=True, exist_ok=True)
     io.write_json_atomic(
         out_dir / "config.json",
-        {"method": method_name, "preset": preset, "prior": prior, "data": str(data_root), "split": split, "scenes": scene_ids, "config": _config_dict(config)},
+        {"method": method_name, "method_class": f"{cls.__module__}:{cls.__qualname__}", "preset": preset, "prior": prior, "data": str(data_root), "split": split, "scenes": scene_ids, "config": _config_dict(config)},
     )
     submission = out_dir / "submission"
     submission.mkdir(exist_ok=True)

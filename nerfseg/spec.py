@@ -1,7 +1,8 @@
-"""The benchmark contract of ../shared/SPEC.md in code: classes, layout, file names, frame splits.
+"""The benchmark contract of docs/contract.md in code: classes, layout, file names, frame splits.
 
 Every other package reads these names instead of spelling paths or class tables itself, so a
-change to the contract is a change in one place (and in SPEC.md, in the same commit).
+change to the contract is a change in one place (and in docs/contract.md, in the same commit:
+tests/test_docs.py compares the two). "SPEC n" in docstrings means section n of docs/contract.md.
 """
 
 from __future__ import annotations
@@ -194,8 +195,17 @@ def load_scene_info(scene_path: str | Path) -> SceneInfo:
 
 
 def load_benchmark(root: str | Path) -> dict[str, Any]:
-    """Read ``benchmark.json``; its ``splits`` maps train/val/test to scene ids."""
-    path = Path(root) / BENCHMARK_JSON
+    """Read ``benchmark.json``; its ``splits`` maps train/val/test to scene ids.
+
+    The usual mistake, a scene folder given where the benchmark root is expected, is named as such
+    (with the root to pass) instead of "benchmark.json: file not found".
+    """
+    root = Path(root)
+    path = root / BENCHMARK_JSON
+    if not path.is_file() and (root / TRANSFORMS_JSON).is_file():
+        parent = root.parent.parent
+        hint = f" ({parent})" if root.parent.name == SCENES_DIR and (parent / BENCHMARK_JSON).is_file() else ""
+        raise InputError(root, f"this is a scene folder; pass the benchmark root{hint}, the folder that holds {BENCHMARK_JSON}")
     data = read_json(path)
     _require(data, "splits", path)
     return data
