@@ -30,7 +30,7 @@ def _evaluate_scenes(args: tuple[str, str, list[str], str, str, bool]) -> dict[s
             gt = load_gt_scene(data_root, sid, "test")
             for name in gt.frame_names:
                 acc.update_frame(sid, name, gt.frame_gt(name), sub.frame_pred(sid, name))
-            if with_3d:
+            if with_3d and acc.has_3d_metrics:
                 pred3d = sub.pred3d(sid)
                 if pred3d is not None:
                     acc.update_scene_3d(sid, load_gt3d_for_eval(spec.scene_dir(data_root, sid)), pred3d)

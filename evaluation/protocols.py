@@ -74,6 +74,10 @@ class Protocol:
 class ProtocolAccumulator(Accumulator):
     """Frames (and 3D scenes) in, one report out. Subclasses fill ``_update`` / ``_update_3d`` / ``_report``."""
 
+    #: whether the protocol scores instances3d.h5; a submission's 3D file is skipped under protocols without
+    #: 3D metrics (they report 2D numbers only) instead of failing the whole evaluation
+    has_3d_metrics: bool = False
+
     def __init__(self, protocol: Protocol):
         self.protocol = protocol
         self.reset()
@@ -201,6 +205,8 @@ def _report_3d(voxel: Voxel3D, summary: dict, per_class: dict, per_scene: dict, 
 
 class NerfsegV1(ProtocolAccumulator):
     """The benchmark's own protocol (SPEC 5): one pixel pass per frame feeds every 2D metric."""
+
+    has_3d_metrics = True
 
     def _reset_metrics(self) -> None:
         self.cats = CategoryTable(CATEGORIES)
@@ -336,6 +342,8 @@ class _PQByScene(Accumulator):
 class InstanceNerfCompat(ProtocolAccumulator):
     """Instance-NeRF's eval.py (SPEC 5.1). Void does not exist there: GT and predicted void count as
     background, on both sides, for mIoU and the binary metric."""
+
+    has_3d_metrics = True
 
     def _reset_metrics(self) -> None:
         self.confusion = ConfusionMIoU(spec.NUM_CLASSES)

@@ -238,7 +238,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     prior = write_prior_submission(bench, "gt", tmp / "prior")
     out = {}
     for protocol in ("nerfseg-v1", "instance-nerf", "panoptic-lifting"):
-        # the GT submission has instances3d.h5 (3D keys); panoptic-lifting has no 3D metrics, so the 2D prior
+        # the GT submission has instances3d.h5 (3D keys); the 2D prior checks the keys of a 2D-only submission
         args = ["--method", "gt"] if protocol != "panoptic-lifting" else ["--method", "prior2d", "--predictions", str(prior)]
         path = tmp / f"{protocol}.json"
         result = CliRunner().invoke(cli, ["eval", *args, "--data", str(bench), "--protocol", protocol, "--json", str(path)])

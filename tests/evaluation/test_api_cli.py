@@ -25,6 +25,18 @@ def test_eval_gt_is_perfect(tiny_benchmark: Path, tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "per_class.png").exists()
 
 
+@pytest.mark.parametrize("protocol", ["panoptic-lifting", "instance-nerf"])
+def test_submission_with_3d_predictions_evaluates_under_every_protocol(tiny_benchmark: Path, tmp_path: Path, protocol: str) -> None:
+    """The GT submission carries instances3d.h5: a protocol without 3D metrics scores its 2D part (it used to fail)."""
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, ["eval", "--method", "gt", "--data", str(tiny_benchmark), "--protocol", protocol, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["summary"]["miou"] == pytest.approx(1.0)
+    voxel = report["summary"].get("voxel_miou")
+    assert voxel == pytest.approx(1.0) if protocol == "instance-nerf" else voxel is None
+
+
 def test_prior_row_is_inconsistent_across_views(tiny_benchmark: Path, tmp_path: Path) -> None:
     sub = write_prior_submission(tiny_benchmark, "gt", tmp_path / "prior")
     one = evaluate_submission(tiny_benchmark, sub, workers=1)
