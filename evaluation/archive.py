@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Iterator
 
 from nerfseg.errors import InputError
+from nerfseg.text import has_control, printable
 
 __all__ = [
     "Limits",
@@ -54,7 +55,6 @@ __all__ = [
     "extract_archive",
     "extraction_folder",
     "clean_stale_extractions",
-    "printable",
     "member_parts",
 ]
 
@@ -104,23 +104,6 @@ class ArchiveAbort(Exception):
 # Names
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def printable(value: Any, limit: int = 200) -> str:
-    """``value`` as one safe, bounded line: control characters and lone surrogates escaped, cut at ``limit``.
-
-    Why: names come from the submitter and end up in terminals, HTML pages and JSON; a newline would forge a
-    line of the report, a lone surrogate (an undecodable byte) cannot be encoded as UTF-8 at all.
-    """
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > 4 * limit:
-        text = text[: 4 * limit]
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _show(name: str | bytes) -> str:
     """A member name for a message: quoted, escaped, at most 120 characters."""
     if isinstance(name, bytes):
@@ -132,7 +115,7 @@ def member_parts(name: str) -> tuple[list[str], str | None]:
     """Split an archive member name into path parts, or say why it may not be extracted."""
     if not name or "\x00" in name:
         return [], "empty or NUL-containing member name"
-    if _CONTROL.search(name):
+    if has_control(name):
         return [], "the name contains control characters (newlines, tabs, escapes)"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return [], "absolute path (members must stay inside the submission folder)"

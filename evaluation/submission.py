@@ -49,7 +49,8 @@ import numpy as np
 from PIL import Image
 
 from evaluation import archive, types
-from evaluation.archive import Limits, printable
+from evaluation.archive import Limits
+from nerfseg.text import printable
 from evaluation.gt import _CLASS_COLUMN_ALIASES, _is_int, gt3d_grid_shape, normalise_instances_table
 from nerfseg import io, spec
 from nerfseg.errors import InputError, NerfsegError

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import click
 
-from leaderboard.evaluate import load_evaluator, rejection_reasons
-from leaderboard.files import content_hash_and_size, read_meta
+from leaderboard.evaluate import load_evaluator, rejection_reasons, validated_meta
+from leaderboard.files import content_hash_and_size
 from leaderboard.store import ResultsStore, StoreError
 from leaderboard.tables import FORMATS, build_per_class_table, build_table, format_value, render
-from nerfseg.errors import NerfsegError
 from nerfseg.spec import DEFAULT_PROTOCOL
 
 DEFAULT_DB = "leaderboard.db"
@@ -72,18 +71,15 @@ def submit(path: Path, method: str, data_root: Path, db: str, split: str, protoc
             return
         fn = load_evaluator(evaluator)
         started = time.time()
-        report = reasons = None
+        report = reasons = exc = None
         try:
             report = fn(data_root, path, split=split, protocol=protocol, workers=workers)
-        except Exception as exc:  # noqa: BLE001 - sorted into submitter problems and internal errors below
-            reasons = rejection_reasons(exc)
+        except Exception as err:  # noqa: BLE001 - sorted into submitter problems and internal errors below
+            exc = err
+            reasons = rejection_reasons(err)
             if reasons is None:
                 raise
-        meta = None
-        try:
-            meta = read_meta(path)
-        except NerfsegError:
-            meta = None
+        meta = validated_meta(report, exc)  # what validation read, never a second read of the archive
         sub, created = store.record_finished(
             team_id=team_rec.id, method=method, content_hash=digest, size_bytes=size, filename=path.name,
             stored_path=str(path.resolve()), split=split, protocol=protocol, report=report, reasons=reasons,
