@@ -224,8 +224,10 @@ def _zip_directory(fh: BinaryIO, size: int) -> tuple[int, int, int]:
     cd_end = eocd
     loc = pos - 20
     if loc >= 0 and tail[loc:loc + 4] == b"PK\x06\x07":  # ZIP64: the real counts are in the zip64 record
-        (z64_offset,) = struct.unpack_from("<Q", tail, loc + 8)
-        if not 0 <= z64_offset < size:
+        # like zipfile: the record sits just before its locator (the locator's offset would be wrong for an
+        # archive with data prepended)
+        z64_offset = size - tail_len + loc - 56
+        if z64_offset < 0:
             raise ArchiveAbort("not a readable zip archive (bad ZIP64 locator)")
         fh.seek(z64_offset)
         rec = fh.read(56)
