@@ -212,9 +212,16 @@ def add_team(name: str, db: str, daily_limit: int | None, rotate: bool) -> None:
 @click.option("--poll", "poll_seconds", default=1.0, show_default=True, type=float)
 @click.option("--eval-workers", default=1, show_default=True, type=click.IntRange(1),
               help="Processes per evaluation in the worker thread.")
+@click.option("--max-concurrent-uploads", default=8, show_default=True, type=click.IntRange(1),
+              help="Uploads received at once, all clients together.")
+@click.option("--max-uploads-per-client", default=2, show_default=True, type=click.IntRange(1),
+              help="Uploads received at once from one client address (raise it behind a proxy).")
+@click.option("--upload-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds an upload may send nothing before it is dropped (408).")
 def serve_command(db: str, data_root: Path, host: str, port: int, submissions_dir: Path | None, max_upload_mb: float,
                   daily_limit: int, worker_mode: str, evaluator: str | None, lease_seconds: float,
-                  poll_seconds: float, eval_workers: int) -> None:
+                  poll_seconds: float, eval_workers: int, max_concurrent_uploads: int, max_uploads_per_client: int,
+                  upload_timeout: float) -> None:
     """Serve the public leaderboard, the upload form and the team API (needs the 'server' extra)."""
     try:
         from leaderboard.server import ServerSettings, serve
@@ -225,7 +232,9 @@ def serve_command(db: str, data_root: Path, host: str, port: int, submissions_di
     store = _open_store(db, submissions_dir)
     settings = ServerSettings(data_root=data_root.resolve(), max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                               daily_limit=daily_limit, worker=worker_mode, evaluator=evaluator,
-                              lease_seconds=lease_seconds, poll_seconds=poll_seconds, eval_workers=eval_workers)
+                              lease_seconds=lease_seconds, poll_seconds=poll_seconds, eval_workers=eval_workers,
+                              max_concurrent_uploads=max_concurrent_uploads, max_uploads_per_client=max_uploads_per_client,
+                              upload_idle_timeout_s=upload_timeout)
     serve(store, settings, host=host, port=port)
 
 
