@@ -118,8 +118,12 @@ class Worker:
                 ok = self.store.reject(sub.id, self.worker_id, self._reasons_for(exc, sub), validated_meta(exc=exc))
                 status = "rejected"
             else:
+                meta = validated_meta(report)
+                if meta is None:
+                    log.warning("submission %s: the evaluator's report has no 'meta' (the meta.json its validation "
+                                "read); recording it without description and flags", sub.id)
                 try:
-                    ok = self.store.complete(sub.id, self.worker_id, report, validated_meta(report))
+                    ok = self.store.complete(sub.id, self.worker_id, report, meta)
                     status = "evaluated"
                 except StoreError as exc:  # the evaluator returned something that is not a report
                     ok = self.store.reject(sub.id, self.worker_id, self._reasons_for(exc, sub))
