@@ -528,6 +528,8 @@ class _TarReader:
                     raise ArchiveAbort("corrupt tar archive (pax size is not a number)") from None
             sparse = kind == b"S" or any(k.startswith(b"GNU.sparse.") for k in pax)
             long_name, pax = None, {}
+            if kind == b"\x00" and name.endswith(b"/"):
+                kind = b"5"  # an old-style (pre-POSIX) folder entry, as tarfile reads it
             decoded, why = _decode_name(name)
             has_data = kind not in _NO_DATA
             self._data_left = size if has_data else 0

@@ -293,3 +293,34 @@ def test_member_names_with_control_characters_are_refused(gt_submission: Path, t
     result = validate_submission(tmp_path / "c.tar.gz", tiny_benchmark)
     assert [p.message for p in result.problems] == [
         "member 'tiny_000/line\\nbreak.bin': the name contains control characters (newlines, tabs, escapes)"]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["ustar", "gnu", "pax"])
+def test_the_tar_parser_reads_what_tarfile_reads(fmt: int, tmp_path: Path) -> None:
+    """The streaming header parser against tarfile on the archives tarfile writes: same names, types, sizes, data."""
+    import io as pyio
+
+    entries = [("meta.json", b"{}"), ("d" * 60 + "/" + "e" * 60 + "/long.bin", b"x" * 1000),
+               ("scène_ü/frame.png", b"\x89PNG" * 300), ("empty.txt", b""), ("f" * 99, b"y")]
+    path = tmp_path / "t.tar.gz"
+    with tarfile.open(path, "w:gz", format=fmt) as tf:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, pyio.BytesIO(data))
+        folder = tarfile.TarInfo("a_folder")
+        folder.type = tarfile.DIRTYPE
+        tf.addfile(folder)
+        link = tarfile.TarInfo("a_link")
+        link.type, link.linkname = tarfile.SYMTYPE, "meta.json"
+        tf.addfile(link)
+    with tarfile.open(path) as tf:
+        expected = [(m.name, m.type, m.size, tf.extractfile(m).read() if m.isreg() else b"") for m in tf]
+    got = []
+    with archive._open_stream(path) as stream:
+        reader = archive._TarReader(stream, Limits(), 1 << 30)
+        for entry in reader:
+            data = reader.data().read(1 << 20) if entry.type in archive._REGULAR else b""
+            name = entry.name.rstrip("/") if entry.type == b"5" else entry.name  # tarfile strips a folder's slash
+            got.append((name, entry.type, entry.size if entry.type in archive._REGULAR else 0, data))
+    assert got == [(n, t, s if t in archive._REGULAR else 0, d) for n, t, s, d in expected]
