@@ -29,7 +29,9 @@ Why this strict: a leaderboard must never record half of a broken submission, an
 learn every problem in one round, so validation collects ALL problems (each naming scene, frame and
 problem) instead of stopping at the first. Archives are opened defensively: no member may escape the
 extraction folder, be a link or a device, or expand past the size limits, checked from the headers
-before anything is written and again by counting the bytes actually written.
+before anything is written and again by counting the bytes actually written (evaluation/archive.py, which
+also bounds header sizes, member counts and the expansion ratio before any of them costs memory).
+Problems are capped (:data:`MAX_PROBLEMS`, then a count) and every name in them is escaped.
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ from PIL import Image
 
 from evaluation import archive, types
 from evaluation.archive import Limits
-from nerfseg.text import printable
 from evaluation.gt import _CLASS_COLUMN_ALIASES, _is_int, gt3d_grid_shape, normalise_instances_table
 from nerfseg import io, spec
 from nerfseg.errors import InputError, NerfsegError
+from nerfseg.text import printable
 
 __all__ = [
     "Limits",

@@ -8,8 +8,10 @@ Design choices, and why:
 - Teams authenticate with a bearer token (the upload form takes the same token in a field). Only the token's
   sha256 is stored.
 - The ground truth is never served: the app has no static mount at all, and no route reads the data folder.
-- The request body is limited while it is received (``BodySizeLimit``), before the multipart parser spools it,
-  and the file is limited again while it is copied.
+- Uploads pass the ``UploadGuard`` before the multipart parser spools anything: the team token is checked
+  before the body is read, concurrent uploads are limited per client and in total, the body is limited in size
+  and time while it is received, and the file is limited again while it is copied. uvicorn runs with a
+  request-head timeout (docs/leaderboard-security.md).
 - Pages are plain server-side HTML with one small vanilla script (table sorting); plots are inline SVG drawn by
   matplotlib on the server.
 """
