@@ -55,7 +55,7 @@ from evaluation.archive import Limits
 from evaluation.gt import _CLASS_COLUMN_ALIASES, _is_int, gt3d_grid_shape, normalise_instances_table
 from nerfseg import io, spec
 from nerfseg.errors import InputError, NerfsegError
-from nerfseg.text import printable
+from nerfseg.text import has_control, printable
 
 __all__ = [
     "Limits",
@@ -305,6 +305,19 @@ def _check_meta(root: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         bad.append("'prior' must be a string or null")
     if "semantic_only" in meta and not isinstance(meta["semantic_only"], bool):
         bad.append("'semantic_only' must be true or false")
+    # Text that a leaderboard stores and shows: a JSON "\udcff" escape decodes to a lone surrogate, which no
+    # database or page can encode; a method name is one line.
+    for key in ("method", "prior", *_META_OPTIONAL_STR):
+        value = meta.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(f"'{key}' is not valid text (it holds a lone surrogate escape such as \\udcff)")
+            continue
+        if key in ("method", "prior") and has_control(value):
+            bad.append(f"'{key}' must be one line of printable text (got {_short(value)})")
     return meta, [Problem(None, None, f"meta.json: {b}") for b in bad]
 
 

@@ -324,3 +324,17 @@ def test_the_tar_parser_reads_what_tarfile_reads(fmt: int, tmp_path: Path) -> No
             name = entry.name.rstrip("/") if entry.type == b"5" else entry.name  # tarfile strips a folder's slash
             got.append((name, entry.type, entry.size if entry.type in archive._REGULAR else 0, data))
     assert got == [(n, t, s if t in archive._REGULAR else 0, d) for n, t, s, d in expected]
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("description", "caf\udce9", "'description' is not valid text"),
+    ("method", "two\nlines", "'method' must be one line of printable text"),
+    ("prior", "\udcff", "'prior' is not valid text"),
+])
+def test_meta_text_that_no_page_can_show_is_a_problem(key: str, value: str, needle: str, submission_copy: Path, tiny_benchmark: Path) -> None:
+    meta = json.loads((submission_copy / "meta.json").read_text())
+    meta[key] = value
+    (submission_copy / "meta.json").write_text(json.dumps(meta))  # JSON escapes: the file itself is valid UTF-8
+    result = validate_submission(submission_copy, tiny_benchmark)
+    assert any(p.scene is None and needle in p.message for p in result.problems), str(result)
+    str(result).encode("utf-8")
