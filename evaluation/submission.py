@@ -81,6 +81,7 @@ _SCENE_ENTRIES = {spec.PANOPTIC_DIR, spec.PANOPTIC_JSON, spec.INSTANCES3D_H5}
 _MAX_LISTED = 10  # ids listed in one message
 _MAX_TABLE_BYTES = 64 << 20  # an /instances table never needs more
 _MAX_UNCHECKED_VOXELS = 1 << 30  # grid cap when no GT shape is known (unvalidated reads)
+_MAX_H5_LINKS = 256  # objects an instances3d.h5 may hold (grids, the table and its columns: about 20)
 _MAX_TABLE_COLUMNS = 16  # /instances needs three columns; a few extra are tolerated, not thousands
 _MAX_PRODUCED = 1000  # problems one file may produce before its parser stops looking
 #: PNG colour types a prediction may have (IHDR byte 25), and their names for messages
@@ -442,21 +443,37 @@ def _read_prediction_png(path: Path, size: tuple[int, int] | None) -> np.ndarray
 
 
 def _hard_links_only(f: h5py.File) -> str | None:
-    """HDF5 soft/external links and external or virtual storage could read files outside the submission."""
-    bad: list[str] = []
+    """HDF5 soft/external links and external or virtual storage could read files outside the submission.
 
-    def visit(name: str, link: Any) -> None:
+    The walk is bounded (:data:`_MAX_H5_LINKS`): an instances3d.h5 holds a handful of objects, and a file of
+    hundreds of thousands of tiny datasets would otherwise cost time and memory before any check ran.
+    """
+    bad: list[str] = []
+    count = 0
+
+    def visit(name: str, link: Any) -> str | None:
+        nonlocal count
+        count += 1
+        if count > _MAX_H5_LINKS:
+            return name  # stops the walk
         if not isinstance(link, h5py.HardLink):
             bad.append(name)
+        return None
 
     f.visititems_links(visit)
+    if count > _MAX_H5_LINKS:
+        return f"the file holds more than {_MAX_H5_LINKS} objects (an instances3d.h5 needs a handful)"
     if bad:
-        return f"links other than hard links are not allowed: {bad[:_MAX_LISTED]}"
-    datasets: list[h5py.Dataset] = []
-    f.visititems(lambda _n, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
-    for ds in datasets:
-        if ds.external or ds.is_virtual:
-            return f"dataset {ds.name} stores its data outside the file"
+        return f"links other than hard links are not allowed: {[printable(b, 80) for b in bad[:_MAX_LISTED]]}"
+
+    def outside(name: str, obj: Any) -> str | None:
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            return name
+        return None
+
+    found = f.visititems(outside)
+    if found is not None:
+        return f"dataset /{printable(found, 80)} stores its data outside the file"
     return None
 
 

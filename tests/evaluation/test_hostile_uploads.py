@@ -181,6 +181,31 @@ def test_h5_columns_are_checked_before_any_is_read(columns: dict, needle: str, t
     assert [r for r in reads if r.startswith("/instances")] == []
 
 
+def test_h5_with_very_many_objects_is_refused_before_it_is_walked(tmp_path: Path) -> None:
+    path = tmp_path / "instances3d.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("grid/instance", data=np.zeros((8, 6, 5), np.uint16))
+        for i in range(300):
+            f.create_group(f"junk/g{i}")
+    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    assert data is None and problems == ["instances3d.h5: the file holds more than 256 objects (an instances3d.h5 needs a handful)"]
+
+
+def test_h5_links_and_external_storage_are_refused(tmp_path: Path) -> None:
+    soft, ext = tmp_path / "soft.h5", tmp_path / "ext.h5"
+    with h5py.File(soft, "w") as f:
+        f.create_dataset("data", data=np.zeros((8, 6, 5), np.uint16))
+        f["grid/instance"] = h5py.SoftLink("/data")
+        f["elsewhere"] = h5py.ExternalLink("/etc/passwd", "/x")
+    data, problems = subm._read_instances3d(soft, (8, 6, 5))
+    assert data is None and problems == ["instances3d.h5: links other than hard links are not allowed: ['elsewhere', 'grid/instance']"]
+    (tmp_path / "raw.bin").write_bytes(bytes(480))
+    with h5py.File(ext, "w") as f:
+        f.create_dataset("grid/instance", shape=(8, 6, 5), dtype="u2", external=[(str(tmp_path / "raw.bin"), 0, 480)])
+    data, problems = subm._read_instances3d(ext, (8, 6, 5))
+    assert data is None and problems == ["instances3d.h5: dataset /grid/instance stores its data outside the file"]
+
+
 def test_h5_compound_table_reads_only_the_needed_fields(tmp_path: Path) -> None:
     path = tmp_path / "instances3d.h5"
     table = np.zeros(2, dtype=[("id", "<u2"), ("class_index", "u1"), ("score", "<f4"), ("note", h5py.string_dtype())])
