@@ -527,6 +527,8 @@ class _TarReader:
                 except ValueError:
                     raise ArchiveAbort("corrupt tar archive (pax size is not a number)") from None
             sparse = kind == b"S" or any(k.startswith(b"GNU.sparse.") for k in pax)
+            if kind == b"S" and block[482]:  # old GNU sparse map continued in extension blocks: stop here
+                raise ArchiveAbort(f"member {_show(name)} is a GNU sparse file (not a regular file)")
             long_name, pax = None, {}
             if kind == b"\x00" and name.endswith(b"/"):
                 kind = b"5"  # an old-style (pre-POSIX) folder entry, as tarfile reads it

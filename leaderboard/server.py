@@ -771,7 +771,7 @@ def uvicorn_config(app: Any, settings: ServerSettings, host: str, port: int) -> 
         log.warning("uvicorn's h11 protocol not found: running without a request-head timeout")
         http = "auto"
     return uvicorn.Config(app, host=host, port=port, log_level="info", http=http, timeout_keep_alive=5,
-                          limit_concurrency=max(64, 8 * settings.max_concurrent_uploads),
+                          limit_concurrency=max(256, 8 * settings.max_concurrent_uploads),
                           h11_max_incomplete_event_size=16 * 1024)
 
 
