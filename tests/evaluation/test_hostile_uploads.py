@@ -363,3 +363,15 @@ def test_meta_text_that_no_page_can_show_is_a_problem(key: str, value: str, need
     result = validate_submission(submission_copy, tiny_benchmark)
     assert any(p.scene is None and needle in p.message for p in result.problems), str(result)
     str(result).encode("utf-8")
+
+
+def test_archives_without_a_known_suffix_are_recognised_by_content(gt_submission: Path, tiny_benchmark: Path, tmp_path: Path) -> None:
+    from evaluation.submission import pack_submission
+
+    tgz = pack_submission(gt_submission, tmp_path / "s.tar.gz").rename(tmp_path / "upload.bin")
+    zipped = pack_submission(gt_submission, tmp_path / "s.zip").rename(tmp_path / "upload")
+    assert archive.sniff_kind(tgz) == "tar" and archive.sniff_kind(zipped) == "zip"
+    assert validate_submission(tgz, tiny_benchmark).ok and validate_submission(zipped, tiny_benchmark).ok
+    bomb = hostile.tar_with_long_header(tmp_path / "g.tar.gz", 64, "gnu").rename(tmp_path / "bomb.bin")
+    assert archive.sniff_kind(bomb) == "tar"  # sniffing reads one block: the header, never its payload
+    assert "over the limit of 4096 bytes" in validate_submission(bomb, tiny_benchmark).problems[0].message
