@@ -564,11 +564,12 @@ def _read_submission_table(node: Any) -> tuple[dict[str, np.ndarray] | None, str
         ds = node.get(key)
         if not isinstance(ds, h5py.Dataset):
             continue
-        if ds.ndim != 1 or ds.shape[0] > MAX_INSTANCE_ID:
+        needed = key in _TABLE_COLUMNS  # only these are read; others (an aabb, say) only need the same length
+        if ds.ndim == 0 or (needed and ds.ndim != 1) or ds.shape[0] > MAX_INSTANCE_ID:
             return None, (f"/instances column {printable(key)!r} has shape {ds.shape}; a column holds at most "
                           f"{MAX_INSTANCE_ID} scalars")
         rows.add(int(ds.shape[0]))
-        if key in _TABLE_COLUMNS:
+        if needed:
             if ds.dtype.kind not in "biuf":
                 return None, f"/instances column {printable(key)!r} is {ds.dtype}, expected numbers"
             declared[key] = ds

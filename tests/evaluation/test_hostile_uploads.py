@@ -166,6 +166,7 @@ def test_h5_table_of_many_gzip_columns_is_refused_from_its_headers(gt_submission
     ({"id": (65535,), "class_index": (65535,), "score": (65535, 120)}, "has shape (65535, 120)"),
     ({"id": (3,), "class_index": (3,), "score": (65535,)}, "columns have different lengths [3, 65535]"),
     ({"id": (70000,), "class_index": (70000,), "score": (70000,)}, "at most 65535 scalars"),
+    ({"id": (3,), "class_index": (3,), "score": (3,), "aabb": (65535, 6)}, "columns have different lengths [3, 65535]"),
 ])
 def test_h5_columns_are_checked_before_any_is_read(columns: dict, needle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "instances3d.h5"
@@ -179,6 +180,18 @@ def test_h5_columns_are_checked_before_any_is_read(columns: dict, needle: str, t
     data, problems = subm._read_instances3d(path, (8, 6, 5))
     assert data is None and any(needle in p for p in problems), problems
     assert [r for r in reads if r.startswith("/instances")] == []
+
+
+def test_h5_extra_columns_are_tolerated_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "instances3d.h5"
+    grid = np.zeros((8, 6, 5), np.uint16)
+    grid[0, 0, 0] = 1
+    with h5py.File(path, "w") as f:
+        f.create_dataset("grid/instance", data=grid)
+        for name, data in {"id": [1], "class_index": [3], "score": [0.5], "aabb": np.zeros((1, 6))}.items():
+            f.create_dataset(f"instances/{name}", data=np.asarray(data))
+    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    assert problems == [] and data is not None and set(data["instances"]) == {"id", "class_index", "score"}
 
 
 def test_h5_with_very_many_objects_is_refused_before_it_is_walked(tmp_path: Path) -> None:
