@@ -29,7 +29,9 @@ Why this strict: a leaderboard must never record half of a broken submission, an
 learn every problem in one round, so validation collects ALL problems (each naming scene, frame and
 problem) instead of stopping at the first. Archives are opened defensively: no member may escape the
 extraction folder, be a link or a device, or expand past the size limits, checked from the headers
-before anything is written and again by counting the bytes actually written.
+before anything is written and again by counting the bytes actually written (evaluation/archive.py, which
+also bounds header sizes, member counts and the expansion ratio before any of them costs memory).
+Problems are capped (:data:`MAX_PROBLEMS`, then a count) and every name in them is escaped.
 """
 
 from __future__ import annotations
@@ -37,24 +39,23 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
-import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
 from PIL import Image
 
-from evaluation import types
-from evaluation.gt import _is_int, _read_table, gt3d_grid_shape, normalise_instances_table
+from evaluation import archive, types
+from evaluation.archive import Limits
+from evaluation.gt import _CLASS_COLUMN_ALIASES, _is_int, gt3d_grid_shape, normalise_instances_table
 from nerfseg import io, spec
 from nerfseg.errors import InputError, NerfsegError
+from nerfseg.text import has_control, printable
 
 __all__ = [
     "Limits",
@@ -80,6 +81,11 @@ _SCENE_ENTRIES = {spec.PANOPTIC_DIR, spec.PANOPTIC_JSON, spec.INSTANCES3D_H5}
 _MAX_LISTED = 10  # ids listed in one message
 _MAX_TABLE_BYTES = 64 << 20  # an /instances table never needs more
 _MAX_UNCHECKED_VOXELS = 1 << 30  # grid cap when no GT shape is known (unvalidated reads)
+_MAX_H5_LINKS = 256  # objects an instances3d.h5 may hold (grids, the table and its columns: about 20)
+_MAX_TABLE_COLUMNS = 16  # /instances needs three columns; a few extra are tolerated, not thousands
+_MAX_PRODUCED = 1000  # problems one file may produce before its parser stops looking
+#: PNG colour types a prediction may have (IHDR byte 25), and their names for messages
+_PNG_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
 
 
 def _ignored(name: str) -> bool:
@@ -103,34 +109,46 @@ def _ids_text(ids: Any) -> str:
 # Results
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Size limits for a submission; archives are checked against them before and while extracting."""
-
-    max_total_bytes: int = 2 << 30  #: everything, expanded (2 GiB)
-    max_file_bytes: int = 64 << 20  #: any single file (64 MiB)
-    max_members: int = 100_000  #: archive members / files in the folder
-
-    def __post_init__(self) -> None:
-        for name in ("max_total_bytes", "max_file_bytes", "max_members"):
-            value = getattr(self, name)
-            if not _is_int(value) or value <= 0:
-                raise InputError(None, f"limit {name} must be a positive integer, got {value!r}")
+#: problems kept per submission (the rest are counted in one last problem) and the length of each message:
+#: a submitter learns what to fix from the first hundred, and a status page must stay small whatever is sent
+MAX_PROBLEMS = 100
+MAX_MESSAGE_CHARS = 500
+_MAX_WHERE_CHARS = 80
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a submission; ``scene``/``frame`` are None when the problem is wider."""
+    """One thing wrong with a submission; ``scene``/``frame`` are None when the problem is wider.
+
+    Scene and frame names come from the submission: they are stored escaped (no newline, control character
+    or undecodable byte survives) and cut short, like the message, so that printing a problem can never
+    forge a line or fail to encode.
+    """
 
     scene: str | None
     frame: str | None
     message: str
+
+    def __post_init__(self) -> None:
+        if self.scene is not None:
+            object.__setattr__(self, "scene", printable(self.scene, _MAX_WHERE_CHARS))
+        if self.frame is not None:
+            object.__setattr__(self, "frame", printable(self.frame, _MAX_WHERE_CHARS))
+        object.__setattr__(self, "message", printable(self.message, MAX_MESSAGE_CHARS))
 
     def __str__(self) -> str:
         where = [f"scene {self.scene}"] if self.scene is not None else []
         if self.frame is not None:
             where.append(f"frame {self.frame}")
         return f"{', '.join(where) or 'submission'}: {self.message}"
+
+
+def _capped(problems: list[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """The first ``limit`` problems and one that counts the rest (a list already capped is left as it is)."""
+    if len(problems) <= limit + 1:
+        return list(problems)
+    rest = len(problems) - limit
+    return list(problems[:limit]) + [Problem(None, None, f"... and {rest} more problem(s) not listed; fix these first")]
 
 
 @dataclass
@@ -149,213 +167,36 @@ class ValidationResult:
 
 
 def _problems_text(problems: list[Problem], source: Path | str | None) -> str:
-    head = f"invalid submission{f' {source}' if source is not None else ''}: {len(problems)} problem(s)"
+    head = f"invalid submission{f' {printable(source)}' if source is not None else ''}: {len(problems)} problem(s)"
     return "\n".join([head] + [f"  {p}" for p in problems])
 
 
 class SubmissionError(NerfsegError):
     """A submission failed validation; ``problems`` lists all of them, ``str()`` one per line."""
 
-    def __init__(self, problems: list[Problem], source: str | Path | None = None):
-        self.problems = list(problems)
+    def __init__(self, problems: list[Problem], source: str | Path | None = None, meta: dict[str, Any] | None = None):
+        self.problems = _capped(list(problems))
         self.source = None if source is None else Path(source)
+        #: meta.json as validation read it (None when unreadable): what a leaderboard records, never a re-read
+        self.meta = meta
         super().__init__(_problems_text(self.problems, self.source))
 
 
 # ---------------------------------------------------------------------------------------------
-# Safe extraction
+# Safe extraction (evaluation.archive does it; these names stay here for the code that imports them)
 
-
-class _Abort(Exception):
-    """A hard stop while reading an archive (the rest cannot be trusted or would cost too much)."""
-
-
-def _member_parts(name: str) -> tuple[list[str], str | None]:
-    """Split an archive member name into path parts, or say why it may not be extracted."""
-    if not name or "\x00" in name:
-        return [], "empty or NUL-containing member name"
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return [], "absolute path (members must stay inside the submission folder)"
-    parts = [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
-    if ".." in parts:
-        return [], "'..' in the path escapes the submission folder"
-    return parts, None
-
-
-class _Writer:
-    """Writes members under ``dest`` counting the bytes actually written against the limits."""
-
-    def __init__(self, dest: Path, limits: Limits):
-        self.dest = Path(os.path.realpath(dest))
-        self.limits = limits
-        self.total = 0
-
-    def write(self, name: str, parts: list[str], src: IO[bytes], declared: int) -> None:
-        target = self.dest.joinpath(*parts)
-        parent = Path(os.path.realpath(target.parent))
-        if parent != self.dest and self.dest not in parent.parents:  # defence in depth: never write outside
-            raise _Abort(f"member {name!r} would be written outside the submission folder")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            out = open(target, "xb")  # "x": a second member of the same name never overwrites the first
-        except FileExistsError:
-            raise _Abort(f"member {name!r} appears twice in the archive") from None
-        except OSError as exc:
-            raise _Abort(f"member {name!r} cannot be placed ({exc.strerror or exc})") from None
-        written = 0
-        with out:
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > declared:
-                    raise _Abort(f"member {name!r} holds more bytes than its header declares ({declared})")
-                if written > self.limits.max_file_bytes:
-                    raise _Abort(f"member {name!r} expands past the file size limit of {self.limits.max_file_bytes} bytes")
-                if self.total + written > self.limits.max_total_bytes:
-                    raise _Abort(f"the archive expands past the total size limit of {self.limits.max_total_bytes} bytes")
-                out.write(chunk)
-        self.total += written
-
-
-def _plan_member(name: str, size: int, seen: set[str], total: int, limits: Limits) -> tuple[list[str] | None, str | None]:
-    """Check one regular member's name and declared size; size violations stop the scan (raise _Abort)."""
-    parts, why = _member_parts(name)
-    if why:
-        return None, why
-    if not parts:
-        return None, None
-    key = "/".join(parts)
-    if key in seen:
-        return None, "appears twice in the archive"
-    seen.add(key)
-    if size > limits.max_file_bytes:
-        raise _Abort(f"member {name!r} declares {size} bytes, over the file size limit of {limits.max_file_bytes} bytes")
-    if total + size > limits.max_total_bytes:
-        raise _Abort(f"the archive declares more than the total size limit of {limits.max_total_bytes} bytes (at member {name!r})")
-    return parts, None
-
-
-def _extract_zip(path: Path, dest: Path, limits: Limits) -> list[Problem]:
-    problems: list[Problem] = []
-    try:
-        zf = zipfile.ZipFile(path)
-    except Exception as exc:  # BadZipFile, OSError, ValueError on mangled directories
-        return [Problem(None, None, f"not a readable zip archive ({type(exc).__name__}: {exc})")]
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_members:
-            return [Problem(None, None, f"the archive has {len(infos)} members, over the limit of {limits.max_members}")]
-        plan: list[tuple[zipfile.ZipInfo, list[str]]] = []
-        seen: set[str] = set()
-        total = 0
-        try:
-            for info in infos:
-                name = info.filename
-                mode = (info.external_attr >> 16) & 0xFFFF if info.create_system == 3 else 0
-                kind = stat.S_IFMT(mode)
-                if kind == stat.S_IFLNK:
-                    problems.append(Problem(None, None, f"member {name!r} is a symbolic link (links are not allowed)"))
-                    continue
-                if info.is_dir() or kind == stat.S_IFDIR:
-                    _, why = _member_parts(name)
-                    if why:
-                        problems.append(Problem(None, None, f"member {name!r}: {why}"))
-                    continue
-                if kind not in (0, stat.S_IFREG):
-                    problems.append(Problem(None, None, f"member {name!r} is not a regular file (mode {oct(mode)})"))
-                    continue
-                if info.flag_bits & 0x1:
-                    problems.append(Problem(None, None, f"member {name!r} is encrypted"))
-                    continue
-                parts, why = _plan_member(name, info.file_size, seen, total, limits)
-                if why:
-                    problems.append(Problem(None, None, f"member {name!r}: {why}"))
-                elif parts is not None:
-                    total += info.file_size
-                    plan.append((info, parts))
-        except _Abort as exc:
-            return problems + [Problem(None, None, str(exc))]
-        if problems:
-            return problems
-        writer = _Writer(dest, limits)
-        for info, parts in plan:
-            try:
-                with zf.open(info) as src:
-                    writer.write(info.filename, parts, src, info.file_size)
-            except _Abort as exc:
-                return [Problem(None, None, str(exc))]
-            except Exception as exc:  # bad CRC, corrupt deflate stream, unsupported compression
-                return [Problem(None, None, f"member {info.filename!r} cannot be extracted ({type(exc).__name__}: {exc})")]
-    return []
-
-
-def _extract_tar(path: Path, dest: Path, limits: Limits) -> list[Problem]:
-    problems: list[Problem] = []
-    try:
-        tf = tarfile.open(path, "r:*")
-    except Exception as exc:  # ReadError, CompressionError, EOFError, zlib.error
-        return [Problem(None, None, f"not a readable tar archive ({type(exc).__name__}: {exc})")]
-    with tf:
-        plan: list[tuple[tarfile.TarInfo, list[str]]] = []
-        seen: set[str] = set()
-        total = 0
-        count = 0
-        try:
-            # Walk the headers one at a time and stop at the first size violation, so that a bomb's
-            # data is never even decompressed to skip over it.
-            while (member := tf.next()) is not None:
-                count += 1
-                if count > limits.max_members:
-                    raise _Abort(f"the archive has more than {limits.max_members} members")
-                name = member.name
-                if member.issym() or member.islnk():
-                    problems.append(Problem(None, None, f"member {name!r} is a {'symbolic' if member.issym() else 'hard'} link (links are not allowed)"))
-                    continue
-                if member.isdir():
-                    _, why = _member_parts(name)
-                    if why:
-                        problems.append(Problem(None, None, f"member {name!r}: {why}"))
-                    continue
-                if not member.isreg() or member.issparse():
-                    problems.append(Problem(None, None, f"member {name!r} is not a regular file (tar type {member.type!r})"))
-                    continue
-                parts, why = _plan_member(name, member.size, seen, total, limits)
-                if why:
-                    problems.append(Problem(None, None, f"member {name!r}: {why}"))
-                elif parts is not None:
-                    total += member.size
-                    plan.append((member, parts))
-        except _Abort as exc:
-            return problems + [Problem(None, None, str(exc))]
-        except Exception as exc:  # truncated or corrupt stream, bad header checksum
-            return problems + [Problem(None, None, f"corrupt tar archive ({type(exc).__name__}: {exc})")]
-        if problems:
-            return problems
-        writer = _Writer(dest, limits)
-        for member, parts in plan:
-            try:
-                src = tf.extractfile(member)
-                if src is None:
-                    raise _Abort(f"member {member.name!r} has no data")
-                with src:
-                    writer.write(member.name, parts, src, member.size)
-            except _Abort as exc:
-                return [Problem(None, None, str(exc))]
-            except Exception as exc:
-                return [Problem(None, None, f"member {member.name!r} cannot be extracted ({type(exc).__name__}: {exc})")]
-    return []
-
-
-def _archive_kind(path: Path) -> str | None:
-    name = path.name.lower()
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith((".tar.gz", ".tgz", ".tar")):
-        return "tar"
-    return None
+_Writer = archive._Writer
+_Abort = archive.ArchiveAbort
+_member_parts = archive.member_parts
+_archive_kind = archive.archive_kind
 
 
 def _find_root(folder: Path) -> Path:
-    """The folder holding meta.json: the top level, or the single folder an archive tool wrapped it in."""
+    """The folder holding meta.json: the top level, or the single folder an archive tool wrapped it in.
+
+    This is the only rule for where meta.json is: validation reads it here, and the leaderboard records the
+    meta that validation read (never a second search through the archive, which might find another one).
+    """
     if (folder / spec.META_JSON).exists():
         return folder
     entries = [e for e in folder.iterdir() if not _ignored(e.name)]
@@ -372,35 +213,24 @@ def _materialise(path: str | Path, limits: Limits) -> Iterator[tuple[Path | None
         yield _find_root(path), []
         return
     if not path.exists():
-        yield None, [Problem(None, None, f"{path} does not exist")]
+        yield None, [Problem(None, None, f"{printable(path)} does not exist")]
         return
     if not path.is_file():  # a FIFO or a device would block or never end
-        yield None, [Problem(None, None, f"{path} is neither a folder nor a regular file")]
+        yield None, [Problem(None, None, f"{printable(path)} is neither a folder nor a regular file")]
         return
-    kind = _archive_kind(path)
+    # a name without a known suffix: trust the content's magic, not the name
+    kind = archive.archive_kind(path) or archive.sniff_kind(path)
     if kind is None:
-        # name without a known suffix: trust the content's magic, not the name
-        kind = "zip" if zipfile.is_zipfile(path) else "tar" if _is_tar(path) else None
-    if kind is None:
-        yield None, [Problem(None, None, f"{path.name} is neither a folder, a .zip nor a .tar.gz")]
+        yield None, [Problem(None, None, f"{printable(path.name)} is neither a folder, a .zip nor a .tar.gz")]
         return
     size = path.stat().st_size
     if size > limits.max_total_bytes:
         yield None, [Problem(None, None, f"the archive is {size} bytes, over the total size limit of {limits.max_total_bytes} bytes")]
         return
-    tmp = Path(tempfile.mkdtemp(prefix="nerfseg-submission-"))
-    try:
-        problems = (_extract_zip if kind == "zip" else _extract_tar)(path, tmp, limits)
+    with archive.extraction_folder() as tmp:
+        found = archive.extract_archive(path, tmp, kind, limits)
+        problems = _capped([Problem(None, None, msg) for msg in found])
         yield (None if problems else _find_root(tmp)), problems
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _is_tar(path: Path) -> bool:
-    try:
-        return tarfile.is_tarfile(path)
-    except Exception:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +306,19 @@ def _check_meta(root: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         bad.append("'prior' must be a string or null")
     if "semantic_only" in meta and not isinstance(meta["semantic_only"], bool):
         bad.append("'semantic_only' must be true or false")
+    # Text that a leaderboard stores and shows: a JSON "\udcff" escape decodes to a lone surrogate, which no
+    # database or page can encode; a method name is one line.
+    for key in ("method", "prior", *_META_OPTIONAL_STR):
+        value = meta.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(f"'{key}' is not valid text (it holds a lone surrogate escape such as \\udcff)")
+            continue
+        if key in ("method", "prior") and has_control(value):
+            bad.append(f"'{key}' must be one line of printable text (got {_short(value)})")
     return meta, [Problem(None, None, f"meta.json: {b}") for b in bad]
 
 
@@ -506,6 +349,9 @@ def _parse_segments(ann: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], lis
     if not isinstance(info, list):
         return segments, ["panoptic.json: 'segments_info' must be a list"]
     for i, seg in enumerate(info):
+        if len(problems) >= _MAX_PRODUCED:
+            problems.append(f"panoptic.json: ... and more problems in segments_info (stopped after {_MAX_PRODUCED})")
+            break
         if not isinstance(seg, dict):
             problems.append(f"panoptic.json: segments_info[{i}] is not an object")
             continue
@@ -544,6 +390,9 @@ def _parse_panoptic_json(path: Path) -> tuple[dict[str, dict[str, Any]], list[tu
     out: dict[str, dict[str, Any]] = {}
     problems: list[tuple[str | None, str]] = []
     for i, ann in enumerate(data["annotations"]):
+        if len(problems) >= _MAX_PRODUCED:
+            problems.append((None, f"panoptic.json: ... and more problems in 'annotations' (stopped after {_MAX_PRODUCED})"))
+            break
         if not isinstance(ann, dict) or not isinstance(ann.get("file_name"), str) or not ann["file_name"]:
             problems.append((None, f"panoptic.json: annotations[{i}] has no 'file_name' string"))
             continue
@@ -564,9 +413,18 @@ def _parse_panoptic_json(path: Path) -> tuple[dict[str, dict[str, Any]], list[tu
 def _read_prediction_png(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     """Decode a prediction PNG to uint32 ids; raises InputError with the reason (checked before decoding)."""
     with open(path, "rb") as fh:
-        head = fh.read(len(PNG_SIGNATURE))
-    if head != PNG_SIGNATURE:
+        head = fh.read(len(PNG_SIGNATURE) + 25)
+    if head[: len(PNG_SIGNATURE)] != PNG_SIGNATURE:
         raise InputError(path, "not a PNG file")
+    # The header, read here and not through PIL: PIL opens a 16-bit RGB PNG as 8-bit RGB, dropping the low
+    # byte of every channel, so a wrong file would be scored (or rejected for ids it never held).
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise InputError(path, "corrupt PNG (no IHDR header chunk)")
+    bit_depth, colour_type = head[24], head[25]
+    if colour_type not in (2, 6) or bit_depth != 8:
+        kind = _PNG_COLOUR_TYPES.get(colour_type, f"colour type {colour_type}")
+        raise InputError(path, f"PNG is {bit_depth}-bit {kind}; a COCO panoptic PNG is 8-bit RGB "
+                               "(id = R + 256 G + 65536 B; an alpha channel is ignored)")
     try:
         with Image.open(path) as img:
             if img.format != "PNG":
@@ -585,21 +443,37 @@ def _read_prediction_png(path: Path, size: tuple[int, int] | None) -> np.ndarray
 
 
 def _hard_links_only(f: h5py.File) -> str | None:
-    """HDF5 soft/external links and external or virtual storage could read files outside the submission."""
-    bad: list[str] = []
+    """HDF5 soft/external links and external or virtual storage could read files outside the submission.
 
-    def visit(name: str, link: Any) -> None:
+    The walk is bounded (:data:`_MAX_H5_LINKS`): an instances3d.h5 holds a handful of objects, and a file of
+    hundreds of thousands of tiny datasets would otherwise cost time and memory before any check ran.
+    """
+    bad: list[str] = []
+    count = 0
+
+    def visit(name: str, link: Any) -> str | None:
+        nonlocal count
+        count += 1
+        if count > _MAX_H5_LINKS:
+            return name  # stops the walk
         if not isinstance(link, h5py.HardLink):
             bad.append(name)
+        return None
 
     f.visititems_links(visit)
+    if count > _MAX_H5_LINKS:
+        return f"the file holds more than {_MAX_H5_LINKS} objects (an instances3d.h5 needs a handful)"
     if bad:
-        return f"links other than hard links are not allowed: {bad[:_MAX_LISTED]}"
-    datasets: list[h5py.Dataset] = []
-    f.visititems(lambda _n, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
-    for ds in datasets:
-        if ds.external or ds.is_virtual:
-            return f"dataset {ds.name} stores its data outside the file"
+        return f"links other than hard links are not allowed: {[printable(b, 80) for b in bad[:_MAX_LISTED]]}"
+
+    def outside(name: str, obj: Any) -> str | None:
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            return name
+        return None
+
+    found = f.visititems(outside)
+    if found is not None:
+        return f"dataset /{printable(found, 80)} stores its data outside the file"
     return None
 
 
@@ -651,14 +525,67 @@ def _read_instances3d(path: Path, gt_shape: tuple[int, int, int] | None) -> tupl
     return {"instance": grids["instance"], "semantic": grids["semantic"], "instances": table}, []
 
 
+_TABLE_COLUMNS = ("id", "score") + _CLASS_COLUMN_ALIASES  # the only columns ever read from /instances
+
+
+def _read_submission_table(node: Any) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """Read /instances (a compound dataset or a group of columns) after checking every declared size.
+
+    Why not :func:`evaluation.gt._read_table` (right for the trusted GT): it reads every column before it
+    compares their lengths, so a 300 KB file holding a group of many gzip-compressed columns costs GBs.
+    Here the shapes, dtypes, column count and total declared bytes are checked from the headers first,
+    and only the columns the metrics use are read.
+    """
+    if isinstance(node, h5py.Dataset):
+        names = node.dtype.names
+        if not names:
+            return None, "/instances must be a compound dataset or a group of columns"
+        if node.ndim != 1 or node.shape[0] > MAX_INSTANCE_ID:
+            return None, f"/instances has shape {node.shape}; a table holds at most {MAX_INSTANCE_ID} rows"
+        wanted = [n for n in names if n in _TABLE_COLUMNS]
+        for n in wanted:
+            sub = node.dtype.fields[n][0]
+            if sub.kind not in "biuf" or sub.shape:
+                return None, f"/instances field {printable(n)!r} is {sub}, expected a number per row"
+        if not wanted:
+            return {}, None
+        if node.shape[0] * sum(node.dtype.fields[n][0].itemsize for n in wanted) > _MAX_TABLE_BYTES:
+            return None, f"/instances is larger than {_MAX_TABLE_BYTES} bytes"
+        data = node.fields(wanted)[()] if len(wanted) > 1 else {wanted[0]: node.fields(wanted[0])[()]}
+        return {n: np.asarray(data[n]).reshape(-1) for n in wanted}, None
+    if not isinstance(node, h5py.Group):
+        return None, "/instances must be a compound dataset or a group of columns"
+    keys = list(node.keys())
+    if len(keys) > _MAX_TABLE_COLUMNS:
+        return None, f"/instances has {len(keys)} members, at most {_MAX_TABLE_COLUMNS} columns are allowed"
+    declared: dict[str, h5py.Dataset] = {}
+    rows: set[int] = set()
+    for key in keys:
+        ds = node.get(key)
+        if not isinstance(ds, h5py.Dataset):
+            continue
+        needed = key in _TABLE_COLUMNS  # only these are read; others (an aabb, say) only need the same length
+        if ds.ndim == 0 or (needed and ds.ndim != 1) or ds.shape[0] > MAX_INSTANCE_ID:
+            return None, (f"/instances column {printable(key)!r} has shape {ds.shape}; a column holds at most "
+                          f"{MAX_INSTANCE_ID} scalars")
+        rows.add(int(ds.shape[0]))
+        if needed:
+            if ds.dtype.kind not in "biuf":
+                return None, f"/instances column {printable(key)!r} is {ds.dtype}, expected numbers"
+            declared[key] = ds
+    if len(rows) > 1:
+        return None, f"/instances columns have different lengths {sorted(rows)}"
+    if sum(ds.shape[0] * ds.dtype.itemsize for ds in declared.values()) > _MAX_TABLE_BYTES:
+        return None, f"/instances is larger than {_MAX_TABLE_BYTES} bytes"
+    return {key: np.asarray(ds[()]) for key, ds in declared.items()}, None
+
+
 def _check_instances_table(node: Any, path: Path, grid: np.ndarray | None) -> tuple[dict[str, np.ndarray] | None, list[str]]:
-    # sizes from the headers first: a compressed dataset can expand far past the file's size
-    parts = [node] if isinstance(node, h5py.Dataset) else [d for d in node.values() if isinstance(d, h5py.Dataset)] if isinstance(node, h5py.Group) else []
-    for ds in parts:
-        if ds.ndim == 0 or ds.ndim > 2 or ds.shape[0] > MAX_INSTANCE_ID or ds.size * ds.dtype.itemsize > _MAX_TABLE_BYTES:
-            return None, [f"instances3d.h5: {ds.name} has shape {ds.shape} dtype {ds.dtype}; a table holds at most {MAX_INSTANCE_ID} rows of scalars"]
+    raw, why = _read_submission_table(node)
+    if why is not None or raw is None:
+        return None, [f"instances3d.h5: {why}"]
     try:
-        columns = normalise_instances_table(_read_table(node, path), path)
+        columns = normalise_instances_table(raw, path)
     except InputError as exc:
         return None, [f"instances3d.h5: /instances {exc.problem}"]
     problems: list[str] = []
@@ -822,14 +749,14 @@ def validate_submission(path: str | Path, data_root: str | Path, split: str = "t
         if root is None:
             return ValidationResult(False, problems, None, path)
         found, meta = _validate_root(root, Path(data_root), split, limits, {})
-    return ValidationResult(not found, found, meta, path)
+    return ValidationResult(not found, _capped(found), meta, path)
 
 
 def require_valid(path: str | Path, data_root: str | Path, split: str = "test", limits: Limits = Limits()) -> ValidationResult:
     """:func:`validate_submission`, raising :class:`SubmissionError` (all problems) when it is not valid."""
     result = validate_submission(path, data_root, split, limits)
     if not result.ok:
-        raise SubmissionError(result.problems, path)
+        raise SubmissionError(result.problems, path, result.meta)
     return result
 
 
@@ -957,7 +884,7 @@ def open_submission(
             checks = {}
             found, meta = _validate_root(root, Path(data_root), split, limits, checks)
             if found:
-                raise SubmissionError(found, path)
+                raise SubmissionError(found, path, meta)
         else:
             meta, _ = _check_meta(root)
         yield Submission(root, path, meta, checks)
@@ -972,7 +899,7 @@ def pack_submission(folder: str | Path, archive: str | Path) -> Path:
     if not (folder / spec.META_JSON).is_file():
         raise InputError(folder, "not a submission folder (no meta.json)")
     kind = _archive_kind(archive)
-    if kind is None:
+    if kind is None or archive.name.lower().endswith((".bz2", ".xz")):
         raise InputError(archive, "archive name must end in .zip, .tar.gz, .tgz or .tar")
     tar_mode = "w" if archive.name.lower().endswith(".tar") else "w:gz"
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())

@@ -14,11 +14,10 @@ from pathlib import Path
 import click
 
 from evaluation.protocols import PROTOCOLS
-from leaderboard.evaluate import load_evaluator, rejection_reasons
-from leaderboard.files import content_hash_and_size, read_meta
+from leaderboard.evaluate import load_evaluator, rejection_reasons, validated_meta
+from leaderboard.files import content_hash_and_size
 from leaderboard.store import ResultsStore, StoreError
 from leaderboard.tables import FORMATS, build_per_class_table, build_table, format_value, render
-from nerfseg.errors import NerfsegError
 from nerfseg.spec import DEFAULT_PROTOCOL
 
 DEFAULT_DB = "leaderboard.db"
@@ -74,18 +73,15 @@ def submit(path: Path, method: str, data_root: Path, db: str, split: str, protoc
             return
         fn = load_evaluator(evaluator)
         started = time.time()
-        report = reasons = None
+        report = reasons = exc = None
         try:
             report = fn(data_root, path, split=split, protocol=protocol, workers=workers)
-        except Exception as exc:  # noqa: BLE001 - sorted into submitter problems and internal errors below
-            reasons = rejection_reasons(exc)
+        except Exception as err:  # noqa: BLE001 - sorted into submitter problems and internal errors below
+            exc = err
+            reasons = rejection_reasons(err)
             if reasons is None:
                 raise
-        meta = None
-        try:
-            meta = read_meta(path)
-        except NerfsegError:
-            meta = None
+        meta = validated_meta(report, exc)  # what validation read, never a second read of the archive
         sub, created = store.record_finished(
             team_id=team_rec.id, method=method, content_hash=digest, size_bytes=size, filename=path.name,
             stored_path=str(path.resolve()), split=split, protocol=protocol, report=report, reasons=reasons,
@@ -220,9 +216,16 @@ def add_team(name: str, db: str, daily_limit: int | None, rotate: bool) -> None:
 @click.option("--poll", "poll_seconds", default=1.0, show_default=True, type=float)
 @click.option("--eval-workers", default=1, show_default=True, type=click.IntRange(1),
               help="Processes per evaluation in the worker thread.")
+@click.option("--max-concurrent-uploads", default=8, show_default=True, type=click.IntRange(1),
+              help="Uploads received at once, all clients together.")
+@click.option("--max-uploads-per-client", default=2, show_default=True, type=click.IntRange(1),
+              help="Uploads received at once from one client address (raise it behind a proxy).")
+@click.option("--upload-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds an upload may send nothing before it is dropped (408).")
 def serve_command(db: str, data_root: Path, host: str, port: int, submissions_dir: Path | None, max_upload_mb: float,
                   daily_limit: int, worker_mode: str, evaluator: str | None, lease_seconds: float,
-                  poll_seconds: float, eval_workers: int) -> None:
+                  poll_seconds: float, eval_workers: int, max_concurrent_uploads: int, max_uploads_per_client: int,
+                  upload_timeout: float) -> None:
     """Serve the public leaderboard, the upload form and the team API (needs the 'server' extra)."""
     try:
         from leaderboard.server import ServerSettings, serve
@@ -233,7 +236,9 @@ def serve_command(db: str, data_root: Path, host: str, port: int, submissions_di
     store = _open_store(db, submissions_dir)
     settings = ServerSettings(data_root=data_root.resolve(), max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                               daily_limit=daily_limit, worker=worker_mode, evaluator=evaluator,
-                              lease_seconds=lease_seconds, poll_seconds=poll_seconds, eval_workers=eval_workers)
+                              lease_seconds=lease_seconds, poll_seconds=poll_seconds, eval_workers=eval_workers,
+                              max_concurrent_uploads=max_concurrent_uploads, max_uploads_per_client=max_uploads_per_client,
+                              upload_idle_timeout_s=upload_timeout)
     serve(store, settings, host=host, port=port)
 
 

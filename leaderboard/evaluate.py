@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nerfseg.errors import NerfsegError
+from nerfseg.text import printable
 
 DEFAULT_EVALUATOR = "evaluation.api:evaluate_submission"
 
 
 class Evaluator(Protocol):
+    """``evaluation.api.evaluate_submission``'s signature. The report's ``"meta"`` is the meta.json that its
+    validation read (the leaderboard records exactly that); a rejection raises an error whose ``meta``
+    attribute, when present, is the meta.json read before the problems were found."""
+
     def __call__(self, data_root: str | Path, submission_path: str | Path, split: str = "test",
                  protocol: str = "nerfseg-v1", workers: int = 1) -> dict[str, Any]: ...
 
@@ -75,6 +80,33 @@ def format_problem(problem: Any) -> str:
     return str(problem)
 
 
+#: reasons stored per rejected submission, and characters per reason: the validator already caps its own
+#: problems; this bounds what any evaluator (a plugged-in one too) can put on a status page
+MAX_REASONS = 101
+MAX_REASON_CHARS = 1000
+
+
+def safe_reasons(reasons: list[Any]) -> list[str]:
+    """Reasons as they are stored and shown: each one line, escaped (no lone surrogate, which would make every
+    page showing it fail to encode), cut short, and at most :data:`MAX_REASONS` of them."""
+    out = [printable(format_problem(r), MAX_REASON_CHARS) for r in reasons[:MAX_REASONS]]
+    if len(reasons) > MAX_REASONS:
+        out.append(f"... and {len(reasons) - MAX_REASONS} more reason(s) not listed")
+    return out
+
+
+def validated_meta(report: Any = None, exc: BaseException | None = None) -> dict[str, Any] | None:
+    """The meta.json that the evaluator's validation read: ``report["meta"]`` after an evaluation, the
+    SubmissionError's ``meta`` after a rejection, else None.
+
+    Why never a fresh read of the archive: a second reader with its own rules (which meta.json, at which
+    depth, hidden folders or not) can find another file than the one validated, and the board would show
+    flags (``uses_gt_masks``) and a description that were never checked.
+    """
+    meta = report.get("meta") if isinstance(report, dict) else getattr(exc, "meta", None) if exc is not None else None
+    return dict(meta) if isinstance(meta, dict) else None
+
+
 def rejection_reasons(exc: BaseException) -> list[str] | None:
     """The reasons to show the submitter when ``exc`` means the SUBMISSION is bad (validation failed, input
     error); None when it is not the submitter's fault (a bug, a missing dataset), which the caller reports as
@@ -84,8 +116,8 @@ def rejection_reasons(exc: BaseException) -> list[str] | None:
     if is_submission_error or isinstance(exc, NerfsegError):
         problems = getattr(exc, "problems", None)
         if problems:
-            return [format_problem(p) for p in problems]
-        return [str(exc) or type(exc).__name__]
+            return safe_reasons(list(problems))
+        return safe_reasons([str(exc) or type(exc).__name__])
     return None
 
 

@@ -1,27 +1,23 @@
-"""Submission files on the leaderboard side: content hashes, stored uploads, and meta.json.
+"""Submission files on the leaderboard side: content hashes and stored uploads.
 
 Why here and not in evaluation/: the evaluator validates and scores a submission; the leaderboard only needs to
-recognise the same content twice (a hash), keep an upload safely on disk (atomically, under a size limit), and
-read the method's meta.json for display once the evaluator has accepted the submission.
+recognise the same content twice (a hash) and keep an upload safely on disk (atomically, under a size limit).
+It never reads meta.json itself: the meta shown on the board is the one the evaluator's validation read
+(``leaderboard.evaluate.validated_meta``), so no second reader can pick another file than the one checked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tarfile
 import uuid
-import zipfile
-from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import BinaryIO
 
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, sha256_file
-from nerfseg.spec import META_JSON
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")  # what evaluation.submission accepts
-META_MAX_BYTES = 1 << 20  # a meta.json is a few hundred bytes; refuse to read a huge one
 
 
 class UploadTooLarge(Exception):
@@ -89,63 +85,3 @@ def store_upload(stream: BinaryIO, dest_dir: Path, suffix: str, max_bytes: int,
             out.flush()
             os.fsync(out.fileno())
     return dest, h.hexdigest(), size
-
-
-def _member_depth_ok(name: str) -> bool:
-    parts = PurePosixPath(name).parts
-    return parts[-1] == META_JSON and len(parts) <= 2 and ".." not in parts and not name.startswith("/")
-
-
-def _parse_meta(data: bytes, where: str) -> dict[str, Any]:
-    if len(data) > META_MAX_BYTES:
-        raise InputError(where, "meta.json is larger than 1 MiB")
-    try:
-        meta = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(where, f"meta.json is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise InputError(where, "meta.json must hold a JSON object")
-    return meta
-
-
-def read_meta(path: str | Path) -> dict[str, Any] | None:
-    """The submission's meta.json (at the top, or inside one top-level folder of an archive); None if absent."""
-    path = Path(path)
-    if path.is_dir():
-        candidates = [path / META_JSON] + sorted(path.glob(f"*/{META_JSON}"))
-        for c in candidates:
-            if c.is_file():
-                if c.stat().st_size > META_MAX_BYTES:
-                    raise InputError(c, "meta.json is larger than 1 MiB")
-                return _parse_meta(c.read_bytes(), str(c))
-        return None
-    suffix = archive_suffix(path.name)
-    try:
-        if suffix == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                names = sorted((n for n in zf.namelist() if _member_depth_ok(n)), key=lambda n: n.count("/"))
-                if not names:
-                    return None
-                info = zf.getinfo(names[0])
-                if info.file_size > META_MAX_BYTES:
-                    raise InputError(path, "meta.json is larger than 1 MiB", key=names[0])
-                return _parse_meta(zf.read(info), f"{path}[{names[0]}]")
-        if suffix in (".tar.gz", ".tgz", ".tar"):
-            with tarfile.open(path, "r:*") as tf:
-                best: tuple[int, tarfile.TarInfo] | None = None
-                for member in tf:
-                    if member.isfile() and _member_depth_ok(member.name):
-                        depth = member.name.count("/")
-                        if best is None or depth < best[0]:
-                            best = (depth, member)
-                        if depth == 0:
-                            break
-                if best is None:
-                    return None
-                if best[1].size > META_MAX_BYTES:
-                    raise InputError(path, "meta.json is larger than 1 MiB", key=best[1].name)
-                f = tf.extractfile(best[1])
-                return None if f is None else _parse_meta(f.read(), f"{path}[{best[1].name}]")
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
-        raise InputError(path, f"cannot read the archive ({exc})") from exc
-    raise InputError(path, f"not a submission folder or archive ({', '.join(ARCHIVE_SUFFIXES)})")

@@ -8,14 +8,17 @@ Design choices, and why:
 - Teams authenticate with a bearer token (the upload form takes the same token in a field). Only the token's
   sha256 is stored.
 - The ground truth is never served: the app has no static mount at all, and no route reads the data folder.
-- The request body is limited while it is received (``BodySizeLimit``), before the multipart parser spools it,
-  and the file is limited again while it is copied.
+- Uploads pass the ``UploadGuard`` before the multipart parser spools anything: the team token is checked
+  before the body is read, concurrent uploads are limited per client and in total, the body is limited in size
+  and time while it is received, and the file is limited again while it is copied. uvicorn runs with a
+  request-head timeout (docs/leaderboard-security.md).
 - Pages are plain server-side HTML with one small vanilla script (table sorting); plots are inline SVG drawn by
   matplotlib on the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import io
@@ -24,13 +27,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from leaderboard.evaluate import Evaluator, load_evaluator
+from leaderboard.evaluate import Evaluator, load_evaluator, safe_reasons
 from leaderboard.files import ARCHIVE_SUFFIXES, UploadTooLarge, archive_suffix, store_upload
 from leaderboard.store import DailyLimitExceeded, MethodDetail, ResultsStore, StoreError, Submission, Team
 from leaderboard.tables import (
@@ -44,6 +47,7 @@ from leaderboard.tables import (
 )
 from leaderboard.worker import Worker
 from nerfseg.spec import CLASS_NAMES, DEFAULT_PROTOCOL, SPLITS
+from nerfseg.text import has_control, printable
 
 log = logging.getLogger("nerfseg.leaderboard.server")
 
@@ -74,55 +78,158 @@ class ServerSettings:
     poll_seconds: float = 1.0
     eval_workers: int = 1
     title: str = "nerfseg leaderboard"
+    max_concurrent_uploads: int = 8  # uploads being received at once, all clients together
+    max_uploads_per_client: int = 2  # ... and from one client address
+    upload_idle_timeout_s: float = 30.0  # an upload that sends nothing for this long is dropped (408)
+    upload_deadline_s: float = 900.0  # and one that takes longer than this in all
+    header_timeout_s: float = 10.0  # a connection must send a request's headers within this (uvicorn)
 
 
 # ---------------------------------------------------------------------------------------------
-# Upload size limit, enforced on the raw body
+# The upload guard: everything an upload may cost is checked on the raw ASGI messages, before any parser runs
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """ASGI middleware: refuse an upload whose body passes the limit, from its Content-Length if it has one,
-    or as soon as the received bytes pass it (chunked uploads), so a huge body is never spooled to disk."""
+class _BodyTimeout(Exception):
+    pass
 
-    def __init__(self, app: Any, max_bytes: int, paths: tuple[str, ...] = UPLOAD_PATHS):
+
+_MISSING_TOKEN = "missing team token"
+_INVALID_TOKEN = "invalid team token"
+_TOKEN_PEEK_BYTES = 64 * 1024  # the form's token field must arrive within the body's first 64 KiB
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value
+    return None
+
+
+def _form_token(buffer: bytes, boundary: bytes) -> tuple[str | None, bool]:
+    """(token, decided) from the start of a multipart body: the ``token`` field's value once its part is
+    complete; ``(None, True)`` when a file part comes first or the body ends without a token."""
+    delimiter = b"--" + boundary
+    parts = buffer.split(delimiter)
+    # parts[0] is the preamble; a part is complete when another delimiter follows it
+    for i, part in enumerate(parts[1:], start=1):
+        complete = i < len(parts) - 1
+        head, sep, body = part.partition(b"\r\n\r\n")
+        if not sep:
+            return None, False  # headers not all here yet
+        disposition = next((line for line in head.split(b"\r\n") if line.lower().startswith(b"content-disposition:")), b"")
+        if b"filename=" in disposition:
+            return None, True  # the file before the token: refuse rather than spool it
+        if b'name="token"' in disposition:
+            if not complete:
+                return None, False
+            try:
+                return body[:-2].decode("utf-8").strip() if body.endswith(b"\r\n") else body.decode("utf-8").strip(), True
+            except UnicodeDecodeError:
+                return None, True
+    return None, False
+
+
+class UploadGuard:
+    """ASGI middleware in front of the upload routes (``POST /api/submissions`` and ``POST /submit``).
+
+    Why at this level: FastAPI's form parsing spools the whole body to disk before a handler runs, so every
+    limit must hold before that. In order:
+
+    - the body must be ``multipart/form-data`` (an urlencoded body would be parsed in memory);
+    - at most ``max_per_client`` uploads at a time from one client address and ``max_total`` in all
+      (429 / 503 with Retry-After), so a few slow clients cannot hold every worker thread and disk;
+    - the team token is checked BEFORE the body is read: the bearer header for the API, and for the HTML
+      form the ``token`` field, which must come before the file (browsers send fields in form order);
+    - the body is refused past ``max_bytes`` (from Content-Length, or counted while it arrives), when no
+      data arrives for ``idle_timeout`` seconds, or when it takes longer than ``deadline`` seconds in all.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, paths: tuple[str, ...] = UPLOAD_PATHS, *,
+                 authenticate: Callable[[str], bool] | None = None, max_total: int = 8, max_per_client: int = 2,
+                 idle_timeout: float = 30.0, deadline: float = 900.0):
         self.app, self.max_bytes, self.paths = app, max_bytes, paths
+        self.authenticate = authenticate
+        self.max_total, self.max_per_client = max_total, max_per_client
+        self.idle_timeout, self.deadline = idle_timeout, deadline
+        self.active: dict[str, int] = {}
 
-    async def _refuse(self, send: Any, path: str) -> None:
-        message = f"upload too large: the limit is {self.max_bytes} bytes"
+    @property
+    def in_flight(self) -> int:
+        return sum(self.active.values())
+
+    async def _refuse(self, send: Any, path: str, status: int, message: str,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
         if path.startswith("/api/"):
             body, ctype = json.dumps({"detail": message}).encode(), b"application/json"
         else:  # the HTML form
-            body = (f'<!DOCTYPE html><html><body><p class="error">{message}</p>'
+            body = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Submit</title></head><body>'
+                    f'<p class="error" id="error">{html.escape(message)}</p>'
                     '<p><a href="/submit">Back to the form</a></p></body></html>').encode()
             ctype = b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+                                (b"connection", b"close"), *(headers or [])]})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         limit = self.max_bytes + MULTIPART_SLACK
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    if int(value) > limit:
-                        await self._refuse(send, scope["path"])
-                        return
-                except ValueError:
-                    pass
+        length = _header(scope, b"content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    await self._refuse(send, path, 413, f"upload too large: the limit is {self.max_bytes} bytes")
+                    return
+            except ValueError:
+                pass
+        ctype = (_header(scope, b"content-type") or b"").decode("latin-1")
+        boundary = ""
+        for item in ctype.split(";")[1:]:
+            key, _, value = item.strip().partition("=")
+            if key.lower() == "boundary":
+                boundary = value.strip().strip('"')
+        if not ctype.lower().startswith("multipart/form-data") or not boundary or len(boundary) > 200:
+            await self._refuse(send, path, 415, "send the upload as multipart/form-data (a form with a 'file' field)")
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        if self.in_flight >= self.max_total:
+            await self._refuse(send, path, 503, "the server is receiving too many uploads; try again in a minute",
+                               [(b"retry-after", b"60")])
+            return
+        if self.active.get(client, 0) >= self.max_per_client:
+            await self._refuse(send, path, 429, f"at most {self.max_per_client} uploads at a time from one client; "
+                                                "wait for the others to finish", [(b"retry-after", b"30")])
+            return
+        self.active[client] = self.active.get(client, 0) + 1
+        try:
+            await self._guarded(scope, receive, send, path, limit, boundary.encode("latin-1"))
+        finally:
+            self.active[client] -= 1
+            if not self.active[client]:
+                del self.active[client]
+
+    async def _guarded(self, scope: Any, receive: Any, send: Any, path: str, limit: int, boundary: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
         received = 0
         started = False
 
-        async def limited_receive() -> Any:
+        async def timed_receive() -> Any:
             nonlocal received
-            message = await receive()
+            timeout = min(self.idle_timeout, deadline - loop.time())
+            if timeout <= 0:
+                raise _BodyTimeout()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except asyncio.TimeoutError:
+                raise _BodyTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -136,10 +243,62 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            app_receive = timed_receive
+            if self.authenticate is not None:
+                if path.startswith("/api/"):
+                    scheme, _, token = (_header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
+                    token = token.strip()
+                    if scheme.lower() != "bearer" or not token:
+                        await self._refuse(send, path, 401, f"{_MISSING_TOKEN}: send 'Authorization: Bearer <token>'",
+                                           [(b"www-authenticate", b"Bearer")])
+                        return
+                else:
+                    token, app_receive = await self._peek_form_token(timed_receive, boundary)
+                    if not token:
+                        await self._refuse(send, path, 401, f"{_MISSING_TOKEN}: the form's token field must come "
+                                                            "before the file")
+                        return
+                if not await run_in_threadpool(self.authenticate, token):
+                    await self._refuse(send, path, 401, _INVALID_TOKEN, [(b"www-authenticate", b"Bearer")]
+                                       if path.startswith("/api/") else None)
+                    return
+            await self.app(scope, app_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._refuse(send, scope["path"])
+                await self._refuse(send, path, 413, f"upload too large: the limit is {self.max_bytes} bytes")
+        except _BodyTimeout:
+            if not started:
+                await self._refuse(send, path, 408, "the upload was too slow (no data for "
+                                                    f"{self.idle_timeout:g} s, or over {self.deadline:g} s in all)")
+
+    @staticmethod
+    async def _peek_form_token(receive: Any, boundary: bytes) -> tuple[str | None, Any]:
+        """Read the start of a form body up to its token field; returns (token, a receive that replays it)."""
+        buffer = b""
+        more = True
+        token: str | None = None
+        while more and len(buffer) < _TOKEN_PEEK_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None, receive
+            buffer += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            token, decided = _form_token(buffer, boundary)
+            if decided:
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": buffer, "more_body": more}
+            return await receive()
+
+        return token, replay
+
+
+BodySizeLimit = UploadGuard  # the name this middleware had when it only limited the size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,8 +315,24 @@ code { background: #f4f4f4; padding: 0 .2em; }
 """
 
 
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes of an old record) escaped, so it encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return html.escape(_encodable("" if value is None else str(value)))
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate in an old record becomes ``\\udcxx`` instead of making
+    every response that shows it fail to encode (a 500 for the team's status routes)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+_MAX_DB_ID = (1 << 63) - 1  # ids past this cannot be bound as SQL integers (a 500 before this check)
 
 
 def _when(t: float | None) -> str:
@@ -248,9 +423,12 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
                 state["stop"].set()
                 state["thread"].join(timeout=30)
 
-    app = FastAPI(title=settings.title, lifespan=lifespan,
+    app = FastAPI(title=settings.title, lifespan=lifespan, default_response_class=SafeJSONResponse,
                   description="Submit predictions with a team token; results appear when the worker evaluated them.")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(UploadGuard, max_bytes=settings.max_upload_bytes,
+                       authenticate=lambda token: store.team_by_token(token) is not None,
+                       max_total=settings.max_concurrent_uploads, max_per_client=settings.max_uploads_per_client,
+                       idle_timeout=settings.upload_idle_timeout_s, deadline=settings.upload_deadline_s)
     app.state.store = store
     app.state.settings = settings
     app.state.worker_state = state
@@ -275,6 +453,8 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         method = (str(method or "")).strip()
         if not method or len(method) > 200:
             raise HTTPException(400, "give the method name (1-200 characters) in the form field 'method'")
+        if has_control(method) or _encodable(method) != method:
+            raise HTTPException(400, "the method name must be printable UTF-8 text (no newlines or control characters)")
         split = str(split or "test")
         if split not in SPLITS or split == "train":
             raise HTTPException(400, f"split must be 'test' or 'val', not {split!r}")
@@ -293,7 +473,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         try:
             sub, created = store.create_submission(
                 team_id=team.id, method=method, content_hash=digest, size_bytes=size,
-                filename=Path(upload.filename).name[:255], stored_path=path.relative_to(uploads_dir).as_posix(),
+                filename=printable(Path(upload.filename).name, 255), stored_path=path.relative_to(uploads_dir).as_posix(),
                 split=split, protocol=protocol, daily_limit=settings.daily_limit,
             )
         except DailyLimitExceeded as exc:
@@ -326,7 +506,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         finally:
             await form.close()
         body = {"duplicate": not created, "submission": submission_json(sub)}
-        return JSONResponse(body, status_code=202 if created else 200)
+        return SafeJSONResponse(body, status_code=202 if created else 200)
 
     @app.get("/api/submissions", tags=["teams"])
     def api_list(request: Request) -> dict[str, Any]:
@@ -358,9 +538,24 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     def api_boards() -> dict[str, Any]:
         return {"boards": [{"protocol": p, "split": s} for p, s in store.boards()]}
 
+    def public_method(method_id: int, protocol: str, split: str) -> MethodDetail | None:
+        """A method's detail, or None when there is no such PUBLIC method: a method is public once one of its
+        submissions was evaluated (on any board); one that was only ever rejected or queued stays private."""
+        if not 0 < method_id <= _MAX_DB_ID:
+            return None
+        detail = store.method_detail(method_id, protocol, split)
+        if detail is None or detail.submission is not None:
+            return detail
+        for other_protocol, other_split in store.boards():
+            if (other_protocol, other_split) != (protocol, split):
+                other = store.method_detail(method_id, other_protocol, other_split)
+                if other is not None and other.submission is not None:
+                    return detail
+        return None
+
     @app.get("/api/methods/{method_id}", tags=["public"])
     def api_method(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> dict[str, Any]:
-        detail = store.method_detail(method_id, protocol, split)
+        detail = public_method(method_id, protocol, split)
         if detail is None:
             raise HTTPException(404, "no such method")
         d = {k: getattr(detail, k) for k in ("method_id", "name", "team", "description", "url", "uses_gt_masks",
@@ -396,7 +591,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
 
     @app.get("/methods/{method_id}", response_class=HTMLResponse, include_in_schema=False)
     def method_page(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
-        detail = store.method_detail(method_id, protocol, split)
+        detail = public_method(method_id, protocol, split)
         if detail is None:
             return _page("Not found", "<p>No such method.</p>", status_code=404)
         url = _safe_url(detail.url)
@@ -500,9 +695,10 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
         body = f'<p>Status: <span class="status {sub.status}" id="status">{sub.status}</span></p>'
         body += f'<table class="leaderboard">{table}</table>'
-        if sub.status == "rejected":
+        if sub.status == "rejected":  # capped when stored; capped again here for records older than that
+            reasons = safe_reasons(list(sub.reasons))
             body += "<h2>Why it was rejected</h2><ul id=\"reasons\">" + "".join(
-                f"<li>{_esc(r)}</li>" for r in sub.reasons) + "</ul>"
+                f"<li>{_esc(r)}</li>" for r in reasons) + "</ul>"
         if sub.status == "evaluated":
             summary = (store.report(sub.id) or {}).get("summary", {})
             shown = ", ".join(f"{k} {format_value(summary.get(k))}" for k in ("miou", "pq_things", "pq_scene_things"))
@@ -517,9 +713,71 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     return app
 
 
+def header_timeout_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing a connection that does not send a complete request head in ``seconds``.
+
+    Why: uvicorn times out idle keep-alive connections but not a client that sends its headers one byte at a
+    time (slowloris), and each such client holds a connection for as long as it likes. The timer runs from
+    the first byte of each request (or the connection's opening) until the head is parsed.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):  # type: ignore[misc]
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _awaiting_head(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(seconds, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._awaiting_head():
+                self._arm()
+            else:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self._awaiting_head() and not self.transport.is_closing():
+                log.info("closing a connection that sent no complete request head in %.0f s", seconds)
+                self.transport.close()
+
+    return HeaderTimeoutH11Protocol
+
+
+def uvicorn_config(app: Any, settings: ServerSettings, host: str, port: int) -> Any:
+    """The uvicorn configuration: request-head timeout, short keep-alive, bounded connections and head size."""
+    import uvicorn
+
+    try:
+        http: Any = header_timeout_protocol(settings.header_timeout_s)
+    except ImportError:  # another uvicorn layout: run without the head timeout rather than not at all
+        log.warning("uvicorn's h11 protocol not found: running without a request-head timeout")
+        http = "auto"
+    return uvicorn.Config(app, host=host, port=port, log_level="info", http=http, timeout_keep_alive=5,
+                          limit_concurrency=max(256, 8 * settings.max_concurrent_uploads),
+                          h11_max_incomplete_event_size=16 * 1024)
+
+
 def serve(store: ResultsStore, settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app with uvicorn (blocking)."""
     import uvicorn
 
-    uvicorn.run(create_app(store, settings), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(create_app(store, settings), settings, host, port)).run()
 

@@ -20,12 +20,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-from leaderboard.evaluate import Evaluator, internal_error_reason, rejection_reasons
-from leaderboard.files import read_meta
+from leaderboard.evaluate import Evaluator, internal_error_reason, rejection_reasons, validated_meta
 from leaderboard.store import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, ResultsStore, StoreError, Submission
-from nerfseg.errors import InputError, NerfsegError
+from nerfseg.errors import InputError
 from nerfseg.spec import BENCHMARK_JSON
 
 log = logging.getLogger("nerfseg.leaderboard.worker")
@@ -104,13 +102,6 @@ class Worker:
             reasons = [internal_error_reason(exc, ref)]
         return reasons
 
-    @staticmethod
-    def _meta(path: Path) -> dict[str, Any] | None:
-        try:
-            return read_meta(path)
-        except NerfsegError:
-            return None
-
     def process(self, sub: Submission) -> str:
         """Evaluate one claimed submission; returns 'evaluated', 'rejected' or 'lost' (lease taken over)."""
         path = self.store.resolve_stored_path(sub)
@@ -124,20 +115,41 @@ class Worker:
                 report = self.evaluate(self.data_root, path, split=sub.split, protocol=sub.protocol,
                                        workers=self.eval_workers)
             except Exception as exc:
-                ok = self.store.reject(sub.id, self.worker_id, self._reasons_for(exc, sub), self._meta(path))
+                ok = self.store.reject(sub.id, self.worker_id, self._reasons_for(exc, sub), validated_meta(exc=exc))
                 status = "rejected"
             else:
+                meta = validated_meta(report)
+                if meta is None:
+                    log.warning("submission %s: the evaluator's report has no 'meta' (the meta.json its validation "
+                                "read); recording it without description and flags", sub.id)
                 try:
-                    ok = self.store.complete(sub.id, self.worker_id, report, self._meta(path))
+                    ok = self.store.complete(sub.id, self.worker_id, report, meta)
                     status = "evaluated"
                 except StoreError as exc:  # the evaluator returned something that is not a report
                     ok = self.store.reject(sub.id, self.worker_id, self._reasons_for(exc, sub))
                     status = "rejected"
         finally:
             beat.stop()
+            self.sweep_temp()
         self.processed += 1
         log.info("submission %s: %s", sub.id, status if ok else "lost (lease expired)")
         return status if ok else "lost"
+
+    @staticmethod
+    def sweep_temp() -> None:
+        """Remove extraction folders that killed evaluations left in the temp folder (at start-up and after
+        each evaluation): a worker killed mid-extraction would otherwise leak up to the size limit each time."""
+        try:
+            from evaluation.archive import clean_stale_extractions
+        except ImportError:  # an external evaluator without the evaluation package: nothing of ours to clean
+            return
+        try:
+            removed, freed = clean_stale_extractions()
+        except Exception:  # never let housekeeping stop the queue
+            log.exception("cleaning stale extraction folders failed")
+            return
+        if removed:
+            log.warning("removed %d stale extraction folder(s), %d bytes", removed, freed)
 
     def run_once(self) -> Submission | None:
         """Claim and process one submission; returns it (as claimed) or None when the queue is empty."""
@@ -151,6 +163,7 @@ class Worker:
             exit_when_idle: float | None = None) -> int:
         """Poll until ``stop`` is set (or ``max_jobs`` done, or idle for ``exit_when_idle`` s); returns jobs done."""
         stop = stop or threading.Event()
+        self.sweep_temp()
         done = 0
         idle_since = time.monotonic()
         while not stop.is_set():

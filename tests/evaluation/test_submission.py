@@ -39,6 +39,7 @@ from evaluation.submission import (
 from nerfseg import io, spec
 from nerfseg.errors import InputError, NerfsegError
 from tests.evaluation.fixtures import make_tiny_benchmark
+from tests.hostile import png_rgb16
 
 S0, S1 = "tiny_000", "tiny_001"
 
@@ -173,7 +174,8 @@ CASES: list[tuple[str, Callable[[Path], Any], str | None, str | None, str]] = [
     ("wrong_size", _write_image(S0, "0000", np.zeros((16, 16, 3), np.uint8)), S0, "0000", "image is 16x16, the view is 32x24"),
     ("not_png", _write_image(S0, "0000", np.zeros((24, 32, 3), np.uint8), fmt="JPEG"), S0, "0000", "not a PNG file"),
     ("corrupt_png", _truncate(S0, "0003"), S0, "0003", "corrupt PNG"),
-    ("gray_png", _write_image(S1, "0000", np.zeros((24, 32), np.uint8)), S1, "0000", "PNG mode is L"),
+    ("gray_png", _write_image(S1, "0000", np.zeros((24, 32), np.uint8)), S1, "0000", "PNG is 8-bit greyscale"),
+    ("rgb16_png", lambda s: png_rgb16(_png(S1, "0003")(s), 32, 24), S1, "0003", "PNG is 16-bit RGB; a COCO panoptic PNG is 8-bit RGB"),
     ("id_in_png_not_json", _edit_ann(S0, "0000", lambda a: a["segments_info"].remove(_first_thing(a))), S0, "0000", "ids in the PNG but not in panoptic.json"),
     ("id_in_json_not_png", _edit_ann(S0, "0000", lambda a: a["segments_info"].append({"id": 4242, "category_id": 3})), S0, "0000", "ids in panoptic.json but not in the PNG: [4242]"),
     ("unknown_category", _edit_ann(S1, "0003", lambda a: _first_thing(a).update(category_id=11)), S1, "0003", "unknown category id 11"),

@@ -55,5 +55,6 @@ def evaluate(data_root: str | Path, submission_path: str | Path, split: str = "t
         per_class[name] = {"iou": iou, "pq": pq, "sq": summary["sq"], "rq": summary["rq"], "tp": 3, "fp": 1,
                            "fn": 1, "iou_sum": 2.1}
     return {"protocol": protocol, "protocol_version": "1", "spec_version": SPEC_VERSION, "summary": summary,
+            "meta": meta,  # what validation read, as evaluation.api.evaluate_submission reports it
             "per_class": per_class, "per_scene": per_scene,
             "counts": {"num_scenes": len(scenes), "num_frames": 2 * len(scenes)}}

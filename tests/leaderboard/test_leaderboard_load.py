@@ -42,7 +42,9 @@ def test_concurrent_uploads_and_a_killed_worker(tmp_path: Path, lb_benchmark: Pa
         uploads.append((team, archives[0][1], archives[0][0]))  # the same content again
     assert len(uploads) == 20
 
-    server = LiveServer(db, lb_benchmark, tmp_path / "server.log", extra=("--daily-limit", "100"))
+    # 20 uploads at once from one address: the upload guard's concurrency limits are raised to let them in
+    server = LiveServer(db, lb_benchmark, tmp_path / "server.log",
+                        extra=("--daily-limit", "100", "--max-concurrent-uploads", "20", "--max-uploads-per-client", "20"))
     workers = []
     try:
         server.wait_ready()
