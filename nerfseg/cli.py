@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",
     "submit": "leaderboard.cli:submit",
     "leaderboard": "leaderboard.cli:leaderboard",
+    "benchmark-id": "nerfseg.identity:benchmark_id",
 }
 
 
