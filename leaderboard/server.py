@@ -231,6 +231,9 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     uploads_dir = store.submissions_dir
     protocols = known_protocols()
     state: dict[str, Any] = {}
+    from nerfseg.identity import benchmark_identity
+
+    bench = benchmark_identity(settings.data_root)  # the one benchmark this server shows and evaluates on
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -295,6 +298,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
                 team_id=team.id, method=method, content_hash=digest, size_bytes=size,
                 filename=Path(upload.filename).name[:255], stored_path=path.relative_to(uploads_dir).as_posix(),
                 split=split, protocol=protocol, daily_limit=settings.daily_limit,
+                benchmark=bench.fingerprint, benchmark_name=bench.name,
             )
         except DailyLimitExceeded as exc:
             path.unlink(missing_ok=True)
@@ -348,19 +352,19 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     @app.get("/api/leaderboard", tags=["public"])
     def api_leaderboard(protocol: str = DEFAULT_PROTOCOL, split: str = "test", per_class: bool = False) -> dict[str, Any]:
         """The table for one protocol and split (values x100, one decimal; 'raw' holds the fractions)."""
-        entries = store.leaderboard(protocol, split, per_class=per_class)
-        out = table_to_dict(build_table(entries, protocol, split))
+        entries = store.leaderboard(protocol, split, per_class=per_class, benchmark=bench.fingerprint)
+        out = table_to_dict(build_table(entries, protocol, split, bench.label))
         if per_class:
             out["per_class"] = [table_to_dict(build_per_class_table(entries, protocol, split, m)) for m in ("iou", "pq")]
         return out
 
     @app.get("/api/boards", tags=["public"])
     def api_boards() -> dict[str, Any]:
-        return {"boards": [{"protocol": p, "split": s} for p, s in store.boards()]}
+        return {"boards": [{"protocol": p, "split": s} for p, s in store.boards(bench.fingerprint)]}
 
     @app.get("/api/methods/{method_id}", tags=["public"])
     def api_method(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> dict[str, Any]:
-        detail = store.method_detail(method_id, protocol, split)
+        detail = store.method_detail(method_id, protocol, split, bench.fingerprint)
         if detail is None:
             raise HTTPException(404, "no such method")
         d = {k: getattr(detail, k) for k in ("method_id", "name", "team", "description", "url", "uses_gt_masks",
@@ -380,11 +384,11 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
-        entries = store.leaderboard(protocol, split)
-        model = build_table(entries, protocol, split)
+        entries = store.leaderboard(protocol, split, benchmark=bench.fingerprint)
+        model = build_table(entries, protocol, split, bench.label)
         table = render_html_table(model, lambda row: None if row.entry.method_id is None else
                                   f"/methods/{row.entry.method_id}?protocol={protocol}&split={split}")
-        boards = store.boards()
+        boards = store.boards(bench.fingerprint)
         if (protocol, split) not in boards:
             boards.insert(0, (protocol, split))
         links = " ".join(
@@ -396,7 +400,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
 
     @app.get("/methods/{method_id}", response_class=HTMLResponse, include_in_schema=False)
     def method_page(method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
-        detail = store.method_detail(method_id, protocol, split)
+        detail = store.method_detail(method_id, protocol, split, bench.fingerprint)
         if detail is None:
             return _page("Not found", "<p>No such method.</p>", status_code=404)
         url = _safe_url(detail.url)
