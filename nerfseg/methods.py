@@ -246,7 +246,9 @@ def run_method(
             states[sid] = runs.SceneState(runs.CHANGED, f"not a scene of the benchmark {data_root}")
             continue
         scene_data[sid] = SceneData(spec.scene_dir(data_root, sid), prior)
-        states[sid] = runs.classify(out_dir / "scenes" / sid, submission / sid, inputs_for(scene_data[sid]), resume)
+        # --no-resume retrains the requested scenes; the others are only checked against the current inputs
+        states[sid] = runs.classify(out_dir / "scenes" / sid, submission / sid, inputs_for(scene_data[sid]),
+                                    resume or sid not in scene_ids)
     changed = {sid: st for sid, st in states.items() if st.action == runs.CHANGED}
     if changed and on_change == "refuse":
         lines = []

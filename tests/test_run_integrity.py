@@ -117,6 +117,11 @@ def test_subset_rerun_never_ships_scenes_of_other_inputs(bench: Path, tmp_path: 
     sub = run_method("prior2d", bench, run, scenes=[first], prior="gt", log=quiet, on_change="retrain")
     assert sorted(p.name for p in sub.iterdir() if p.is_dir()) == [first]  # the sim-m2f scene left the submission
     assert _meta(sub)["prior"] == "gt" and list(_meta(sub)["run_fingerprints"]) == [first]
+    # --no-resume retrains the requested scene only; a scene of the same inputs outside the request stays
+    run_method("prior2d", bench, run, scenes=[second], prior="gt", log=quiet, on_change="retrain")
+    run_method("prior2d", bench, run, scenes=[first], prior="gt", log=quiet, resume=False)
+    assert sorted(p.name for p in sub.iterdir() if p.is_dir()) == [first, second]
+    assert list(_meta(sub)["run_fingerprints"]) == [first, second]
 
 
 def test_a_run_killed_while_retraining_leaves_no_meta(bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
