@@ -19,7 +19,10 @@ from nerfseg.cli import parse_override
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/NAME).")
 @click.option("--no-resume", is_flag=True, help="Retrain scenes that already have predictions.")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. --set steps=500.")
-def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: tuple[str, ...]) -> None:
+@click.option("--on-change", type=click.Choice(["refuse", "retrain"]), default="refuse", show_default=True,
+              help="When the run folder holds scenes made with other inputs (prior, preset, --set, benchmark, code "
+                   "version): refuse with the differences, or retrain those scenes here.")
+def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: tuple[str, ...], on_change: str) -> None:
     """Train METHOD on the scenes and write runs/NAME/submission (format: docs/contract.md section 4)."""
     from nerfseg.methods import get_method, method_run_name, run_method
 
@@ -32,7 +35,7 @@ def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
         parsed[key] = parse_override(value)
     out = out_dir or Path("runs") / run_name
-    submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo)
+    submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo, on_change=on_change)
     click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {run_name} --data {data_root}")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from nerfseg import __version__, spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
+from nerfseg.identity import IDENTITY_KEY, identity_record
 from nerfseg.gt3d import GT3D, make_instance_table, read_gt3d, write_gt3d
 from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
 
@@ -407,6 +408,7 @@ def build_dataset(
         "scenes": {sid: {k: v for k, v in records[sid].items() if k != "files"} for sid in sorted(records)},
         "files": {f"{spec.SCENES_DIR}/{sid}/{rel}": digest for sid in sorted(records) for rel, digest in records[sid]["files"].items()},
     }
+    bench[IDENTITY_KEY] = identity_record(out_root, bench)  # GT fingerprint + human name (nerfseg/identity.py)
     write_json_atomic(out_root / spec.BENCHMARK_JSON, bench)
     return bench
 

@@ -46,6 +46,13 @@ from nerfseg.io import (
 )
 
 PRIOR_NAMES: tuple[str, ...] = ("sim-m2f", "gt", "mask2former")
+#: priors made from the ground-truth masks themselves: a method that learns from one is marked uses_gt_masks
+GT_DERIVED_PRIORS: frozenset[str] = frozenset({"gt"})
+
+
+def prior_uses_gt_masks(prior_name: str) -> bool:
+    """Whether a prior is derived from the GT masks (written into the prior's panoptic.json, read by methods)."""
+    return prior_name in GT_DERIVED_PRIORS
 #: separate random streams per prior, so the sim-m2f and gt priors of one frame use unrelated draws
 _STREAM = {"sim-m2f": 1, "gt": 2, "mask2former": 3}
 DEFAULT_PRIOR = "sim-m2f"
@@ -836,6 +843,7 @@ def write_priors(
         doc = {
             "info": {"description": f"nerfseg 2D prior '{prior_name}' for scene {scene_id}", "spec_version": spec.SPEC_VERSION},
             "prior": prior_name,
+            "uses_gt_masks": prior_uses_gt_masks(prior_name),
             "scene_id": scene_id,
             "seed": int(seed),
             "params": record,

@@ -17,6 +17,7 @@ from evaluation.metrics.mask_ap import STAT_KEYS as MASK_AP_KEYS
 from evaluation.protocols import accumulator_from_state, get_protocol
 from evaluation.submission import Limits, open_submission
 from nerfseg import spec
+from nerfseg.identity import benchmark_identity
 
 ProgressFn = Callable[[int], None]
 
@@ -49,12 +50,14 @@ def evaluate_submission(
     """Validate ``submission_path`` (folder, .zip or .tar.gz) and evaluate it on ``split``'s scenes.
 
     Raises :class:`evaluation.submission.SubmissionError` (every problem listed) for an invalid submission;
-    returns the protocol's report dict with ``method``, ``meta``, ``split`` and timing added.
+    returns the protocol's report dict with ``method``, ``meta``, ``split``, ``benchmark`` (the name and GT
+    fingerprint of :mod:`nerfseg.identity`: which ground truth these numbers belong to) and timing added.
     """
     t0 = time.perf_counter()
     data_root = Path(data_root)
     scenes = spec.scenes_in_split(data_root, split)
     get_protocol(protocol)  # unknown protocol: fail before the (possibly long) validation
+    benchmark = benchmark_identity(data_root).to_json()
     with open_submission(submission_path, data_root, split, limits) as sub:
         meta = dict(sub.meta or {})
         root = str(sub.root)
@@ -78,6 +81,7 @@ def evaluate_submission(
     report["method"] = meta.get("method")
     report["meta"] = meta
     report["split"] = split
+    report["benchmark"] = benchmark
     report["semantic_only"] = bool(meta.get("semantic_only", False))
     if report["semantic_only"]:
         blank_instance_metrics(report)

@@ -39,7 +39,8 @@ def eval_command(
             task = bar.add_task(f"evaluating {method_name}", total=len(scenes))
             report = evaluate_submission(data_root, path, split=split, protocol=protocol, workers=workers, progress=lambda _sid: bar.advance(task))
         click.echo(f"\n{method_name} on {data_root} ({split} split, protocol {report['protocol']} v{report['protocol_version']}, "
-                   f"{report['counts']['num_scenes']} scenes, {report['counts']['num_frames']} views):\n")
+                   f"{report['counts']['num_scenes']} scenes, {report['counts']['num_frames']} views; benchmark "
+                   f"{report['benchmark']['name']}, GT {report['benchmark']['fingerprint'][:12]}):\n")
         click.echo(summary_table(report, method_name))
         if per_class:
             click.echo("\n" + per_class_table(report))

@@ -155,6 +155,8 @@ def write_prior_submission(data_root: str | Path, prior_name: str, out_dir: str 
                 annotations.append(_annotation(name, segments))
             io.write_json_atomic(tmp / scene / spec.PANOPTIC_JSON, {"annotations": annotations})
         description = f"The 2D panoptic prior {prior_name!r} on the test views (the paper's 2D-prior / Mask2Former row)."
-        io.write_json_atomic(tmp / spec.META_JSON, _meta(prior_method_name(prior_name), description, prior_name == "gt", prior_name))
+        from dataset_tools.priors import prior_uses_gt_masks  # the prior code knows which priors are GT-derived
+
+        io.write_json_atomic(tmp / spec.META_JSON, _meta(prior_method_name(prior_name), description, prior_uses_gt_masks(prior_name), prior_name))
 
     return _write_atomically(out_dir, data_root, split, overwrite, fill)

@@ -319,7 +319,23 @@ class InstanceNeRF(Method):
 
     @property
     def uses_gt_masks(self) -> bool:  # type: ignore[override]
+        """The gt3d detector is an oracle: its instances are the scene's GT (the submission is flagged)."""
         return self.config.detector == "gt3d"
+
+    def fingerprint_inputs(self, scene: SceneData) -> dict[str, Any]:
+        """Files besides the config that change the predictions: the NeRF-RCNN checkpoint (when detecting
+        with it) and a radiance field or grid shared by ``nerfseg grids`` (hashes; None when absent)."""
+        from nerfseg.runs import file_digest
+
+        root = data_root_of(scene)
+        rcnn = None
+        if self.config.detector == "rcnn":
+            rcnn = file_digest(self.config.rcnn_checkpoint or default_rcnn_checkpoint(root))
+        return {
+            "rcnn_checkpoint": rcnn,
+            "shared_radiance": file_digest(radiance_dir(root, scene.scene_id) / CHECKPOINT),
+            "shared_grid": file_digest(feature_file(root, scene.scene_id)),
+        }
 
     def _detect(self, scene: SceneData, grid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[KeptDetections, str]:
         if self.config.detector == "gt3d":

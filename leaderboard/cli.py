@@ -16,8 +16,8 @@ import click
 from evaluation.protocols import PROTOCOLS
 from leaderboard.evaluate import load_evaluator, rejection_reasons, validated_meta
 from leaderboard.files import content_hash_and_size
-from leaderboard.store import ResultsStore, StoreError
-from leaderboard.tables import FORMATS, build_per_class_table, build_table, format_value, render
+from leaderboard.store import UNRECORDED, ResultsStore, StoreError
+from leaderboard.tables import FORMATS, benchmark_label, build_per_class_table, build_table, format_value, render
 from nerfseg.spec import DEFAULT_PROTOCOL
 
 DEFAULT_DB = "leaderboard.db"
@@ -31,11 +31,13 @@ evaluator_option = click.option("--evaluator", default=None, metavar="MODULE:FUN
                                      "default evaluation.api:evaluate_submission.")
 
 
-def _open_store(db: str, submissions_dir: Path | None = None, must_exist: bool = False) -> ResultsStore:
-    if must_exist and "://" not in db and not Path(db).is_file():
+def _open_store(db: str, submissions_dir: Path | None = None, must_exist: bool = False,
+                read_only: bool = False) -> ResultsStore:
+    """The store; ``read_only`` for commands that only read (no migration, no write lock, a read-only file is fine)."""
+    if (must_exist or read_only) and "://" not in db and not Path(db).is_file():
         raise click.ClickException(f"no leaderboard database at {db} (give --db or set NERFSEG_DB)")
     try:
-        return ResultsStore(db, submissions_dir)
+        return ResultsStore(db, submissions_dir, read_only=read_only)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -62,11 +64,14 @@ def submit(path: Path, method: str, data_root: Path, db: str, split: str, protoc
     A submission that fails validation is recorded as rejected with its reasons (and the command exits 1);
     nothing is recorded half-way. The same content submitted again is recognised, not recorded twice.
     """
+    from nerfseg.identity import benchmark_identity
+
+    bench = benchmark_identity(data_root)  # the same files against another benchmark are another result
     store = _open_store(db)
     try:
         team_rec = store.ensure_team(team)
         digest, size = content_hash_and_size(path)
-        existing = store.find_duplicate(team_rec.id, split, protocol, digest)
+        existing = store.find_duplicate(team_rec.id, split, protocol, digest, bench.fingerprint)
         if existing is not None:
             click.echo(f"already recorded: submission #{existing.id} ({existing.status}, method {existing.method}); "
                        "nothing to do")
@@ -85,7 +90,7 @@ def submit(path: Path, method: str, data_root: Path, db: str, split: str, protoc
         sub, created = store.record_finished(
             team_id=team_rec.id, method=method, content_hash=digest, size_bytes=size, filename=path.name,
             stored_path=str(path.resolve()), split=split, protocol=protocol, report=report, reasons=reasons,
-            meta=meta, started_at=started,
+            meta=meta, started_at=started, benchmark=bench.fingerprint, benchmark_name=bench.name,
         )
     finally:
         store.close()
@@ -101,7 +106,7 @@ def submit(path: Path, method: str, data_root: Path, db: str, split: str, protoc
     shown = ", ".join(f"{label} {format_value(summary.get(key))}" for key, label in
                       (("miou", "mIoU"), ("pq_things", "PQ"), ("sq_things", "SQ"), ("rq_things", "RQ"),
                        ("pq_scene_things", "PQ^scene"), ("binary_acc", "binary acc."), ("binary_miou", "binary mIoU")))
-    click.echo(f"evaluated: submission #{sub.id}, {method} ({protocol}, {split}): {shown}")
+    click.echo(f"evaluated: submission #{sub.id}, {method} ({protocol}, {split}, benchmark {bench.label}): {shown}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,13 +126,41 @@ def leaderboard() -> None:
 @click.option("--per-class", is_flag=True, help="Add per-class IoU and PQ tables.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to a file (atomically) instead of stdout.")
-def show(db: str, fmt: str, protocol: str, split: str, per_class: bool, output: Path | None) -> None:
-    """Print the leaderboard in the paper's Table 1 layout (x100, best in bold, sorted by PQ)."""
-    with _open_store(db, must_exist=True) as store:
-        entries = store.leaderboard(protocol, split, per_class=per_class)
-    models = [build_table(entries, protocol, split)]
+@click.option("--benchmark", default=None,
+              help=f"Which benchmark's results: a GT fingerprint (or a unique prefix), its name, or '{UNRECORDED}' for "
+                   "results recorded before benchmark identities. Default: the most recently used one.")
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Show the results of the benchmark in this folder (instead of --benchmark).")
+def show(db: str, fmt: str, protocol: str, split: str, per_class: bool, output: Path | None, benchmark: str | None,
+         data_root: Path | None) -> None:
+    """Print the leaderboard of one benchmark in the paper's Table 1 layout (x100, best in bold, sorted by PQ).
+
+    Read-only: it never migrates or locks the database, and works on a file it cannot write."""
+    if data_root is not None:
+        from nerfseg.identity import benchmark_identity
+
+        benchmark = benchmark_identity(data_root).fingerprint
+    with _open_store(db, read_only=True) as store:
+        try:
+            chosen = store.resolve_benchmark(benchmark, protocol, split)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
+        entries = store.leaderboard(protocol, split, per_class=per_class, benchmark=chosen or UNRECORDED)
+        known = store.benchmarks()
+    label = None
+    for b in known:
+        if (b.fingerprint or UNRECORDED) == chosen:
+            label = benchmark_label(b.name, b.fingerprint)
+    if label is None and chosen not in (None, UNRECORDED):
+        label = benchmark_label(None, chosen)
+    others = [b for b in known if (b.fingerprint or UNRECORDED) != chosen]
+    if others:
+        click.echo("other benchmarks in this database (--benchmark): "
+                   + "; ".join(f"{b.fingerprint[:12] if b.fingerprint else UNRECORDED} = {b.label}" for b in others),
+                   err=True)
+    models = [build_table(entries, protocol, split, label)]
     if per_class:
-        models += [build_per_class_table(entries, protocol, split, m) for m in ("iou", "pq")]
+        models += [build_per_class_table(entries, protocol, split, m, label) for m in ("iou", "pq")]
     text = render(models, fmt)
     if output is None:
         click.echo(text, nl=False)
@@ -163,10 +196,12 @@ def _percent(ctx: click.Context, param: click.Parameter, value: float | None) ->
 @click.option("--binary-miou", type=float, callback=_percent)
 @click.option("--semantic-only", is_flag=True, help="The method produces no instances (PQ columns show '-').")
 @click.option("--uses-gt-masks", is_flag=True)
+@click.option("--dataset", default=None, help='The dataset the source measured on, e.g. "3D-FRONT" (shown with the row).')
 def add_reported(db: str, method: str, source: str, protocol: str, split: str, miou: float | None, pq: float | None,
                  sq: float | None, rq: float | None, pq_scene: float | None, binary_acc: float | None,
-                 binary_miou: float | None, semantic_only: bool, uses_gt_masks: bool) -> None:
-    """Add a row of numbers reported in a paper (not evaluated here); it is always marked as reported."""
+                 binary_miou: float | None, semantic_only: bool, uses_gt_masks: bool, dataset: str | None) -> None:
+    """Add a row of numbers reported in a paper (not evaluated here): shown marked as reported, with its dataset,
+    in its own section of every table, never ranked with the results measured on the benchmark."""
     given = {"miou": miou, "pq_things": pq, "sq_things": sq, "rq_things": rq, "pq_scene_things": pq_scene,
              "binary_acc": binary_acc, "binary_miou": binary_miou}
     values = {k: v / 100.0 for k, v in given.items() if v is not None}
@@ -174,8 +209,20 @@ def add_reported(db: str, method: str, source: str, protocol: str, split: str, m
         raise click.UsageError("give at least one number (--miou, --pq, ...)")
     with _open_store(db) as store:
         rid = store.add_reported(method, source, values, protocol=protocol, split=split, semantic_only=semantic_only,
-                                 uses_gt_masks=uses_gt_masks)
+                                 uses_gt_masks=uses_gt_masks, dataset=dataset)
     click.echo(f"added reported row #{rid}: {method} ({source}), protocol {protocol}, {split} split")
+
+
+@leaderboard.command("migrate")
+@db_option
+def migrate_command(db: str) -> None:
+    """Upgrade the database schema to this nerfseg (what every writing command does on its own; read-only
+    commands such as 'show' never do, and ask for this instead)."""
+    from leaderboard.store import LATEST_SCHEMA_VERSION
+
+    with _open_store(db, must_exist=True) as store:
+        version = store.schema_version()
+    click.echo(f"{db}: schema version {version} (this nerfseg: {LATEST_SCHEMA_VERSION})")
 
 
 @leaderboard.command("add-team")

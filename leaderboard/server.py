@@ -406,6 +406,9 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     uploads_dir = store.submissions_dir
     protocols = known_protocols()
     state: dict[str, Any] = {}
+    from nerfseg.identity import benchmark_identity
+
+    bench = benchmark_identity(settings.data_root)  # the one benchmark this server shows and evaluates on
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -475,6 +478,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
                 team_id=team.id, method=method, content_hash=digest, size_bytes=size,
                 filename=printable(Path(upload.filename).name, 255), stored_path=path.relative_to(uploads_dir).as_posix(),
                 split=split, protocol=protocol, daily_limit=settings.daily_limit,
+                benchmark=bench.fingerprint, benchmark_name=bench.name,
             )
         except DailyLimitExceeded as exc:
             path.unlink(missing_ok=True)
@@ -528,27 +532,27 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
     @app.get("/api/leaderboard", tags=["public"])
     def api_leaderboard(protocol: str = DEFAULT_PROTOCOL, split: str = "test", per_class: bool = False) -> dict[str, Any]:
         """The table for one protocol and split (values x100, one decimal; 'raw' holds the fractions)."""
-        entries = store.leaderboard(protocol, split, per_class=per_class)
-        out = table_to_dict(build_table(entries, protocol, split))
+        entries = store.leaderboard(protocol, split, per_class=per_class, benchmark=bench.fingerprint)
+        out = table_to_dict(build_table(entries, protocol, split, bench.label))
         if per_class:
             out["per_class"] = [table_to_dict(build_per_class_table(entries, protocol, split, m)) for m in ("iou", "pq")]
         return out
 
     @app.get("/api/boards", tags=["public"])
     def api_boards() -> dict[str, Any]:
-        return {"boards": [{"protocol": p, "split": s} for p, s in store.boards()]}
+        return {"boards": [{"protocol": p, "split": s} for p, s in store.boards(bench.fingerprint)]}
 
     def public_method(method_id: int, protocol: str, split: str) -> MethodDetail | None:
         """A method's detail, or None when there is no such PUBLIC method: a method is public once one of its
         submissions was evaluated (on any board); one that was only ever rejected or queued stays private."""
         if not 0 < method_id <= _MAX_DB_ID:
             return None
-        detail = store.method_detail(method_id, protocol, split)
+        detail = store.method_detail(method_id, protocol, split, bench.fingerprint)
         if detail is None or detail.submission is not None:
             return detail
-        for other_protocol, other_split in store.boards():
+        for other_protocol, other_split in store.boards(bench.fingerprint):
             if (other_protocol, other_split) != (protocol, split):
-                other = store.method_detail(method_id, other_protocol, other_split)
+                other = store.method_detail(method_id, other_protocol, other_split, bench.fingerprint)
                 if other is not None and other.submission is not None:
                     return detail
         return None
@@ -575,11 +579,11 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> HTMLResponse:
-        entries = store.leaderboard(protocol, split)
-        model = build_table(entries, protocol, split)
+        entries = store.leaderboard(protocol, split, benchmark=bench.fingerprint)
+        model = build_table(entries, protocol, split, bench.label)
         table = render_html_table(model, lambda row: None if row.entry.method_id is None else
                                   f"/methods/{row.entry.method_id}?protocol={protocol}&split={split}")
-        boards = store.boards()
+        boards = store.boards(bench.fingerprint)
         if (protocol, split) not in boards:
             boards.insert(0, (protocol, split))
         links = " ".join(

@@ -189,8 +189,23 @@ VERSION_TABLE = sa.Table(
     sa.Column("applied_at", sa.Float, nullable=False),
 )
 
+def _submissions_v3_columns() -> list[sa.Column]:
+    """Columns migration 3 adds to ``submissions``: which benchmark (GT fingerprint and name) it is for."""
+    return [sa.Column("benchmark", sa.String(64), nullable=True),  # None: recorded before benchmarks had identities
+            sa.Column("benchmark_name", sa.String(300), nullable=True)]
+
+
+def _reported_v3_columns() -> list[sa.Column]:
+    """Columns migration 3 adds to ``reported_results``: the dataset the paper measured on."""
+    return [sa.Column("dataset", sa.String(200), nullable=True)]
+
+
 # The current schema, for queries (not DDL). When a migration adds a column, add it here too.
 _T = _tables_v1(sa.MetaData())
+for _col in _submissions_v3_columns():
+    _T["submissions"].append_column(_col)
+for _col in _reported_v3_columns():
+    _T["reported_results"].append_column(_col)
 teams_t = _T["teams"]
 methods_t = _T["methods"]
 submissions_t = _T["submissions"]
@@ -215,6 +230,45 @@ def _m2_indexes(conn: Connection) -> None:
     sa.Index("ix_submissions_board", submissions_t.c.protocol, submissions_t.c.split, submissions_t.c.status).create(conn)
 
 
+def _live_content_index() -> sa.Index:
+    """De-duplication key: a team's content for one benchmark, split and protocol is evaluated once. Rejected
+    submissions are outside the index, so a submission rejected (or failed internally) can be sent again."""
+    live = submissions_t.c.status != "rejected"
+    return sa.Index("uq_submissions_live_content", submissions_t.c.team_id, submissions_t.c.benchmark,
+                    submissions_t.c.split, submissions_t.c.protocol, submissions_t.c.content_hash, unique=True,
+                    sqlite_where=live, postgresql_where=live)
+
+
+def _m3_benchmark_identity(conn: Connection) -> None:
+    """Submissions name their benchmark; the content de-duplication covers the benchmark and skips rejected
+    submissions; reported rows name their dataset.
+
+    SQLite cannot drop the old UNIQUE constraint of the CREATE TABLE, so the table is rebuilt (the 12-step
+    recipe of the SQLite manual; ``migrate`` turns foreign keys off around it and checks them before commit).
+    """
+    for col in _reported_v3_columns():
+        conn.execute(sa.text(f"ALTER TABLE reported_results ADD COLUMN {col.name} VARCHAR({col.type.length})"))
+    if conn.dialect.name == "sqlite":
+        md = sa.MetaData()
+        old = _tables_v1(sa.MetaData())["submissions"]
+        new = sa.Table("submissions_v3", md, *[c._copy() for c in old.columns], *_submissions_v3_columns(),
+                       sa.CheckConstraint("status IN ('queued', 'running', 'evaluated', 'rejected')",
+                                          name="ck_submissions_status"))
+        new.create(conn)
+        cols = ", ".join(c.name for c in old.columns)
+        conn.exec_driver_sql(f"INSERT INTO submissions_v3 ({cols}) SELECT {cols} FROM submissions")
+        conn.exec_driver_sql("DROP TABLE submissions")
+        conn.exec_driver_sql("ALTER TABLE submissions_v3 RENAME TO submissions")
+        _m2_indexes(conn)  # dropped with the old table
+    else:
+        conn.execute(sa.text("ALTER TABLE submissions DROP CONSTRAINT uq_submissions_content"))
+        for col in _submissions_v3_columns():
+            conn.execute(sa.text(f"ALTER TABLE submissions ADD COLUMN {col.name} VARCHAR({col.type.length})"))
+    _live_content_index().create(conn)
+    sa.Index("ix_submissions_benchmark_board", submissions_t.c.benchmark, submissions_t.c.protocol,
+             submissions_t.c.split, submissions_t.c.status).create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -225,6 +279,8 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "teams, methods, submissions, results, reported results", _m1_core_tables),
     Migration(2, "indexes for the queue, the daily limit and the leaderboard", _m2_indexes),
+    Migration(3, "benchmark identity of submissions, de-duplication per benchmark over live submissions, "
+                 "dataset of reported rows", _m3_benchmark_identity),
 )
 LATEST_SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -266,6 +322,8 @@ class Submission:
     started_at: float | None
     finished_at: float | None
     meta: dict[str, Any] | None = None
+    benchmark: str | None = None  # GT fingerprint of the benchmark it is for (None: recorded before identities)
+    benchmark_name: str | None = None
 
     def to_dict(self, public: bool = True) -> dict[str, Any]:
         """JSON-able view; ``public`` leaves out server paths and worker ids."""
@@ -289,6 +347,7 @@ class Submission:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "meta": self.meta,
+            "benchmark": None if self.benchmark is None else {"name": self.benchmark_name, "fingerprint": self.benchmark},
         }
         if not public:
             d.update(stored_path=self.stored_path, worker_id=self.worker_id, lease_until=self.lease_until)
@@ -309,11 +368,38 @@ class MethodDetail:
     prior: str | None
     protocol: str
     split: str
-    submission: Submission | None  # the latest evaluated submission for protocol/split
+    submission: Submission | None  # the latest evaluated submission for protocol/split (and benchmark)
+    benchmark: str | None = None  # the benchmark shown (GT fingerprint)
+    benchmark_name: str | None = None
     summary: dict[str, float | None] = field(default_factory=dict)
     per_scene: dict[str, dict[str, float | None]] = field(default_factory=dict)
     per_class: dict[str, dict[str, float | None]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: the board of submissions recorded before benchmarks had identities (their benchmark is unknown)
+UNRECORDED = "unrecorded"
+
+
+@dataclass(frozen=True)
+class BenchmarkSummary:
+    """A benchmark as the store knows it: from the submissions evaluated on it."""
+
+    fingerprint: str | None  # None: submissions recorded before benchmark identities
+    name: str | None
+    evaluated: int
+    last_finished: float | None
+
+    @property
+    def label(self) -> str:
+        if self.fingerprint is None:
+            return f"{UNRECORDED} (benchmark not recorded)"
+        return f"{self.name or 'unnamed'} [GT {self.fingerprint[:12]}]"
+
+
+def _benchmark_is(benchmark: str) -> Any:
+    """SQL condition: the submission is for ``benchmark`` (a fingerprint; ``UNRECORDED``: for none)."""
+    return submissions_t.c.benchmark.is_(None) if benchmark == UNRECORDED else submissions_t.c.benchmark == benchmark
 
 
 def hash_token(token: str) -> str:
@@ -335,13 +421,22 @@ def db_url(db: str | Path) -> str:
     return "sqlite:///" + str(Path(text).expanduser().resolve())
 
 
-def make_engine(url: str) -> Engine:
-    """An engine configured for concurrent use: WAL + busy timeout + BEGIN IMMEDIATE on SQLite."""
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine configured for concurrent use: WAL + busy timeout + BEGIN IMMEDIATE on SQLite.
+
+    ``read_only``: every transaction is read-only (PostgreSQL ``default_transaction_read_only``; SQLite opened
+    with ``mode=ro``, never a write lock, and usable on a file the user cannot write).
+    """
     u = sa.engine.make_url(url)
     if u.get_backend_name() != "sqlite":
+        if read_only and u.get_backend_name() == "postgresql":
+            return sa.create_engine(u, pool_pre_ping=True, future=True,
+                                    connect_args={"options": "-c default_transaction_read_only=on"})
         return sa.create_engine(u, pool_pre_ping=True, future=True)
     if not u.database or u.database == ":memory:":
         raise StoreError("an in-memory SQLite database cannot be shared by the server and its worker; give a file")
+    if read_only:
+        return _read_only_sqlite_engine(Path(u.database))
     Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(u, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -366,31 +461,97 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the schema to ``LATEST_SCHEMA_VERSION`` in one transaction; returns the version found before."""
+def read_schema_version(engine: Engine) -> int | None:
+    """The applied schema version, read without any write lock; None when the database has no nerfseg schema."""
     with engine.connect() as conn:
-        conn.execution_options(nerfseg_write=True)
+        conn.execution_options(nerfseg_write=False)
         with conn.begin():
-            if engine.dialect.name == "postgresql":
-                # serialise concurrent first starts (server + worker) on a fresh database
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7315001)"))
-            VERSION_TABLE.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(VERSION_TABLE.c.version))).scalar() or 0
-            if current > LATEST_SCHEMA_VERSION:
-                raise SchemaTooNewError(
-                    f"database schema version {current} is newer than this nerfseg ({LATEST_SCHEMA_VERSION}); "
-                    "upgrade nerfseg"
-                )
-            for step in MIGRATIONS:
-                if step.version <= current:
-                    continue
-                step.apply(conn)
-                conn.execute(
-                    sa.insert(VERSION_TABLE).values(
-                        version=step.version, description=step.description, applied_at=time.time()
+            if not sa.inspect(conn).has_table(VERSION_TABLE.name):
+                return None
+            return int(conn.execute(sa.select(sa.func.max(VERSION_TABLE.c.version))).scalar() or 0)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to ``LATEST_SCHEMA_VERSION`` in one transaction; returns the version found before.
+
+    An up-to-date database is recognised with a plain read (no write lock, so opening a busy store does not
+    queue behind its writers); only a database that needs a step takes the lock.
+    """
+    found = read_schema_version(engine)
+    if found is not None and found > LATEST_SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"database schema version {found} is newer than this nerfseg ({LATEST_SCHEMA_VERSION}); upgrade nerfseg")
+    if found == LATEST_SCHEMA_VERSION:
+        return found
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            # a table rebuild must not trip (or cascade) foreign keys half-way; the pragma only works outside a
+            # transaction, so it is set on the raw connection (autocommit) and checked before commit
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            conn.execution_options(nerfseg_write=True)
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    # serialise concurrent first starts (server + worker) on a fresh database
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7315001)"))
+                VERSION_TABLE.create(conn, checkfirst=True)
+                current = conn.execute(sa.select(sa.func.max(VERSION_TABLE.c.version))).scalar() or 0
+                if current > LATEST_SCHEMA_VERSION:
+                    raise SchemaTooNewError(
+                        f"database schema version {current} is newer than this nerfseg ({LATEST_SCHEMA_VERSION}); "
+                        "upgrade nerfseg"
                     )
-                )
+                for step in MIGRATIONS:
+                    if step.version <= current:
+                        continue
+                    step.apply(conn)
+                    conn.execute(
+                        sa.insert(VERSION_TABLE).values(
+                            version=step.version, description=step.description, applied_at=time.time()
+                        )
+                    )
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise StoreError(f"migration left {len(broken)} broken foreign key(s), e.g. {broken[0]}; "
+                                         "nothing was changed")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
     return int(current)
+
+
+def _read_only_sqlite_engine(path: Path) -> Engine:
+    """SQLite opened read-only (``mode=ro``): no journal-mode change, plain ``BEGIN``, no write lock.
+
+    A database in WAL mode needs its ``-shm`` index even to read; where that cannot be created (a read-only
+    folder and no writer running), the file is opened ``immutable``: nobody can be writing it then.
+    """
+    if not path.is_file():
+        raise StoreError(f"no leaderboard database at {path}")
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(path))
+
+    def connect() -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=60, check_same_thread=False)
+        conn.isolation_level = None
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    engine = sa.create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,15 +572,39 @@ class ResultsStore:
         *,
         clock: Callable[[], float] = time.time,
         migrate_schema: bool = True,
+        read_only: bool = False,
     ):
         self.url = db_url(db)
-        self.engine = make_engine(self.url)
+        self.read_only = read_only
+        self.engine = make_engine(self.url, read_only=read_only)
         self.clock = clock
         if submissions_dir is None and not _is_url(str(db)):
             submissions_dir = Path(str(db)).expanduser().resolve().parent / SUBMISSIONS_DIRNAME
         self.submissions_dir = None if submissions_dir is None else Path(submissions_dir).resolve()
-        if migrate_schema:
+        if read_only:
+            self._check_readable_schema()
+        elif migrate_schema:
             migrate(self.engine)
+
+    def _check_readable_schema(self) -> None:
+        """A read-only store never migrates: an old schema is a clear error naming the command that upgrades it."""
+        try:
+            version = read_schema_version(self.engine)
+        except sa.exc.DBAPIError as exc:
+            self.close()
+            raise StoreError(f"cannot read the leaderboard database {self.url}: {exc.orig}") from exc
+        if version is None:
+            self.close()
+            raise StoreError(f"{self.url} is not a nerfseg leaderboard database (no schema_version table)")
+        if version > LATEST_SCHEMA_VERSION:
+            self.close()
+            raise SchemaTooNewError(f"database schema version {version} is newer than this nerfseg "
+                                    f"({LATEST_SCHEMA_VERSION}); upgrade nerfseg")
+        if version < LATEST_SCHEMA_VERSION:
+            self.close()
+            raise StoreError(f"the leaderboard database needs migrating (schema version {version}, this nerfseg "
+                             f"reads {LATEST_SCHEMA_VERSION}); run `nerfseg leaderboard migrate --db ...` once "
+                             "(it needs write access)")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -541,20 +726,28 @@ class ResultsStore:
         }
         conn.execute(sa.update(methods_t).where(methods_t.c.id == method_id).values(**values))
 
-    def _find_duplicate(self, conn: Connection, team_id: int, split: str, protocol: str, content_hash: str) -> int | None:
+    def _find_duplicate(self, conn: Connection, team_id: int, split: str, protocol: str, content_hash: str,
+                        benchmark: str | None) -> int | None:
+        """The team's live (queued, running or evaluated) submission of this content for this benchmark, split
+        and protocol. Rejected ones do not count: a submission rejected, or failed for an internal reason, can
+        be sent again; the same files against another benchmark are another result."""
+        bench = submissions_t.c.benchmark.is_(None) if benchmark is None else submissions_t.c.benchmark == benchmark
         sid = conn.execute(
             sa.select(submissions_t.c.id).where(
                 submissions_t.c.team_id == team_id,
+                bench,
                 submissions_t.c.split == split,
                 submissions_t.c.protocol == protocol,
                 submissions_t.c.content_hash == content_hash,
-            )
+                submissions_t.c.status != "rejected",
+            ).order_by(submissions_t.c.id)
         ).scalar()
         return None if sid is None else int(sid)
 
-    def find_duplicate(self, team_id: int, split: str, protocol: str, content_hash: str) -> Submission | None:
+    def find_duplicate(self, team_id: int, split: str, protocol: str, content_hash: str,
+                       benchmark: str | None = None) -> Submission | None:
         with self._tx(write=False) as conn:
-            sid = self._find_duplicate(conn, team_id, split, protocol, content_hash)
+            sid = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
             return None if sid is None else self._get(conn, sid)
 
     def _check_daily_limit(self, conn: Connection, team_row: Any, default_limit: int | None, now: float) -> None:
@@ -599,10 +792,13 @@ class ResultsStore:
         split: str = "test",
         protocol: str = DEFAULT_PROTOCOL,
         daily_limit: int | None = None,
+        benchmark: str | None = None,
+        benchmark_name: str | None = None,
     ) -> tuple[Submission, bool]:
-        """Queue a submission. Returns ``(submission, created)``; ``created`` is False for a duplicate, which is
-        returned as recorded before. Raises ``DailyLimitExceeded`` when the team's 24-hour window is full
-        (duplicates do not count: they cost no evaluation)."""
+        """Queue a submission for ``benchmark`` (the GT fingerprint of :mod:`nerfseg.identity`). Returns
+        ``(submission, created)``; ``created`` is False for a duplicate (same content, benchmark, split and
+        protocol, not rejected), which is returned as recorded before. Raises ``DailyLimitExceeded`` when the
+        team's 24-hour window is full (duplicates do not count: they cost no evaluation)."""
         method = method.strip()
         if not method:
             raise StoreError("a submission needs a method name")
@@ -615,7 +811,7 @@ class ResultsStore:
                 ).mappings().first()
                 if team is None:
                     raise StoreError(f"unknown team id {team_id}")
-                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash)
+                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
                 if existing is not None:
                     return self._get(conn, existing), False
                 self._check_daily_limit(conn, team, daily_limit, now)
@@ -624,7 +820,8 @@ class ResultsStore:
                     conn,
                     dict(team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
                          filename=filename, stored_path=stored_path, split=split, protocol=protocol,
-                         status="queued", attempts=0, created_at=now, updated_at=now),
+                         status="queued", attempts=0, created_at=now, updated_at=now, benchmark=benchmark,
+                         benchmark_name=_clip(benchmark_name, 300)),
                 )
                 return self._get(conn, sid), True
 
@@ -645,11 +842,16 @@ class ResultsStore:
         reasons: list[str] | None = None,
         meta: dict[str, Any] | None = None,
         started_at: float | None = None,
+        benchmark: str | None = None,
+        benchmark_name: str | None = None,
     ) -> tuple[Submission, bool]:
         """Record an already evaluated (``report``) or rejected (``reasons``) submission in ONE transaction:
-        what ``nerfseg submit`` does, so a crash never leaves a half-recorded submission."""
+        what ``nerfseg submit`` does, so a crash never leaves a half-recorded submission. The benchmark is the
+        one the report names (``report["benchmark"]``); a ``benchmark`` given as well must agree with it."""
         if (report is None) == (reasons is None):
             raise ValueError("give exactly one of report (evaluated) or reasons (rejected)")
+        if report is not None:
+            benchmark, benchmark_name = _report_benchmark(report, benchmark, benchmark_name)
         method = method.strip()
         if not method:
             raise StoreError("a submission needs a method name")
@@ -659,7 +861,7 @@ class ResultsStore:
             with self._tx() as conn:
                 if conn.execute(sa.select(teams_t.c.id).where(teams_t.c.id == team_id).with_for_update()).first() is None:
                     raise StoreError(f"unknown team id {team_id}")
-                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash)
+                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
                 if existing is not None:
                     return self._get(conn, existing), False
                 method_id = self._ensure_method(conn, team_id, method, now)
@@ -667,7 +869,8 @@ class ResultsStore:
                     team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
                     filename=filename, stored_path=stored_path, split=split, protocol=protocol, attempts=1,
                     created_at=started_at or now, started_at=started_at or now, finished_at=now, updated_at=now,
-                    meta_json=None if meta is None else json.dumps(meta),
+                    meta_json=None if meta is None else json.dumps(meta), benchmark=benchmark,
+                    benchmark_name=_clip(benchmark_name, 300),
                 )
                 if report is not None:
                     self._check_report(report, protocol)
@@ -715,15 +918,21 @@ class ResultsStore:
         worker_id: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        benchmark: str | None = None,
     ) -> Submission | None:
-        """Take the oldest queued submission for ``worker_id`` (status running, lease set), or None."""
+        """Take the oldest queued submission for ``worker_id`` (status running, lease set), or None.
+
+        ``benchmark``: the GT fingerprint of the worker's ``--data``; it takes only submissions queued for that
+        benchmark (or for none), so workers of several benchmarks can share one database."""
         now = self.clock()
+        mine = sa.true() if benchmark is None else sa.or_(submissions_t.c.benchmark == benchmark,
+                                                           submissions_t.c.benchmark.is_(None))
         with self._tx() as conn:
             self._expire_leases(conn, now, max_attempts)
             for _ in range(20):
                 sid = conn.execute(
                     sa.select(submissions_t.c.id)
-                    .where(submissions_t.c.status == "queued")
+                    .where(submissions_t.c.status == "queued", mine)
                     .order_by(submissions_t.c.created_at, submissions_t.c.id)
                     .limit(1)
                 ).scalar()
@@ -762,17 +971,20 @@ class ResultsStore:
         (otherwise another worker owns it now and this result is dropped: never counted twice)."""
         now = self.clock()
         with self._tx() as conn:
-            row = conn.execute(sa.select(submissions_t.c.protocol, submissions_t.c.method_id)
+            row = conn.execute(sa.select(submissions_t.c.protocol, submissions_t.c.method_id,
+                                         submissions_t.c.benchmark, submissions_t.c.benchmark_name)
                                .where(self._owned(submission_id, worker_id))).first()
             if row is None:
                 return False
             self._check_report(report, row.protocol)
+            benchmark, benchmark_name = _report_benchmark(report, row.benchmark, row.benchmark_name)
             conn.execute(
                 sa.update(submissions_t).where(self._owned(submission_id, worker_id)).values(
                     status="evaluated", finished_at=now, updated_at=now, lease_until=None,
                     protocol_version=_opt_str(report.get("protocol_version")),
                     spec_version=_opt_str(report.get("spec_version")),
                     meta_json=None if meta is None else json.dumps(meta),
+                    benchmark=benchmark, benchmark_name=_clip(benchmark_name, 300),
                 )
             )
             self._insert_results(conn, submission_id, report, now)
@@ -842,9 +1054,11 @@ class ResultsStore:
         split: str = "test",
         semantic_only: bool = False,
         uses_gt_masks: bool = False,
+        dataset: str | None = None,
     ) -> int:
         """Add (or replace) a row of numbers reported in a paper; ``values`` are fractions keyed by summary
-        metric names. Such rows are always shown as reported, with their source."""
+        metric names. Such rows are always shown as reported, with their source and the ``dataset`` they were
+        measured on, in their own section of the table: never ranked with results measured here."""
         if not method.strip() or not source.strip():
             raise StoreError("a reported row needs a method name and a source")
         for k, v in values.items():
@@ -860,7 +1074,8 @@ class ResultsStore:
                 conn.execute(sa.delete(reported_t).where(reported_t.c.id == old))
             rid = conn.execute(sa.insert(reported_t).values(
                 method=method, source=source, protocol=protocol, split=split, semantic_only=semantic_only,
-                uses_gt_masks=uses_gt_masks, created_at=now).returning(reported_t.c.id)).scalar_one()
+                uses_gt_masks=uses_gt_masks, dataset=_clip(dataset, 200), created_at=now)
+                .returning(reported_t.c.id)).scalar_one()
             rows = [{"reported_id": rid, "metric": k, "value": v} for k, v in values.items()]
             if rows:
                 conn.execute(sa.insert(reported_metrics_t), rows)
@@ -893,6 +1108,7 @@ class ResultsStore:
             attempts=int(row["attempts"] or 0), worker_id=row["worker_id"], lease_until=row["lease_until"],
             created_at=float(row["created_at"]), started_at=row["started_at"], finished_at=row["finished_at"],
             meta=json.loads(row["meta_json"]) if row["meta_json"] else None,
+            benchmark=row["benchmark"], benchmark_name=row["benchmark_name"],
         )
 
     def get_submission(self, submission_id: int | None = None, key: str | None = None) -> Submission | None:
@@ -918,17 +1134,54 @@ class ResultsStore:
         out.update({s: int(n) for s, n in rows})
         return out
 
-    def boards(self) -> list[tuple[str, str]]:
-        """The (protocol, split) pairs that have something to show, the default first."""
+    def benchmarks(self, protocol: str | None = None, split: str | None = None) -> list[BenchmarkSummary]:
+        """The benchmarks with evaluated submissions (optionally of one protocol/split), most recently used first.
+
+        Submissions recorded before benchmarks had identities form one entry with ``fingerprint`` None."""
+        q = (sa.select(submissions_t.c.benchmark, sa.func.max(submissions_t.c.benchmark_name),
+                       sa.func.count(), sa.func.max(submissions_t.c.finished_at))
+             .where(submissions_t.c.status == "evaluated").group_by(submissions_t.c.benchmark))
+        if protocol is not None:
+            q = q.where(submissions_t.c.protocol == protocol)
+        if split is not None:
+            q = q.where(submissions_t.c.split == split)
         with self._tx(write=False) as conn:
-            pairs = set(conn.execute(sa.select(submissions_t.c.protocol, submissions_t.c.split)
-                                     .where(submissions_t.c.status == "evaluated").distinct()).all())
+            rows = conn.execute(q).all()
+        out = [BenchmarkSummary(fp, name, int(n), last) for fp, name, n, last in rows]
+        return sorted(out, key=lambda b: (-(b.last_finished or 0.0), b.fingerprint or ""))
+
+    def resolve_benchmark(self, wanted: str | None, protocol: str | None = None,
+                          split: str | None = None) -> str | None:
+        """A board's benchmark: ``wanted`` (a GT fingerprint, a unique prefix of one, a stored name, or
+        ``UNRECORDED``), or by default the most recently used one. Returns the fingerprint (``UNRECORDED`` for the
+        submissions without one; None when nothing was evaluated yet)."""
+        known = self.benchmarks(protocol, split) or self.benchmarks()
+        if wanted is None:
+            return (known[0].fingerprint or UNRECORDED) if known else None
+        if wanted == UNRECORDED:
+            return UNRECORDED
+        hits = [b for b in known if b.fingerprint and (b.fingerprint.startswith(wanted) or b.name == wanted)]
+        if len({b.fingerprint for b in hits}) == 1:
+            return hits[0].fingerprint
+        if len(wanted) == 64:
+            return wanted  # a full fingerprint with nothing recorded yet: an empty board, not an error
+        names = ", ".join(f"{b.label}" for b in known) or "none"
+        raise StoreError(f"benchmark {wanted!r} is {'ambiguous' if hits else 'unknown'}; recorded: {names}")
+
+    def boards(self, benchmark: str | None = None) -> list[tuple[str, str]]:
+        """The (protocol, split) pairs that have something to show (for ``benchmark`` when given), default first."""
+        q = sa.select(submissions_t.c.protocol, submissions_t.c.split).where(submissions_t.c.status == "evaluated")
+        if benchmark is not None:
+            q = q.where(_benchmark_is(benchmark))
+        with self._tx(write=False) as conn:
+            pairs = set(conn.execute(q.distinct()).all())
             pairs |= set(conn.execute(sa.select(reported_t.c.protocol, reported_t.c.split).distinct()).all())
         return sorted(pairs, key=lambda p: (p != (DEFAULT_PROTOCOL, "test"), p))
 
     def _latest_evaluated(self, conn: Connection, protocol: str, split: str,
-                          method_id: int | None = None) -> list[Any]:
-        """The latest evaluated submission per method (a method's newest result replaces its older ones)."""
+                          method_id: int | None = None, benchmark: str | None = None) -> list[Any]:
+        """The latest evaluated submission per method (a method's newest result replaces its older ones), on one
+        benchmark when ``benchmark`` is given (a fingerprint, or ``UNRECORDED``)."""
         q = (self._select_submissions()
              .add_columns(methods_t.c.semantic_only.label("method_semantic_only"),
                           methods_t.c.uses_gt_masks.label("method_uses_gt_masks"))
@@ -937,6 +1190,8 @@ class ResultsStore:
              .order_by(submissions_t.c.finished_at, submissions_t.c.id))
         if method_id is not None:
             q = q.where(submissions_t.c.method_id == method_id)
+        if benchmark is not None:
+            q = q.where(_benchmark_is(benchmark))
         latest: dict[int, Any] = {}
         for row in conn.execute(q).mappings().all():
             latest[int(row["method_id"])] = row
@@ -958,11 +1213,14 @@ class ResultsStore:
         return out
 
     def leaderboard(self, protocol: str = DEFAULT_PROTOCOL, split: str = "test",
-                    per_class: bool = False) -> list[LeaderboardEntry]:
-        """Rows for one protocol and split (protocols are never mixed): each method's latest evaluated
-        submission plus the reported rows."""
+                    per_class: bool = False, benchmark: str | None = None) -> list[LeaderboardEntry]:
+        """Rows for one benchmark, protocol and split (none of them is ever mixed): each method's latest
+        evaluated submission on that benchmark, plus the reported rows (entries with ``reported`` True, which
+        the tables keep in their own section). ``benchmark``: a fingerprint, ``UNRECORDED``, or None for the
+        most recently used benchmark (:meth:`resolve_benchmark`)."""
+        bench = benchmark if benchmark is not None else self.resolve_benchmark(None, protocol, split)
         with self._tx(write=False) as conn:
-            rows = self._latest_evaluated(conn, protocol, split)
+            rows = self._latest_evaluated(conn, protocol, split, benchmark=bench) if bench is not None else []
             ids = [int(r["id"]) for r in rows]
             summaries = self._metrics(conn, summary_t, None, ids)
             classes = self._metrics(conn, classes_t, "class_name", ids) if per_class else {}
@@ -984,15 +1242,20 @@ class ResultsStore:
                 uses_gt_masks=bool(meta.get("uses_gt_masks", False)),
                 method_id=int(r["method_id"]), submission_id=int(r["id"]), submission_key=r["key"],
                 finished_at=r["finished_at"], per_class=classes.get(int(r["id"]), {}),
+                benchmark=r["benchmark"], benchmark_name=r["benchmark_name"],
             ))
         for r in reported:
             entries.append(LeaderboardEntry(
                 method=r["method"], values=rvalues[int(r["id"])], reported=True, source=r["source"],
                 semantic_only=bool(r["semantic_only"]), uses_gt_masks=bool(r["uses_gt_masks"]),
+                dataset=r["dataset"],
             ))
         return entries
 
-    def method_detail(self, method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test") -> MethodDetail | None:
+    def method_detail(self, method_id: int, protocol: str = DEFAULT_PROTOCOL, split: str = "test",
+                      benchmark: str | None = None) -> MethodDetail | None:
+        """A method's page: its latest evaluated submission on ``benchmark`` (default: the benchmark of its latest
+        evaluated submission for protocol/split) and its history on that same benchmark."""
         with self._tx(write=False) as conn:
             m = conn.execute(
                 sa.select(methods_t, teams_t.c.name.label("team_name"))
@@ -1000,7 +1263,10 @@ class ResultsStore:
             ).mappings().first()
             if m is None:
                 return None
-            latest = self._latest_evaluated(conn, protocol, split, method_id)
+            if benchmark is None:
+                newest = self._latest_evaluated(conn, protocol, split, method_id)
+                benchmark = (newest[0]["benchmark"] or UNRECORDED) if newest else None
+            latest = self._latest_evaluated(conn, protocol, split, method_id, benchmark) if benchmark is not None else []
             detail = MethodDetail(
                 method_id=int(m["id"]), name=m["name"], team=m["team_name"], description=m["description"],
                 url=m["url"], uses_gt_masks=bool(m["uses_gt_masks"]), semantic_only=bool(m["semantic_only"]),
@@ -1009,6 +1275,7 @@ class ResultsStore:
             if latest:
                 sid = int(latest[0]["id"])
                 detail.submission = self._get(conn, sid)
+                detail.benchmark, detail.benchmark_name = detail.submission.benchmark, detail.submission.benchmark_name
                 meta = detail.submission.meta or {}  # the flags of the submission shown, not of a later one
                 detail.semantic_only = bool(meta.get("semantic_only", detail.semantic_only))
                 detail.uses_gt_masks = bool(meta.get("uses_gt_masks", detail.uses_gt_masks))
@@ -1020,6 +1287,7 @@ class ResultsStore:
                 .join(summary_t, summary_t.c.submission_id == submissions_t.c.id)
                 .where(submissions_t.c.method_id == method_id, submissions_t.c.status == "evaluated",
                        submissions_t.c.protocol == protocol, submissions_t.c.split == split,
+                       _benchmark_is(benchmark) if benchmark is not None else sa.true(),
                        summary_t.c.metric.in_(["miou", "pq_things"]))
                 .order_by(submissions_t.c.finished_at, submissions_t.c.id)
             ).all()
@@ -1078,6 +1346,25 @@ def _dict(value: Any) -> dict:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _clip(value: Any, length: int) -> str | None:
+    return None if value is None else str(value)[:length]
+
+
+def _report_benchmark(report: dict[str, Any], benchmark: str | None,
+                      benchmark_name: str | None) -> tuple[str | None, str | None]:
+    """The benchmark an evaluation report was computed on (its ``benchmark`` entry, written by the evaluator);
+    ``benchmark`` is what the submission was queued for, and the two must agree: a worker pointed at another
+    benchmark than the server must not file its numbers under the server's."""
+    rb = report.get("benchmark")
+    if not isinstance(rb, dict) or not isinstance(rb.get("fingerprint"), str):
+        return benchmark, benchmark_name
+    fp = rb["fingerprint"]
+    if benchmark is not None and benchmark != fp:
+        raise StoreError(f"the evaluation ran on benchmark {fp[:12]} ({rb.get('name')}) but the submission is for "
+                         f"{benchmark[:12]} ({benchmark_name}); the evaluating worker serves another benchmark")
+    return fp, _opt_str(rb.get("name")) or benchmark_name
 
 
 def _json_default(obj: Any) -> Any:

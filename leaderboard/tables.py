@@ -15,6 +15,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -41,6 +42,9 @@ class LeaderboardEntry:
     submission_key: str | None = None
     finished_at: float | None = None
     per_class: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    benchmark: str | None = None  # GT fingerprint of the benchmark a measured row was evaluated on
+    benchmark_name: str | None = None
+    dataset: str | None = None  # a reported row: the dataset the source measured on (e.g. "3D-FRONT")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,12 @@ class TableRow:
 
 @dataclass
 class TableModel:
-    """What every renderer draws: a title, columns, sorted rows with best cells marked, and footnotes."""
+    """What every renderer draws: a title, columns, sorted rows with best cells marked, and footnotes.
+
+    ``rows`` are the results measured on one benchmark (``benchmark``, its name in the title), ranked.
+    ``reported_rows`` are numbers copied from papers, usually on another dataset: every renderer draws them in
+    their own, labelled section, unranked and never competing for the best value of a column.
+    """
 
     name: str  # machine name: "leaderboard", "per_class_iou", ...
     title: str
@@ -94,6 +103,12 @@ class TableModel:
     footnotes: list[str]
     protocol: str
     split: str
+    reported_rows: list[TableRow] = field(default_factory=list)
+    benchmark: str | None = None  # the benchmark's label ("nerfseg-demo (6 scenes, mini, seed 0) [GT 1a2b...]")
+
+    @property
+    def reported_title(self) -> str:
+        return "Reported in papers, not measured on this benchmark (not ranked)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,37 +170,58 @@ def _footnotes(rows: list[TableRow]) -> list[str]:
     notes = []
     reported = [r for r in rows if r.entry.reported]
     if reported:
-        sources = "; ".join(f"{r.label}: {r.entry.source}" for r in reported)
+        sources = "; ".join(f"{r.label}: {r.entry.source}" + (f", on {r.entry.dataset}" if r.entry.dataset else "")
+                            for r in reported)
         notes.append(f"{REPORTED_MARK} Reported in the cited source, not evaluated here ({sources}).")
     if any(r.entry.uses_gt_masks for r in rows):
         notes.append(f"{GT_MASKS_MARK} Uses ground-truth masks.")
     return notes
 
 
-def build_table(entries: Sequence[LeaderboardEntry], protocol: str, split: str) -> TableModel:
-    """The paper's Table 1: one row per method, sorted by PQ (things), best value per column marked."""
-    ordered = _sort_entries(entries, SORT_KEY)
+def benchmark_label(name: str | None, fingerprint: str | None) -> str:
+    """How a page names a benchmark: its name and the start of its GT fingerprint (two builds differ there)."""
+    if fingerprint is None:
+        return "benchmark not recorded (results from before benchmark identities)"
+    return f"{name or 'unnamed benchmark'} [GT {fingerprint[:12]}]"
+
+
+def build_table(entries: Sequence[LeaderboardEntry], protocol: str, split: str,
+                benchmark: str | None = None) -> TableModel:
+    """The paper's Table 1: one row per method measured on one benchmark, sorted by PQ (things), best value per
+    column marked; reported rows (copied from papers) in their own unranked section.
+
+    ``benchmark`` is the label in the title; by default the benchmark the measured rows name.
+    """
+    measured = [e for e in entries if not e.reported]
+    reported = sorted((e for e in entries if e.reported), key=lambda e: ((e.dataset or "").lower(), e.method.lower()))
+    if benchmark is None and measured:
+        benchmark = benchmark_label(measured[0].benchmark_name, measured[0].benchmark)
+    ordered = _sort_entries(measured, SORT_KEY)
     labels = _labels(ordered)
-    rows = []
-    for entry, label in zip(ordered, labels, strict=True):
-        cells = []
-        for col in MAIN_COLUMNS:
-            v = None if (col.instance and entry.semantic_only) else finite_or_none(entry.values.get(col.key))
-            cells.append(Cell(v, format_value(v)))
-        marks = (REPORTED_MARK if entry.reported else "") + (GT_MASKS_MARK if entry.uses_gt_masks else "")
-        rows.append(TableRow(label, cells, entry, marks))
+    rows = [_row(entry, label) for entry, label in zip(ordered, labels, strict=True)]
     _mark_best(rows, len(MAIN_COLUMNS))
-    notes = _footnotes(rows)
+    reported_rows = [_row(entry, entry.method) for entry in reported]
+    notes = _footnotes(rows + reported_rows)
     notes.append(
         "Values x100. PQ, SQ, RQ and PQ^scene over the 10 object (thing) classes; "
         "'-': the method produces no instances. Sorted by PQ."
     )
-    title = f"nerfseg leaderboard: protocol {protocol}, {split} split"
-    return TableModel("leaderboard", title, list(MAIN_COLUMNS), rows, notes, protocol, split)
+    where = f"{benchmark}, " if benchmark else ""
+    title = f"nerfseg leaderboard: {where}protocol {protocol}, {split} split"
+    return TableModel("leaderboard", title, list(MAIN_COLUMNS), rows, notes, protocol, split, reported_rows, benchmark)
+
+
+def _row(entry: LeaderboardEntry, label: str) -> TableRow:
+    cells = []
+    for col in MAIN_COLUMNS:
+        v = None if (col.instance and entry.semantic_only) else finite_or_none(entry.values.get(col.key))
+        cells.append(Cell(v, format_value(v)))
+    marks = (REPORTED_MARK if entry.reported else "") + (GT_MASKS_MARK if entry.uses_gt_masks else "")
+    return TableRow(label, cells, entry, marks)
 
 
 def build_per_class_table(
-    entries: Sequence[LeaderboardEntry], protocol: str, split: str, metric: str = "iou"
+    entries: Sequence[LeaderboardEntry], protocol: str, split: str, metric: str = "iou", benchmark: str | None = None
 ) -> TableModel:
     """Per-class numbers of the evaluated rows (reported rows have none): IoU over 11 classes, PQ over things."""
     if metric == "iou":
@@ -194,6 +230,8 @@ def build_per_class_table(
         class_names = [CLASS_NAMES[i] for i in THING_CLASSES]
     columns = [Column(name, name, name.replace("_", r"\_"), html.escape(name), metric != "iou") for name in class_names]
     evaluated = [e for e in entries if not e.reported]
+    if benchmark is None and evaluated:
+        benchmark = benchmark_label(evaluated[0].benchmark_name, evaluated[0].benchmark)
     ordered = _sort_entries(evaluated, SORT_KEY)
     rows = []
     for entry, label in zip(ordered, _labels(ordered), strict=True):
@@ -206,29 +244,74 @@ def build_per_class_table(
     _mark_best(rows, len(columns))
     what = "IoU" if metric == "iou" else metric.upper()
     notes = _footnotes(rows) + [f"Per-class {what} x100; '-': class absent or no instances."]
-    title = f"nerfseg per-class {what}: protocol {protocol}, {split} split"
-    return TableModel(f"per_class_{metric}", title, columns, rows, notes, protocol, split)
+    where = f"{benchmark}, " if benchmark else ""
+    title = f"nerfseg per-class {what}: {where}protocol {protocol}, {split} split"
+    return TableModel(f"per_class_{metric}", title, columns, rows, notes, protocol, split, [], benchmark)
+
+
+# ---------------------------------------------------------------------------------------------
+# Escaping: every text that comes from a submitter or a paper (method, team, source, dataset, benchmark
+# name) is escaped for the format it is written in, once, in the renderer.
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029\x85]")
+
+
+def one_line(text: str) -> str:
+    """Newlines become spaces and other control characters disappear: a name is one line in every format."""
+    return _CONTROL.sub("", _LINE_BREAKS.sub(" ", str(text)).replace("\t", " "))
+
+
+_MD_SPECIAL = re.compile(r"([\\|*_`\[\]#])")
+_MD_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+
+
+def md_escape(text: str) -> str:
+    """Markdown cell text: pipes and emphasis/link/code markup backslash-escaped, ``<``/``>`` (HTML) and an ``&``
+    that would start a character reference written as entities, one line."""
+    text = _MD_SPECIAL.sub(r"\\\1", one_line(text))
+    text = _MD_ENTITY.sub("&amp;", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+_md_escape = md_escape  # the name used before; kept for callers
+
+#: a spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection")
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str | None) -> str:
+    """A text cell for CSV: a leading formula character is neutralised with a leading apostrophe (what
+    spreadsheets document for "treat as text"); the csv module quotes separators and newlines."""
+    text = "" if text is None else str(text)
+    return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
 # ---------------------------------------------------------------------------------------------
 # Markdown
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+def _md_table(columns: Sequence[Column], rows: Sequence[TableRow], extra: tuple[str, Callable[[TableRow], str]] | None = None) -> list[str]:
+    head = ["Method"] + ([extra[0]] if extra else []) + [c.header for c in columns]
+    lines = ["| " + " | ".join(md_escape(h) for h in head) + " |",
+             "|:--|" + ("--|" if extra else "") + "|".join("--:" for _ in columns) + "|"]
+    for row in rows:
+        cells = [f"**{c.text}**" if c.best else c.text for c in row.cells]
+        first = [f"{md_escape(row.label)}{row.marks}"] + ([md_escape(extra[1](row))] if extra else [])
+        lines.append("| " + " | ".join(first) + " | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_markdown(model: TableModel) -> str:
-    lines = [f"**{_md_escape(model.title)}**", ""]
-    lines.append("| Method | " + " | ".join(_md_escape(c.header) for c in model.columns) + " |")
-    lines.append("|:--|" + "|".join("--:" for _ in model.columns) + "|")
-    for row in model.rows:
-        cells = [f"**{c.text}**" if c.best else c.text for c in row.cells]
-        lines.append(f"| {_md_escape(row.label)}{row.marks} | " + " | ".join(cells) + " |")
+    lines = [f"**{md_escape(model.title)}**", ""]
+    lines += _md_table(model.columns, model.rows)
     if not model.rows:
         lines.append("| (no results yet) |" + "|".join(" " for _ in model.columns) + "|")
+    if model.reported_rows:
+        lines += ["", f"**{md_escape(model.reported_title)}**", ""]
+        lines += _md_table(model.columns, model.reported_rows, ("Dataset", lambda r: r.entry.dataset or "not stated"))
     for note in model.footnotes:  # one paragraph each
-        lines += ["", _md_escape(note)]
+        lines += ["", md_escape(note)]
     return "\n".join(lines) + "\n"
 
 
@@ -237,12 +320,18 @@ def render_markdown(model: TableModel) -> str:
 
 
 def render_csv(model: TableModel) -> str:
+    """One CSV table: measured rows (ranked) then reported rows; ``section`` and ``dataset`` say which is which."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "team", *[c.header for c in model.columns], "reported", "source"])
+    w.writerow(["method", "team", *[c.header for c in model.columns], "reported", "source", "section", "dataset"])
     for row in model.rows:
         e = row.entry
-        w.writerow([row.label, e.team or "", *[c.text for c in row.cells], int(e.reported), e.source or ""])
+        w.writerow([csv_cell(row.label), csv_cell(e.team), *[c.text for c in row.cells], int(e.reported),
+                    csv_cell(e.source), "measured", csv_cell(model.benchmark)])
+    for row in model.reported_rows:
+        e = row.entry
+        w.writerow([csv_cell(row.label), csv_cell(e.team), *[c.text for c in row.cells], 1, csv_cell(e.source),
+                    "reported (not ranked)", csv_cell(e.dataset or "not stated")])
     return buf.getvalue()
 
 
@@ -291,13 +380,33 @@ table.leaderboard tr.reported td { color: #555; font-style: italic; }
 
 
 def render_html_table(model: TableModel, method_href: Callable[[TableRow], str | None] | None = None) -> str:
-    """A sortable ``<table>``; ``method_href`` turns a row's label into a link (the server's method pages)."""
+    """A sortable ``<table>``; ``method_href`` turns a row's label into a link (the server's method pages).
+    Reported rows follow in a second table (``id="<name>-reported"``), labelled and never ranked."""
     esc = html.escape
     out = [f'<table class="leaderboard sortable" id="{esc(model.name)}">', f"<caption>{esc(model.title)}</caption>"]
     out.append('<thead><tr><th data-sort="text">Method</th>')
     out.extend(f'<th class="num" data-sort="num">{c.html}</th>' for c in model.columns)
     out.append("</tr></thead><tbody>")
-    for row in model.rows:
+    out += _html_rows(model.rows, method_href)
+    out.append("</tbody></table>")
+    if model.reported_rows:
+        out.append(f'<table class="leaderboard sortable reported" id="{esc(model.name)}-reported">')
+        out.append(f"<caption>{esc(model.reported_title)}</caption>")
+        out.append('<thead><tr><th data-sort="text">Method</th><th data-sort="text">Dataset</th>')
+        out.extend(f'<th class="num" data-sort="num">{c.html}</th>' for c in model.columns)
+        out.append("</tr></thead><tbody>")
+        out += _html_rows(model.reported_rows, None, dataset=True)
+        out.append("</tbody></table>")
+    if model.footnotes:
+        out.append('<div class="footnotes">' + "".join(f"<p>{esc(n)}</p>" for n in model.footnotes) + "</div>")
+    return "\n".join(out)
+
+
+def _html_rows(rows: Sequence[TableRow], method_href: Callable[[TableRow], str | None] | None,
+               dataset: bool = False) -> list[str]:
+    esc = html.escape
+    out = []
+    for row in rows:
         e = row.entry
         href = method_href(row) if method_href else None
         label = esc(row.label)
@@ -309,15 +418,14 @@ def render_html_table(model: TableModel, method_href: Callable[[TableRow], str |
             label += f'<sup title="uses ground-truth masks">{GT_MASKS_MARK}</sup>'
         cls = ' class="reported"' if e.reported else ""
         out.append(f'<tr{cls} data-method="{esc(e.method)}"><td data-value="{esc(row.label)}">{label}</td>')
+        if dataset:
+            out.append(f'<td data-value="{esc(e.dataset or "")}">{esc(e.dataset or "not stated")}</td>')
         for c in row.cells:
             value = "" if c.value is None else f"{100.0 * c.value:.6f}"
             text = f"<strong>{c.text}</strong>" if c.best else c.text
             out.append(f'<td class="num" data-value="{value}">{text}</td>')
         out.append("</tr>")
-    out.append("</tbody></table>")
-    if model.footnotes:
-        out.append('<div class="footnotes">' + "".join(f"<p>{esc(n)}</p>" for n in model.footnotes) + "</div>")
-    return "\n".join(out)
+    return out
 
 
 def render_html(models: Sequence[TableModel]) -> str:
@@ -346,14 +454,16 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    "|": r"\textbar{}",
     REPORTED_MARK: r"$^\dagger$",
     GT_MASKS_MARK: r"$^\ddagger$",
 }
 
 
 def latex_escape(text: str) -> str:
-    """Escape text for LaTeX so a method name like ``my_net & co`` cannot break the table."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    """Escape text for LaTeX so a method name like ``my_net & co`` cannot break the table: specials escaped,
+    one line (a blank line inside a tabular ends the paragraph and breaks the table)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in one_line(text))
 
 
 def render_latex(model: TableModel) -> str:
@@ -374,6 +484,12 @@ def render_latex(model: TableModel) -> str:
         lines.append(latex_escape(row.label + row.marks) + " & " + " & ".join(cells) + r" \\")
     if not model.rows:
         lines.append(r"\multicolumn{" + str(n + 1) + r"}{l}{(no results yet)} \\")
+    if model.reported_rows:
+        lines.append(r"\midrule")
+        lines.append(r"\multicolumn{" + str(n + 1) + r"}{l}{\emph{" + latex_escape(model.reported_title) + r"}} \\")
+        for row in model.reported_rows:
+            where = f" ({row.entry.dataset})" if row.entry.dataset else ""
+            lines.append(latex_escape(row.label + row.marks + where) + " & " + " & ".join(c.text for c in row.cells) + r" \\")
     lines.append(r"\bottomrule")
     lines.append(r"\end{tabular}")
     if model.footnotes:
@@ -388,8 +504,23 @@ def render_latex(model: TableModel) -> str:
 
 
 def table_to_dict(model: TableModel) -> dict[str, Any]:
+    """JSON form: ``rows`` are the measured rows (ranked), ``reported_rows`` the papers' rows (unranked)."""
+    return {
+        "name": model.name,
+        "title": model.title,
+        "benchmark": model.benchmark,
+        "protocol": model.protocol,
+        "split": model.split,
+        "columns": [{"key": c.key, "header": c.header} for c in model.columns],
+        "rows": _rows_to_dicts(model, model.rows),
+        "reported_rows": _rows_to_dicts(model, model.reported_rows),
+        "footnotes": model.footnotes,
+    }
+
+
+def _rows_to_dicts(model: TableModel, table_rows: Sequence[TableRow]) -> list[dict[str, Any]]:
     rows = []
-    for row in model.rows:
+    for row in table_rows:
         e = row.entry
         rows.append(
             {
@@ -406,17 +537,11 @@ def table_to_dict(model: TableModel) -> dict[str, Any]:
                            for c, cell in zip(model.columns, row.cells, strict=True)},
                 "raw": {c.key: cell.value for c, cell in zip(model.columns, row.cells, strict=True)},
                 "best": [c.key for c, cell in zip(model.columns, row.cells, strict=True) if cell.best],
+                "benchmark": e.benchmark,
+                "dataset": e.dataset,
             }
         )
-    return {
-        "name": model.name,
-        "title": model.title,
-        "protocol": model.protocol,
-        "split": model.split,
-        "columns": [{"key": c.key, "header": c.header} for c in model.columns],
-        "rows": rows,
-        "footnotes": model.footnotes,
-    }
+    return rows
 
 
 def render(models: Sequence[TableModel], fmt: str) -> str:
@@ -426,7 +551,7 @@ def render(models: Sequence[TableModel], fmt: str) -> str:
     if fmt == "csv":
         parts = []
         for i, m in enumerate(models):
-            parts.append(("" if i == 0 else f"\n# {m.title}\n") + render_csv(m))
+            parts.append(("" if i == 0 else f"\n# {csv_cell(one_line(m.title))}\n") + render_csv(m))
         return "".join(parts)
     if fmt == "html":
         return render_html(models)

@@ -85,6 +85,11 @@ class Worker:
         self.max_attempts = int(max_attempts)
         self.eval_workers = int(eval_workers)
         self.processed = 0
+        from nerfseg.identity import benchmark_identity
+
+        # only submissions queued for this benchmark (or for none) are taken: a worker never files numbers of
+        # its ground truth under another benchmark sharing the database
+        self.benchmark = benchmark_identity(self.data_root)
 
     def _reasons_for(self, exc: BaseException, sub: Submission) -> list[str]:
         reasons = rejection_reasons(exc)
@@ -153,7 +158,8 @@ class Worker:
 
     def run_once(self) -> Submission | None:
         """Claim and process one submission; returns it (as claimed) or None when the queue is empty."""
-        sub = self.store.claim_next(self.worker_id, self.lease_seconds, self.max_attempts)
+        sub = self.store.claim_next(self.worker_id, self.lease_seconds, self.max_attempts,
+                                    benchmark=self.benchmark.fingerprint)
         if sub is None:
             return None
         self.process(sub)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",
     "submit": "leaderboard.cli:submit",
     "leaderboard": "leaderboard.cli:leaderboard",
+    "benchmark-id": "nerfseg.identity:benchmark_id",
 }
 
 
@@ -58,11 +59,12 @@ class LazyGroup(click.Group):
             return getattr(module, attr)
         except (ImportError, AttributeError) as exc:
             missing = getattr(exc, "name", None) or str(exc)
+            reason = str(exc)  # ``exc`` is unbound once the except block ends; the command below runs later
 
             @click.command(cmd_name, help=f"(unavailable: {missing})")
             def unavailable() -> None:
                 raise click.ClickException(
-                    f"'nerfseg {cmd_name}' is unavailable here: {exc}. Install the extra it needs (see README)."
+                    f"'nerfseg {cmd_name}' is unavailable here: {reason}. Install the extra it needs (see README)."
                 )
 
             return unavailable

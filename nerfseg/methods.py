@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import importlib
 import inspect
-import json
 import os
 import re
 import shutil
@@ -68,6 +67,7 @@ class SceneData:
         self.prior = prior
         self.prior_dir = self.path / spec.PRIORS_DIR / prior
         self._prior_segments: dict[str, dict[int, dict[str, Any]]] | None = None
+        self._prior_json: dict[str, Any] | None = None
 
     @property
     def scene_id(self) -> str:
@@ -79,13 +79,36 @@ class SceneData:
     def rgb(self, name: str) -> np.ndarray:
         return io.read_png(self.path / spec.IMAGES_DIR / f"{name}.png", expect="rgb")
 
-    def prior_frame(self, name: str) -> tuple[np.ndarray, dict[int, dict[str, Any]]]:
-        """The prior's panoptic ids (H,W) uint32 and {segment id: segment info} for one view."""
-        if self._prior_segments is None:
+    def _prior_doc(self) -> dict[str, Any]:
+        """The prior's panoptic.json (read once)."""
+        if self._prior_json is None:
             path = self.prior_dir / spec.PANOPTIC_JSON
             if not path.exists():
                 raise InputError(path, f"prior {self.prior!r} is missing for scene {self.scene_id}; run `nerfseg priors --prior {self.prior}`")
             data = spec.read_json(path)
+            if not isinstance(data, dict):
+                raise InputError(path, "a prior's panoptic.json must hold a JSON object")
+            self._prior_json = data
+        return self._prior_json
+
+    @property
+    def prior_uses_gt_masks(self) -> bool:
+        """Whether the prior is derived from the ground-truth masks (the ``gt`` prior).
+
+        The code that writes a prior records it in the prior's panoptic.json (``uses_gt_masks``); a prior
+        written before that is asked of :func:`dataset_tools.priors.prior_uses_gt_masks` by name.
+        """
+        flag = self._prior_doc().get("uses_gt_masks")
+        if isinstance(flag, bool):
+            return flag
+        from dataset_tools.priors import prior_uses_gt_masks
+
+        return prior_uses_gt_masks(self.prior)
+
+    def prior_frame(self, name: str) -> tuple[np.ndarray, dict[int, dict[str, Any]]]:
+        """The prior's panoptic ids (H,W) uint32 and {segment id: segment info} for one view."""
+        if self._prior_segments is None:
+            data = self._prior_doc()
             self._prior_segments = {
                 Path(ann["file_name"]).stem: {int(s["id"]): s for s in ann["segments_info"]} for ann in data.get("annotations", [])
             }
@@ -134,6 +157,27 @@ class Method(ABC):
 
     def write_extras(self, scene: SceneData, work_dir: Path, scene_out: Path) -> None:
         """Optional: write extra submission files for the scene (e.g. instances3d.h5)."""
+
+    def fingerprint_inputs(self, scene: SceneData) -> dict[str, Any]:
+        """Inputs outside the config that change this method's predictions (files it reads, hashed).
+
+        They join the scene's run fingerprint (:mod:`nerfseg.runs`); e.g. Instance-NeRF adds its NeRF-RCNN
+        checkpoint. The prior and the benchmark are covered by the runner for every method.
+        """
+        return {}
+
+    def gt_sources(self, scene: SceneData) -> list[str]:
+        """Which inputs of this run derive from the ground truth (non-empty: the submission is ``uses_gt_masks``).
+
+        The base class knows the prior and the class flag; a method whose settings can bring in GT (an
+        oracle detector) says so through ``uses_gt_masks`` on the instance.
+        """
+        out = []
+        if scene.prior_uses_gt_masks:
+            out.append(f"prior {scene.prior!r} is derived from the ground-truth masks")
+        if self.uses_gt_masks:
+            out.append(f"method {self.name!r} with these settings reads ground-truth masks")
+        return out
 
 
 def plugin_methods() -> dict[str, Any]:
@@ -243,13 +287,23 @@ def run_method(
     resume: bool = True,
     overrides: dict[str, Any] | None = None,
     log: Any = print,
+    on_change: str = "refuse",
 ) -> Path:
     """Fit and predict every requested scene, then (re)assemble ``out_dir/submission``; returns its path.
 
     ``out_dir`` gets ``config.json`` (the resolved config), ``train_log.jsonl`` (one line per scene) and
-    ``scenes/<id>/`` (work folders with checkpoints). A scene whose predictions are complete is skipped on
-    resume; its submission folder is written in a temp folder and renamed into place.
+    ``scenes/<id>/`` (work folders with checkpoints and the markers of :mod:`nerfseg.runs`). A scene whose
+    predictions were made from exactly the current inputs is skipped on resume. A scene made from other
+    inputs (another prior, preset, setting, benchmark or code version) is refused with the differences
+    (``on_change="refuse"``, the default: a run folder never mixes two configurations) or retrained
+    (``on_change="retrain"``). ``meta.json`` is written last, from the done-markers of the scenes in the
+    submission, so it describes the predictions that are there; while scenes change it is absent.
     """
+    from nerfseg import runs
+    from nerfseg.identity import benchmark_identity
+
+    if on_change not in ("refuse", "retrain"):
+        raise InputError(None, f"on_change must be 'refuse' or 'retrain', not {on_change!r}")
     cls = get_method(method_name)
     method_name = method_run_name(method_name, cls)
     config = cls.make_config(preset, **(overrides or {}))
@@ -258,24 +312,65 @@ def run_method(
     scene_ids = list(scenes) if scenes else spec.scenes_in_split(data_root, split)
     if not scene_ids:
         raise InputError(data_root / spec.BENCHMARK_JSON, f"split {split!r} has no scenes")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json_atomic(
-        out_dir / "config.json",
-        {"method": method_name, "method_class": f"{cls.__module__}:{cls.__qualname__}", "preset": preset, "prior": prior, "data": str(data_root), "split": split, "scenes": scene_ids, "config": _config_dict(config)},
-    )
+    bench = benchmark_identity(data_root)
+    base = {
+        "method": method_name,
+        "preset": preset,
+        "prior": prior,
+        "config": runs.jsonable(_config_dict(config)),
+        "benchmark": bench.fingerprint,
+        "code_version": runs.code_version(),
+    }
+
+    def inputs_for(scene: SceneData) -> dict[str, Any]:
+        return {**base, "scene": scene.scene_id, "prior_files": runs.folder_digest(scene.prior_dir),
+                "method_inputs": method.fingerprint_inputs(scene)}
+
     submission = out_dir / "submission"
+    present = sorted(p.name for p in submission.iterdir() if p.is_dir() and not p.name.startswith(".")) if submission.is_dir() else []
+    states: dict[str, runs.SceneState] = {}
+    scene_data: dict[str, SceneData] = {}
+    for sid in dict.fromkeys(scene_ids + present):  # requested scenes, then the others already in the submission
+        if sid not in scene_ids and not spec.scene_dir(data_root, sid).is_dir():
+            states[sid] = runs.SceneState(runs.CHANGED, f"not a scene of the benchmark {data_root}")
+            continue
+        scene_data[sid] = SceneData(spec.scene_dir(data_root, sid), prior)
+        # --no-resume retrains the requested scenes; the others are only checked against the current inputs
+        states[sid] = runs.classify(out_dir / "scenes" / sid, submission / sid, inputs_for(scene_data[sid]),
+                                    resume or sid not in scene_ids)
+    changed = {sid: st for sid, st in states.items() if st.action == runs.CHANGED}
+    if changed and on_change == "refuse":
+        lines = []
+        for sid, st in changed.items():
+            lines.append(f"  {sid}: {st.reason}" + "".join(f"\n    {c}" for c in st.changes))
+        raise InputError(out_dir, "this run folder holds results of other inputs, refusing to mix them:\n" + "\n".join(lines)
+                         + "\ngive another --out for this configuration, or --on-change retrain to replace those scenes here")
+    todo = [sid for sid in scene_ids if states[sid].action != runs.DONE]
+    stale = [sid for sid in present if sid not in scene_ids and states[sid].action != runs.DONE]
+    out_dir.mkdir(parents=True, exist_ok=True)
     submission.mkdir(exist_ok=True)
+    if todo or stale:
+        # the submission is incomplete until every scene matches these inputs: no meta.json, so it cannot be
+        # evaluated or submitted by mistake in between
+        (submission / spec.META_JSON).unlink(missing_ok=True)
+    for sid in stale:  # predictions of other inputs, not part of this run (retrain policy): out of the submission
+        shutil.rmtree(submission / sid)
+        log(f"{sid}: removed from the submission ({states[sid].reason}); not among this run's scenes")
+    _write_run_config(out_dir, method_name, f"{cls.__module__}:{cls.__qualname__}", preset, prior, data_root, split, scene_ids, config, bench)
     for sid in scene_ids:
         scene_out = submission / sid
         work = out_dir / "scenes" / sid
-        done_marker = work / "predictions.done"
-        if resume and done_marker.exists() and scene_out.exists():
+        state = states[sid]
+        if state.action == runs.DONE:
             log(f"{sid}: predictions complete, skipped (resume)")
             continue
-        scene = SceneData(spec.scene_dir(data_root, sid), prior)
+        if state.action == runs.CHANGED:
+            log(f"{sid}: retraining, {state.reason}" + "".join(f"; {c}" for c in state.changes))
+        scene = scene_data[sid]
         work.mkdir(parents=True, exist_ok=True)
+        runs.write_started(work, inputs_for(scene))
         t0 = time.perf_counter()
-        summary = method.fit(scene, work, resume=resume)
+        summary = method.fit(scene, work, resume=state.action == runs.RESUME)
         t_fit = time.perf_counter() - t0
         tmp = submission / f".{sid}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -285,20 +380,45 @@ def run_method(
             shutil.rmtree(scene_out)
         os.replace(tmp, scene_out)
         t_all = time.perf_counter() - t0
-        done_marker.write_text(json.dumps({"frames": n}))
+        gt = method.gt_sources(scene)
+        # inputs again after the fit: a method may have created one meanwhile (e.g. trained its detector)
+        runs.write_done(work, inputs_for(scene), n, bool(gt), gt)
         entry = {"scene": sid, "fit_seconds": t_fit, "total_seconds": t_all, "test_frames": n, **(summary or {})}
         with open(out_dir / "train_log.jsonl", "a") as fh:
             fh.write(io.dumps_json(entry, indent=None) + "\n")
         log(f"{sid}: fit {t_fit:.1f} s, {n} test views predicted")
+    in_submission = sorted(p.name for p in submission.iterdir() if p.is_dir() and not p.name.startswith("."))
+    markers = {sid: runs.read_marker(out_dir / "scenes" / sid / runs.DONE_MARKER) or {} for sid in in_submission}
+    for sid, marker in markers.items():  # every scene shipped must be one of these inputs (a final check)
+        if sid not in scene_data or marker.get("fingerprint") != runs.fingerprint(inputs_for(scene_data[sid])):
+            raise InputError(out_dir / "scenes" / sid / runs.DONE_MARKER, "predictions in the submission do not match this run's inputs; meta.json not written")
+    _write_run_config(out_dir, method_name, f"{cls.__module__}:{cls.__qualname__}", preset, prior, data_root, split, in_submission, config, bench)
+    gt_sources = sorted({s for m in markers.values() for s in m.get("gt_sources", [])})
     meta = {
         "method": method_name,
         "description": cls.description,
         "url": cls.url,
-        "uses_gt_masks": bool(method.uses_gt_masks),  # an instance may turn it on (e.g. oracle detections)
+        "uses_gt_masks": any(bool(m.get("uses_gt_masks")) for m in markers.values()),
         "semantic_only": cls.semantic_only,
         "prior": prior,
         "preset": preset,
         "spec_version": spec.SPEC_VERSION,
+        "benchmark": bench.to_json(),
+        "run_fingerprints": {sid: m.get("fingerprint") for sid, m in markers.items()},
     }
+    if gt_sources:
+        meta["gt_sources"] = gt_sources
     io.write_json_atomic(submission / spec.META_JSON, meta)
     return submission
+
+
+def _write_run_config(out_dir: Path, method_name: str, method_class: str, preset: str, prior: str, data_root: Path,
+                      split: str, scenes: list[str], config: Any, bench: Any) -> None:
+    """``config.json``: the resolved config of the predictions this folder holds (or is making)."""
+    from nerfseg import runs
+
+    io.write_json_atomic(out_dir / "config.json", {
+        "method": method_name, "method_class": method_class, "preset": preset, "prior": prior, "data": str(data_root),
+        "split": split, "scenes": scenes, "config": _config_dict(config), "benchmark": bench.to_json(),
+        "code_version": runs.code_version(),
+    })

@@ -207,3 +207,17 @@ def test_missing_rcnn_checkpoint_is_reported(bench: Path, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="no NeRF-RCNN checkpoint"):
         InstanceNeRF(cfg, log=lambda *_: None)._rcnn_path(_scene(bench))
     assert method_mod.default_rcnn_checkpoint(bench) == bench.resolve().parent / "runs" / "rcnn" / "checkpoint_best.pt"
+
+
+def test_oracle_run_is_flagged_and_not_relabelled(bench: Path, tmp_path: Path) -> None:
+    """An oracle run (GT instances as detections) says so in meta.json; re-running the folder with the real
+    detector refuses instead of publishing the oracle's predictions as NeRF-RCNN's (issue 13, case 1)."""
+    out = tmp_path / "run"
+    oracle = {**TINY, "detector": "gt3d", "stage1_steps": 2, "stage2_steps": 1}
+    sub = run_method("instance-nerf", bench, out, split="train", overrides=oracle, log=lambda *_: None)
+    meta = json.loads((sub / spec.META_JSON).read_text())
+    assert meta["uses_gt_masks"] is True and any("instance-nerf" in s for s in meta["gt_sources"])
+    with pytest.raises(InputError, match="config.detector: 'gt3d' -> 'rcnn'"):
+        run_method("instance-nerf", bench, out, split="train", overrides={**oracle, "detector": "rcnn"},
+                   log=lambda *_: None)
+    assert json.loads((sub / spec.META_JSON).read_text()) == meta

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.submission import require_valid
+from nerfseg.identity import benchmark_identity
 from nerfseg.spec import CLASS_NAMES, SPEC_VERSION, scenes_in_split
 
 SUMMARY_KEYS = (
@@ -57,4 +58,5 @@ def evaluate(data_root: str | Path, submission_path: str | Path, split: str = "t
     return {"protocol": protocol, "protocol_version": "1", "spec_version": SPEC_VERSION, "summary": summary,
             "meta": meta,  # what validation read, as evaluation.api.evaluate_submission reports it
             "per_class": per_class, "per_scene": per_scene,
-            "counts": {"num_scenes": len(scenes), "num_frames": 2 * len(scenes)}}
+            "counts": {"num_scenes": len(scenes), "num_frames": 2 * len(scenes)},
+            "benchmark": benchmark_identity(data_root).to_json()}

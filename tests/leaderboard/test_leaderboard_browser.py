@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.identity import benchmark_identity  # noqa: E402
 from tests.leaderboard.livesite import LiveServer  # noqa: E402
 
 
@@ -60,7 +61,14 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
     db = tmp_path / "lb.db"
     with ResultsStore(db) as store:
         _team, token = store.add_team("browser-team")
-        store.add_reported("Instance-NeRF", "Instance-NeRF paper, Table 1", {"miou": 0.43, "pq_things": 0.324})
+        store.add_reported("Instance-NeRF", "Instance-NeRF paper, Table 1", {"miou": 0.43, "pq_things": 0.324},
+                           dataset="3D-FRONT")
+        # a second result measured on this benchmark, to sort against (the paper's row is in its own table)
+        bench = benchmark_identity(lb_benchmark)
+        store.record_finished(team_id=_team.id, method="Measured", content_hash="m", size_bytes=1, filename=None,
+                              stored_path=None, split="test", protocol="nerfseg-v1",
+                              report={"protocol": "nerfseg-v1", "summary": {"miou": 0.43, "pq_things": 0.324},
+                                      "benchmark": bench.to_json()})
     # the standard evaluator (evaluation.api) in the server's worker thread: a true end-to-end run
     server = LiveServer(db, lb_benchmark, tmp_path / "server.log", worker="thread", extra=("--poll", "0.1"),
                         evaluator=None)
@@ -87,13 +95,16 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
             return [r.get_attribute("data-method")
                     for r in browser.find_elements(By.CSS_SELECTOR, "table#leaderboard tbody tr")]
 
-        assert order() == ["BrowserNet", "Instance-NeRF"]  # sorted by PQ
+        assert order() == ["BrowserNet", "Measured"]  # sorted by PQ
+        assert bench.short in browser.find_element(By.CSS_SELECTOR, "table#leaderboard caption").text
+        reported = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard-reported tbody tr")
+        assert [r.get_attribute("data-method") for r in reported] == ["Instance-NeRF"]  # never ranked
         miou = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard thead th")[1]
         miou.click()  # numbers sort descending first: mIoU 100.0 (BrowserNet) vs 43.0
-        assert order() == ["BrowserNet", "Instance-NeRF"]
+        assert order() == ["BrowserNet", "Measured"]
         miou.click()
         deadline = time.monotonic() + 5
-        while order() != ["Instance-NeRF", "BrowserNet"]:
+        while order() != ["Measured", "BrowserNet"]:
             assert time.monotonic() < deadline, "clicking the header did not sort the table"
             time.sleep(0.05)
         assert miou.get_attribute("aria-sort") == "ascending"

@@ -55,10 +55,12 @@ def test_show_formats_reported_rows_and_protocol_filter(tmp_path: Path) -> None:
     assert res.exit_code == 0
     assert _run("leaderboard", "add-reported", "--db", db, "--method", "X", "--source", "y", "--pq", "120").exit_code == 2
     md = _run("leaderboard", "show", "--db", db).output
-    assert "| Instance-NeRF† | **43.0** | **32.4** | **70.1** | **44.0** | - | - | - |" in md
+    # a paper's row is in its own section, unranked (no bold), with its dataset
+    assert "| Instance-NeRF† | not stated | 43.0 | 32.4 | 70.1 | 44.0 | - | - | - |" in md
     assert "Other" not in md and "Instance-NeRF paper, Table 1" in md
     other = _run("leaderboard", "show", "--db", db, "--protocol", "instance-nerf", "--format", "json").output
-    assert [r["method"] for r in json.loads(other)["tables"][0]["rows"]] == ["Other"]
+    table = json.loads(other)["tables"][0]
+    assert table["rows"] == [] and [r["method"] for r in table["reported_rows"]] == ["Other"]
     for fmt, needle in (("csv", "Instance-NeRF,,43.0"), ("html", "<table"), ("latex", r"\bottomrule")):
         res = _run("leaderboard", "show", "--db", db, "--format", fmt, "--per-class")
         assert res.exit_code == 0 and needle in res.output

@@ -25,7 +25,7 @@ def _entries() -> list[LeaderboardEntry]:
         LeaderboardEntry("Semantic_NeRF", {"miou": 0.612, "pq_things": 0.05, "binary_acc": 0.9, "binary_miou": 0.8},
                          team="a", semantic_only=True),
         LeaderboardEntry("Instance-NeRF", {"miou": 0.43, "pq_things": 0.324, "sq_things": 0.7, "rq_things": 0.44},
-                         reported=True, source="Instance-NeRF paper, Table 1"),
+                         reported=True, source="Instance-NeRF paper, Table 1", dataset="3D-FRONT"),
         LeaderboardEntry("Ours & co", {"miou": 0.5004, "pq_things": 0.4, "sq_things": 0.8, "rq_things": 0.5,
                                        "pq_scene_things": 0.3, "binary_acc": 0.95, "binary_miou": 0.8},
                          team="b", uses_gt_masks=True,
@@ -36,8 +36,11 @@ def _entries() -> list[LeaderboardEntry]:
 
 def test_table_sorts_by_pq_marks_best_and_hides_instance_metrics_of_semantic_methods() -> None:
     model = build_table(_entries(), "nerfseg-v1", "test")
-    assert [r.entry.method for r in model.rows] == ["Ours & co", "DM-NeRF", "Instance-NeRF", "Semantic_NeRF"]
-    by = {r.entry.method: r for r in model.rows}
+    # measured rows are ranked; the paper's row (another dataset) is in its own section, never ranked
+    assert [r.entry.method for r in model.rows] == ["Ours & co", "DM-NeRF", "Semantic_NeRF"]
+    assert [r.entry.method for r in model.reported_rows] == ["Instance-NeRF"]
+    assert not any(c.best for c in model.reported_rows[0].cells)
+    by = {r.entry.method: r for r in model.rows + model.reported_rows}
     keys = [c.key for c in model.columns]
     cell = lambda m, k: by[m].cells[keys.index(k)]  # noqa: E731
     assert cell("Ours & co", "miou").text == "50.0" and not cell("Ours & co", "miou").best
@@ -56,13 +59,19 @@ def test_markdown_csv_json_html() -> None:
     assert "| Ours & co‡ | 50.0 | **40.0** | **80.0** | **50.0** | **30.0** | **95.0** | **80.0** |" in md
     assert "| Semantic\\_NeRF | **61.2** | - | - | - | - | 90.0 | **80.0** |" in md
     assert "Instance-NeRF†" in md and "protocol nerfseg-v1" in md
+    assert "| Instance-NeRF† | 3D-FRONT | 43.0 | 32.4 | 70.0 | 44.0 | - | - | - |" in md  # unranked: no bold
+    assert md.index("Reported in papers") > md.index("| Semantic\\_NeRF |")
     rows = list(csv.reader(io.StringIO(render([model], "csv"))))
-    assert rows[0][:3] == ["method", "team", "mIoU"] and rows[3][0] == "Instance-NeRF" and rows[3][-2] == "1"
+    assert rows[0][:3] == ["method", "team", "mIoU"] and rows[0][-4:] == ["reported", "source", "section", "dataset"]
+    assert rows[4][0] == "Instance-NeRF" and rows[4][-4:] == ["1", "Instance-NeRF paper, Table 1", "reported (not ranked)", "3D-FRONT"]
+    assert [r[-2] for r in rows[1:4]] == ["measured"] * 3
     data = json.loads(render([model], "json"))["tables"][0]
     assert data["rows"][0]["values"]["pq_things"] == 40.0 and "pq_things" in data["rows"][0]["best"]
-    assert data["rows"][3]["values"]["pq_things"] is None
+    assert data["rows"][2]["values"]["pq_things"] is None and len(data["rows"]) == 3
+    assert data["reported_rows"][0]["method"] == "Instance-NeRF" and data["reported_rows"][0]["dataset"] == "3D-FRONT"
     page = render([model], "html")
     assert "<strong>40.0</strong>" in page and "Ours &amp; co" in page and "table.sortable" in page
+    assert 'id="leaderboard-reported"' in page and page.index('data-method="Instance-NeRF"') > page.index('id="leaderboard-reported"')
 
 
 def test_per_class_table_skips_reported_rows() -> None:
