@@ -14,6 +14,9 @@ import click
 from nerfseg import __version__
 from nerfseg.errors import NerfsegError
 
+#: every command (and sub-command) takes ``-h`` as well as ``--help``
+HELP_OPTION_NAMES = ["-h", "--help"]
+
 #: verb -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
     "build-dataset": "dataset_tools.cli:build_dataset",
@@ -56,7 +59,14 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)
-            return getattr(module, attr)
+            command = getattr(module, attr)
+            # set on the command itself, not only inherited from this group: click caches a command's help
+            # option the first time it is used, so a command first run on its own would lose ``-h`` for good
+            command.context_settings.setdefault("help_option_names", HELP_OPTION_NAMES)
+            cached = getattr(command, "_help_option", None)  # click >= 8.1.8 caches it
+            if cached is not None and "-h" not in cached.opts:
+                command._help_option = None
+            return command
         except (ImportError, AttributeError) as exc:
             missing = getattr(exc, "name", None) or str(exc)
             reason = str(exc)  # ``exc`` is unbound once the except block ends; the command below runs later
@@ -70,7 +80,7 @@ class LazyGroup(click.Group):
             return unavailable
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})  # sub-commands inherit -h
+@click.group(cls=LazyGroup, context_settings={"help_option_names": HELP_OPTION_NAMES})  # sub-commands inherit -h
 @click.version_option(__version__, prog_name="nerfseg")
 def cli() -> None:
     """nerfseg: the benchmark for 3D instance segmentation in NeRFs."""
