@@ -113,12 +113,11 @@ def test_long_member_names_are_cut_short_in_problems(tiny_benchmark: Path, tmp_p
 
 def test_zip_with_millions_of_entries_is_counted_from_its_end_record(tiny_benchmark: Path, tmp_path: Path) -> None:
     path = hostile.zip_with_many_entries(tmp_path / "many.zip", 2_000_000)
-    t0 = time.perf_counter()
     out = validate_capped(path, tiny_benchmark)
     assert not out["ok"]
     assert any("the archive has 2000000 members, over the limit of 100000" in p for p in out["problems"]), out
-    assert out["rss_kb"] < 400 << 10
-    assert time.perf_counter() - t0 < 60
+    # about 200 MB is the interpreter with evaluation loaded; reading the directory costs about 1 GB
+    assert out["rss_kb"] < 400 << 10, f"peak RSS {out['rss_kb'] >> 10} MB"
 
 
 def test_zip_whose_end_record_lies_about_its_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
