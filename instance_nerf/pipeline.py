@@ -23,7 +23,6 @@ from instance_nerf.refine import (
     Refiner,
     refine_instance_map,
 )
-from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path
 from nerfseg.methods import SceneData
@@ -82,49 +81,26 @@ def gt3d_detections(gt3d_path: Path, grid_shape: tuple[int, ...], bbox_min: np.n
     """ORACLE detections: the GT instances of ``gt3d.h5`` on a grid of ``grid_shape`` voxels over
     [bbox_min, bbox_max] (GT class, score 1, boxes in that grid's voxel units).
 
-    A grid voxel belongs to an instance when its centre falls in one of the instance's GT voxels (nearest
-    sampling, which covers grids finer than the GT) or when it contains the centre of one of them
-    (max-pooling, which keeps thin parts such as a 1-voxel table top on a grid coarser than the GT: nearest
-    sampling alone dropped whole tables on the 64-voxel demo grids). Masks may therefore overlap at
-    boundaries, as NeRF-RCNN's do. Used to measure the stages after detection (matching, instance field,
-    refinement) separately from the detector; never for a submission that claims to be the method (the
-    method marks it ``uses_gt_masks``).
+    The masks come from :func:`instance_nerf.rcnn.data.resample_gt_instances`, the same GT resampling that
+    makes NeRF-RCNN's training targets and validation GT: a grid voxel belongs to every instance with a GT
+    voxel inside it (max-pooling, so thin table tops survive a grid coarser than the GT) or under its centre.
+    Masks may therefore overlap at boundaries, as NeRF-RCNN's do. Used to measure the stages after detection
+    (matching, instance field, refinement) separately from the detector; never for a submission that claims
+    to be the method (the method marks it ``uses_gt_masks``).
     """
+    from instance_nerf.rcnn.data import resample_gt_instances
     from instance_nerf.rcnn.model import Detections
     from nerfseg.gt3d import read_gt3d
 
     gt = read_gt3d(gt3d_path)
-    shape = np.asarray(grid_shape[:3], dtype=np.int64)
-    lo, hi = np.asarray(bbox_min, dtype=np.float64), np.asarray(bbox_max, dtype=np.float64)
-    gt_size = np.asarray(gt.instance.shape, dtype=np.int64)
-    gt_lo, gt_hi = np.asarray(gt.bbox_min, dtype=np.float64), np.asarray(gt.bbox_max, dtype=np.float64)
-    # nearest: the GT voxel under each grid voxel centre
-    centres = [lo[a] + (np.arange(shape[a]) + 0.5) * (hi[a] - lo[a]) / shape[a] for a in range(3)]
-    gt_idx = [np.clip(np.floor((centres[a] - gt_lo[a]) / (gt_hi[a] - gt_lo[a]) * gt_size[a]), 0, gt_size[a] - 1).astype(np.int64) for a in range(3)]
-    nearest = gt.instance[np.ix_(*gt_idx)]
-    # max-pooling: the grid voxel under each GT voxel centre (-1 outside the grid)
-    gt_centres = [gt_lo[a] + (np.arange(gt_size[a]) + 0.5) * (gt_hi[a] - gt_lo[a]) / gt_size[a] for a in range(3)]
-    cell = [np.floor((gt_centres[a] - lo[a]) / (hi[a] - lo[a]) * shape[a]).astype(np.int64) for a in range(3)]
-    cell = [np.where((c >= 0) & (c < shape[a]), c, -1) for a, c in enumerate(cell)]
+    shape = tuple(int(s) for s in grid_shape[:3])
+    ids, masks, _ = resample_gt_instances(gt, shape, (bbox_min, bbox_max))
     classes = gt.class_of()
-    candidates = [i for i in np.unique(gt.instance).tolist() if i and 1 <= classes.get(i, 0) < len(spec.CLASS_NAMES)]
-    ids: list[int] = []
-    mask_list: list[np.ndarray] = []
-    box_list: list[list[int]] = []
-    for iid in candidates:
-        mask = nearest == iid
-        nz = np.nonzero(gt.instance == iid)
-        cx, cy, cz = cell[0][nz[0]], cell[1][nz[1]], cell[2][nz[2]]
-        inside = (cx >= 0) & (cy >= 0) & (cz >= 0)
-        mask[cx[inside], cy[inside], cz[inside]] = True
-        if mask.any():
-            occupied = np.nonzero(mask)
-            ids.append(iid)
-            mask_list.append(mask)
-            box_list.append([*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)])
-    masks = np.stack(mask_list) if ids else np.zeros((0, *shape.tolist()), dtype=bool)
-    boxes = np.asarray(box_list, dtype=np.float32).reshape(-1, 6)
-    return Detections(boxes, np.array([classes[i] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
+    boxes = np.zeros((len(ids), 6), dtype=np.float32)
+    for k in range(len(ids)):
+        occupied = np.nonzero(masks[k])
+        boxes[k] = [*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)]
+    return Detections(boxes, np.array([classes[int(i)] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
 
 
 def downsample_nearest(labels: np.ndarray, factor: int) -> np.ndarray:

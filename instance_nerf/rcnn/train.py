@@ -33,7 +33,7 @@ from instance_nerf.rcnn.data import (
     feature_path,
     grid_to_tensor,
     load_feature_grid,
-    resample_labels_nearest,
+    resample_gt_instances,
 )
 from instance_nerf.rcnn.model import (
     Detections,
@@ -102,6 +102,7 @@ def sample_to_inputs(samples: Sequence[SceneSample], device: torch.device) -> tu
             labels=torch.from_numpy(np.asarray(s.labels, dtype=np.int64)),
             ids=torch.from_numpy(np.asarray(s.ids, dtype=np.int64)),
             instance=torch.from_numpy(np.asarray(s.instance, dtype=np.int64)),
+            masks=None if s.masks is None else torch.from_numpy(np.ascontiguousarray(s.masks, dtype=bool)),
         ).to(device)
         for s in samples
     ]
@@ -110,14 +111,15 @@ def sample_to_inputs(samples: Sequence[SceneSample], device: torch.device) -> tu
 
 # --------------------------------------------------------------------------------------------- evaluation
 def load_eval_scene(data_root: str | Path, scene_id: str, features_dir: str = "features") -> tuple[np.ndarray, EvalGT3D]:
-    """A scene's stored radiance grid and its GT at the grid's resolution (nearest resampling at voxel centres)."""
+    """A scene's stored radiance grid and its GT at the grid's resolution: the training targets' resampling
+    (:func:`instance_nerf.rcnn.data.resample_gt_instances`, max-pooled, so validation sees thin objects too),
+    as one label grid (a voxel two instances share goes to the smaller one)."""
     grid = load_feature_grid(feature_path(data_root, scene_id, features_dir))
     gt = read_gt3d(scene_dir(data_root, scene_id) / GT3D_H5)
-    inst = resample_labels_nearest(gt.instance, grid.shape[:3]).astype(np.int64)
+    _, _, inst = resample_gt_instances(gt, grid.shape[:3])
     present = set(np.unique(inst).tolist())
     classes = {int(r["id"]): int(r["class_index"]) for r in gt.instances if int(r["id"]) in present and 1 <= int(r["class_index"]) < NUM_CLASSES}
-    inst = np.where(np.isin(inst, list(classes)), inst, 0)
-    return grid, EvalGT3D(instance=inst, classes=classes)
+    return grid, EvalGT3D(instance=inst.astype(np.int64), classes=classes)
 
 
 def evaluate_rcnn(model: NeRFRCNN, data_root: str | Path, scene_ids: Sequence[str], device: str | torch.device | None = None) -> dict[str, Any]:
