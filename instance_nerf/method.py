@@ -46,6 +46,7 @@ from instance_nerf.field import (
 from instance_nerf.grids import (
     CHECKPOINT,
     build_grids,
+    detector_grid_mismatch,
     feature_file,
     grid_settings,
     load_radiance,
@@ -417,6 +418,10 @@ class InstanceNeRF(Method):
             kept, rcnn = self._detect(scene, grid, lo, hi)
             kept.save(det_path)
             summary.update(grid_source=gsrc, grid_shape=list(grid.shape[:3]), rcnn_checkpoint=rcnn)
+            mismatch = detector_grid_mismatch(rcnn, data_root_of(scene), scene.scene_id) if cfg.detector == "rcnn" else None
+            if mismatch:
+                self.log(f"{scene.scene_id}: WARNING {mismatch}")
+                summary["grid_settings_warning"] = mismatch
         times["detect"] = time.perf_counter() - t0
         num_labels = len(kept) + 1
         summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])

@@ -225,7 +225,7 @@ def train_rcnn(
     Returns (and writes to ``summary.json``): iterations, finished, resumed_from, train/val scene counts,
     ap25 / ap50 / voxel_miou of the last validation (None without val scenes), best_ap25 / best_iteration,
     seconds_per_iteration (training steps only), wall_seconds_per_iteration (with loading and validation),
-    checkpoint and best_checkpoint paths.
+    checkpoint and best_checkpoint paths, grid_settings (the train/val grids' grid.json settings, None if unrecorded).
     """
     data_root = Path(data_root)
     out = Path(out_dir)
@@ -239,18 +239,22 @@ def train_rcnn(
         for p in (feature_path(data_root, sid, cfg.features_dir), scene_dir(data_root, sid) / GT3D_H5):
             if not p.exists():
                 raise InputError(p, f"missing for scene {sid}")
+    from instance_nerf.grids import recorded_grid_settings
+
+    # one grid setting for train and val (raises on a mix); recorded so Instance-NeRF can compare test grids
+    grid_settings = recorded_grid_settings(data_root, train_ids + val_ids) if cfg.features_dir == "features" else None
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     if dev.type == "cpu" and cfg.cpu_threads:
         torch.set_num_threads(int(cfg.cpu_threads))
     try:
-        return _train(cfg, data_root, out, dev, resume, progress, train_ids, val_ids, stop_at)
+        return _train(cfg, data_root, out, dev, resume, progress, train_ids, val_ids, stop_at, grid_settings)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resume: bool, progress: bool,
-           train_ids: list[str], val_ids: list[str], stop_at: int | None) -> dict[str, Any]:
+           train_ids: list[str], val_ids: list[str], stop_at: int | None, grid_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     last_path, best_path, log_path = out / CHECKPOINT_LAST, out / CHECKPOINT_BEST, out / LOG_JSONL
 
     torch.manual_seed(cfg.seed)
@@ -370,6 +374,7 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         "wall_seconds_per_iteration": wall_per_iter,
         "checkpoint": str(last_path),
         "best_checkpoint": str(best_path),
+        "grid_settings": grid_settings,  # how the train/val grids were made (grid.json), None if unrecorded
     }
     write_json_atomic(out / SUMMARY_JSON, summary)
     return summary
