@@ -17,7 +17,8 @@ stage it was in; the method config is stored and a different config starts over)
    field, cross-entropy + depth-aware smoothness (``regularization``) on 8x8 patches.
 6. **Refinement + stage 2** (paper 3.3.2, ``refinement``): preliminary masks of the train views rendered,
    each instance refined (edge-aware guided filter, or CascadePSP with ``refiner_weights``), recomposed, and
-   the field trained further on them. One learning-rate schedule spans both stages.
+   the field trained further on them, on the pixels the matching labelled only (unlabelled pixels stay -1,
+   :func:`instance_nerf.pipeline.stage2_targets`). One learning-rate schedule spans both stages.
 
 :meth:`predict` renders the test views at the dataset resolution; :meth:`write_extras` queries the field at
 the voxel centres of the scene's gt3d.h5 grid for ``instances3d.h5``.
@@ -63,6 +64,7 @@ from instance_nerf.pipeline import (
     match_train_views,
     refine_train_views,
     render_train_views,
+    stage2_targets,
 )
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
@@ -450,7 +452,7 @@ class InstanceNeRF(Method):
 
         # instance field, stage 1 (and 2)
         refined_path = work / REFINED
-        targets = _load_npz(refined_path)["labels"].astype(np.int64) if refined_path.exists() else labels
+        targets = stage2_targets(_load_npz(refined_path)["labels"], labels) if refined_path.exists() else labels
         trainer = self._instance_trainer(scene, work, ckpt, num_labels, torch.from_numpy(targets), resume)
         t0 = time.perf_counter()
         if trainer.step < cfg.stage1_steps:
@@ -461,9 +463,10 @@ class InstanceNeRF(Method):
             t0 = time.perf_counter()
             if not refined_path.exists():
                 refined, rendered = refine_train_views(trainer, HEAD, make_refiner(cfg.refiner_weights, self.device), self.log, cfg.view_render_downscale)
-                _write_npz(refined_path, labels=refined.astype(np.int16), rendered=rendered.astype(np.int16))
-                trainer.rays.add_extra(TARGET, torch.from_numpy(refined.astype(np.int64)))
                 summary["refinement_changed_fraction"] = float(np.mean(refined != rendered))
+                refined = stage2_targets(refined, labels)  # unlabelled pixels stay out of the loss
+                _write_npz(refined_path, labels=refined.astype(np.int16), rendered=rendered.astype(np.int16))
+                trainer.rays.add_extra(TARGET, torch.from_numpy(refined))
             times["refine"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if trainer.step < cfg.total_steps:

@@ -178,6 +178,18 @@ def match_train_views(
     ).astype(np.int32)
 
 
+def stage2_targets(refined: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """Stage-2 training labels: the refined masks on the pixels the matching labelled; every pixel the
+    matching left unlabelled (-1: prior void, or a segment no kept instance matched) stays -1, so the loss
+    ignores it (the paper trains only on matched labels). Without this the argmax render of stage 1, which
+    gives every pixel some label, would turn unmatched objects into background targets. Idempotent."""
+    refined = np.asarray(refined)
+    matched = np.asarray(matched)
+    if refined.shape != matched.shape:
+        raise InputError(None, f"refined labels {refined.shape} and matched labels {matched.shape} differ in shape")
+    return np.where(matched < 0, -1, refined).astype(np.int64)
+
+
 def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:
     """CascadePSP when weights are given (the reference's refiner), else the edge-aware guided filter."""
     if weights:

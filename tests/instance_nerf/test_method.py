@@ -20,6 +20,7 @@ from instance_nerf.method import (
     instance_panoptic,
     make_config,
 )
+from instance_nerf.field import TARGET
 from instance_nerf.pipeline import KeptDetections, gt3d_detections, keep_detections
 from instance_nerf.rcnn.model import Detections
 from instance_nerf.rcnn.synthetic import write_synthetic_benchmark
@@ -150,6 +151,10 @@ def test_oracle_detections_give_consistent_instances(bench: Path, tmp_path: Path
     matched = np.load(work / MATCHED)["labels"]
     assert matched.max() > 0 and (matched == 0).any() and set(np.unique(matched).tolist()) <= set(range(-1, len(kept) + 1))
     assert (work / REFINED).exists() and 0 <= summary["refinement_changed_fraction"] <= 1
+    # stage 2 trained on the refined masks of the matched pixels only: unlabelled pixels stayed -1
+    stage2 = np.load(work / REFINED)["labels"]
+    assert (matched < 0).any() and np.array_equal(stage2 < 0, matched < 0)
+    assert np.array_equal(method._trainer.rays.extras[TARGET].numpy() < 0, matched < 0)
     # the field learnt the matched instances on the train views (the test views of this 14-view toy room are
     # too far from what a 150-step radiance field generalises to, so the check is on the train views)
     rendered = np.load(work / REFINED)["rendered"]
