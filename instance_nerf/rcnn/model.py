@@ -95,7 +95,7 @@ class NeRFRCNN(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.backbone = VGGFPN3D(c.in_channels, c.stem, c.stem_channels, c.backbone_channels, c.backbone_depths, c.fpn_channels, c.backbone_norm)
+        self.backbone = VGGFPN3D(c.in_channels, c.stem, c.stem_channels, c.backbone_channels, c.backbone_depths, c.fpn_channels, c.backbone_norm, c.base_stride)
         self.strides = self.backbone.strides
         self.rpn = FCOSProposals(
             c.fpn_channels,
