@@ -12,7 +12,8 @@ stage it was in; the method config is stored and a different config starts over)
    built for the train/val scenes and NeRF-RCNN is trained there first (logged, it takes a while).
 4. **2D-3D matching** (paper 3.3.1): the kept 3D masks projected into every train view, occluded by the
    field's rendered depth; each prior segment takes the instance of highest IoU (> 0.05), background
-   segments become 0 and the rest -1 (ignored).
+   segments become 0 and the rest -1 (ignored). With ``keep_unmatched_segments`` (off: the paper drops them)
+   unmatched thing segments are lifted into extra 3D instances first and the views matched again.
 5. **Instance field, stage 1** (paper Eq. 2-12): :class:`instance_nerf.field.InstanceField` head on the frozen
    field, cross-entropy + depth-aware smoothness (``regularization``) on 8x8 patches.
 6. **Refinement + stage 2** (paper 3.3.2, ``refinement``): preliminary masks of the train views rendered,
@@ -60,6 +61,7 @@ from instance_nerf.pipeline import (
     KeptDetections,
     gt3d_detections,
     keep_detections,
+    lift_unmatched_segments,
     make_refiner,
     match_train_views,
     refine_train_views,
@@ -109,6 +111,10 @@ class InstanceNeRFConfig:
     # matching
     iou_threshold: float = 0.05
     occlusion_tolerance_voxels: float = 2.0
+    #: False (paper): prior segments no kept 3D instance matched are unlabelled (dropped). True: they are lifted
+    #: into extra 3D instances with the rendered depth, merged across views, class from the prior
+    #: (:func:`instance_nerf.pipeline.lift_unmatched_segments`): what a user of a weak detector would try
+    keep_unmatched_segments: bool = False
     #: matching and refinement render every train view at 1/this resolution per side, upsampled back
     #: (:func:`instance_nerf.pipeline.render_train_views`); 1 = the training resolution (reference)
     view_render_downscale: int = 1
@@ -425,8 +431,6 @@ class InstanceNeRF(Method):
                 self.log(f"{scene.scene_id}: WARNING {mismatch}")
                 summary["grid_settings_warning"] = mismatch
         times["detect"] = time.perf_counter() - t0
-        num_labels = len(kept) + 1
-        summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
         source = "gt3d oracle instances (uses GT)" if cfg.detector == "gt3d" else f"NeRF-RCNN instances kept (score > {cfg.score_threshold})"
         self.log(f"{scene.scene_id}: {len(kept)} {source}")
 
@@ -436,14 +440,26 @@ class InstanceNeRF(Method):
         if match_path.exists():
             m = _load_npz(match_path)
             labels, depths = m["labels"].astype(np.int64), m["depth"]
+            added = int(m["unmatched_added"]) if "unmatched_added" in m else 0
             render = None
         else:
             render = load_radiance(ckpt, scene.path, self.device)
             depths = np.stack([out["depth"] for _, out in render_train_views(render, downscale=cfg.view_render_downscale)]).astype(np.float32)
             tol = cfg.occlusion_tolerance_voxels * float(np.mean((kept.bbox_max - kept.bbox_min) / np.asarray(kept.masks.shape[1:] or (1, 1, 1))))
             labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold).astype(np.int64)
-            _write_npz(match_path, labels=labels.astype(np.int16), depth=depths)
+            added = 0
+            if cfg.keep_unmatched_segments:
+                kept, added = lift_unmatched_segments(render, scene, kept, labels, depths)
+                self.log(f"{scene.scene_id}: {added} instances lifted from unmatched prior segments (keep_unmatched_segments)")
+                if added:
+                    kept.save(det_path)
+                    labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold).astype(np.int64)
+            _write_npz(match_path, labels=labels.astype(np.int16), depth=depths, unmatched_added=np.int64(added))
         times["match"] = time.perf_counter() - t0
+        num_labels = len(kept) + 1
+        summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
+        if cfg.keep_unmatched_segments:
+            summary["instances_from_unmatched_segments"] = added
         summary["matched_fraction"] = {
             "unlabelled": float(np.mean(labels < 0)),
             "background": float(np.mean(labels == 0)),

@@ -23,6 +23,7 @@ from instance_nerf.refine import (
     Refiner,
     refine_instance_map,
 )
+from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path
 from nerfseg.methods import SceneData
@@ -188,6 +189,101 @@ def stage2_targets(refined: np.ndarray, matched: np.ndarray) -> np.ndarray:
     if refined.shape != matched.shape:
         raise InputError(None, f"refined labels {refined.shape} and matched labels {matched.shape} differ in shape")
     return np.where(matched < 0, -1, refined).astype(np.int64)
+
+
+def backproject_pixels(c2w: np.ndarray, intr: Any, v: np.ndarray, u: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """World points (N, 3) of pixels (row ``v``, column ``u``) at ``depth`` along the optical axis (OpenGL camera
+    looking along -z, v down, pixel centres at +0.5: the inverse of the matching's projection)."""
+    x = (u + 0.5 - intr.cx) / intr.fx * depth
+    y = -(v + 0.5 - intr.cy) / intr.fy * depth
+    cam = np.stack([x, y, -depth, np.ones_like(depth)], axis=-1)
+    return (cam @ np.asarray(c2w, dtype=np.float64).T)[:, :3]
+
+
+def lift_unmatched_segments(
+    trainer: RadianceTrainer,
+    scene: SceneData,
+    kept: KeptDetections,
+    labels: np.ndarray,
+    depths: np.ndarray,
+    merge_overlap: float = 0.3,
+    covered_fraction: float = 0.5,
+    min_views: int = 2,
+) -> tuple[KeptDetections, int]:
+    """OPTIONAL (``keep_unmatched_segments``, off in the paper): prior segments of a thing class that the
+    matching left unlabelled (no kept 3D instance matched them) become extra 3D instances instead of being
+    dropped, so an object the detector missed can still be segmented.
+
+    Each such segment is lifted into the detection grid with the rendered ``depths`` (its pixels' surface
+    points -> voxels); segments of different views whose voxels overlap (> ``merge_overlap`` of the new
+    segment's voxels) are one instance, so ids stay consistent across views. Segments whose voxels lie mostly
+    (> ``covered_fraction``) inside a kept detection are skipped (fragments of a detected object), and an
+    instance seen in fewer than ``min_views`` views is dropped (a one-view mistake of the prior). Class: the
+    majority of its segments' prior classes; score: their mean prior score (1 without one), capped at the
+    lowest detection score so that detections win overlapping voxels. -> (extended detections, number added);
+    the extras come after the detections (ids len(kept)+1...). The caller matches again with them.
+    """
+    bank = trainer.rays
+    factor = trainer.config.downscale
+    shape = np.asarray(kept.masks.shape[1:], dtype=np.int64)
+    lo, hi = np.asarray(kept.bbox_min, dtype=np.float64), np.asarray(kept.bbox_max, dtype=np.float64)
+    covered = kept.masks.any(0).reshape(-1) if len(kept) else np.zeros(int(np.prod(shape)), dtype=bool)
+    extras: list[dict[str, Any]] = []  # voxels (set of flat indices), classes, scores, views
+    for i, name in enumerate(bank.frame_names):
+        ids, segments = scene.prior_frame(name)
+        ids = downsample_nearest(ids, factor)
+        for seg_id, seg in segments.items():
+            cat = int(seg.get("category_id", 0))
+            if not 1 <= cat < len(spec.CLASS_NAMES):
+                continue
+            vv, uu = np.nonzero((ids == seg_id) & (labels[i] < 0))
+            d = depths[i][vv, uu].astype(np.float64)
+            ok = np.isfinite(d) & (d > 0)
+            if ok.sum() < 4:
+                continue
+            pts = backproject_pixels(bank.c2w[i].numpy(), bank.intr, vv[ok].astype(np.float64), uu[ok].astype(np.float64), d[ok])
+            cell = np.floor((pts - lo) / (hi - lo) * shape).astype(np.int64)
+            inside = np.all((cell >= 0) & (cell < shape), axis=1)
+            if not inside.any():
+                continue
+            vox = np.unique((cell[inside, 0] * shape[1] + cell[inside, 1]) * shape[2] + cell[inside, 2])
+            if covered[vox].mean() > covered_fraction:
+                continue
+            best, best_overlap = None, merge_overlap
+            for e in extras:
+                overlap = len(e["voxels"].intersection(vox.tolist())) / vox.size
+                if overlap > best_overlap:
+                    best, best_overlap = e, overlap
+            if best is None:
+                best = {"voxels": set(), "classes": [], "scores": [], "views": set()}
+                extras.append(best)
+            best["voxels"].update(vox.tolist())
+            best["classes"].append(cat)
+            best["scores"].append(float(seg.get("score", 1.0)))
+            best["views"].add(i)
+    extras = [e for e in extras if len(e["views"]) >= min_views]
+    if not extras:
+        return kept, 0
+    cap = float(kept.scores.min()) if len(kept) else 1.0
+    masks, boxes, labels_, scores = [], [], [], []
+    for e in extras:
+        m = np.zeros(int(np.prod(shape)), dtype=bool)
+        m[np.fromiter(e["voxels"], dtype=np.int64)] = True
+        m = m.reshape(tuple(shape))
+        nz = np.nonzero(m)
+        masks.append(m)
+        boxes.append([*(a.min() for a in nz), *(a.max() + 1 for a in nz)])
+        labels_.append(int(np.bincount(e["classes"]).argmax()))
+        scores.append(min(float(np.mean(e["scores"])), cap))
+    out = KeptDetections(
+        boxes=np.concatenate([kept.boxes.reshape(-1, 6), np.asarray(boxes, dtype=np.float32)]),
+        labels=np.concatenate([kept.labels.astype(np.int64), np.asarray(labels_, dtype=np.int64)]),
+        scores=np.concatenate([kept.scores.astype(np.float32), np.asarray(scores, dtype=np.float32)]),
+        masks=np.concatenate([kept.masks.astype(bool), np.stack(masks)]),
+        bbox_min=kept.bbox_min,
+        bbox_max=kept.bbox_max,
+    )
+    return out, len(extras)
 
 
 def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:

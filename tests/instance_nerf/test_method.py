@@ -212,3 +212,16 @@ def test_missing_rcnn_checkpoint_is_reported(bench: Path, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="no NeRF-RCNN checkpoint"):
         InstanceNeRF(cfg, log=lambda *_: None)._rcnn_path(_scene(bench))
     assert method_mod.default_rcnn_checkpoint(bench) == bench.resolve().parent / "runs" / "rcnn" / "checkpoint_best.pt"
+
+
+def test_keep_unmatched_segments_runs_through_fit(bench: Path, tmp_path: Path) -> None:
+    """The switch is wired into fit: extras (if any) are saved with the detections, matched ids stay in range."""
+    scene = _scene(bench)
+    cfg = make_config("mini", **{**TINY, "detector": "gt3d", "keep_unmatched_segments": True, "refinement": False})
+    work = tmp_path / "w"
+    summary = InstanceNeRF(cfg, log=lambda *_: None).fit(scene, work)
+    kept = KeptDetections.load(work / DETECTIONS)
+    assert "instances_from_unmatched_segments" in summary and summary["instances"] == len(kept)
+    matched = np.load(work / MATCHED)
+    assert int(matched["unmatched_added"]) == summary["instances_from_unmatched_segments"]
+    assert matched["labels"].max() <= len(kept)
