@@ -135,6 +135,52 @@ def evaluate_rcnn(model: NeRFRCNN, data_root: str | Path, scene_ids: Sequence[st
     return out
 
 
+def detection_recall(
+    model: NeRFRCNN,
+    data_root: str | Path,
+    scene_ids: Sequence[str],
+    score_thresholds: Sequence[float] = (0.5, 0.3, 0.1),
+    iou_threshold: float = 0.25,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Fraction of GT instances found by a detection with score > t and 3D mask IoU >= ``iou_threshold``, for
+    each t, with any class ("any") and with the correct class ("class"); per scene and pooled.
+
+    What Instance-NeRF needs from its detector is recall at the score it keeps (0.5): a missed object can
+    only be predicted from the prior (``keep_unmatched_segments``). The GT masks are the pooled training
+    targets (:func:`instance_nerf.rcnn.data.resample_gt_instances`) at the stored grid's resolution.
+    """
+    out: dict[str, Any] = {"scenes": {}, "iou_threshold": float(iou_threshold)}
+    found = {(t, k): 0 for t in score_thresholds for k in ("any", "class")}
+    total = 0
+    for sid in scene_ids:
+        grid = load_feature_grid(feature_path(data_root, sid, model.config.features_dir))
+        gt = read_gt3d(scene_dir(data_root, sid) / GT3D_H5)
+        ids, masks, _ = resample_gt_instances(gt, grid.shape[:3])
+        classes = gt.class_of()
+        det = predict_scene(model, grid, device)
+        gt_flat = masks.reshape(len(ids), -1).astype(np.float32)
+        det_flat = np.asarray(det.masks, dtype=bool).reshape(len(det), -1).astype(np.float32)
+        inter = gt_flat @ det_flat.T
+        union = gt_flat.sum(1)[:, None] + det_flat.sum(1)[None, :] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        hit = iou >= iou_threshold
+        same = np.array([[classes[int(i)] == int(c) for c in det.labels] for i in ids], dtype=bool).reshape(hit.shape)
+        row: dict[str, Any] = {"instances": int(len(ids))}
+        for t in score_thresholds:
+            keep = np.asarray(det.scores) > t
+            for kind, ok in (("any", hit), ("class", hit & same)):
+                n = int((ok & keep[None, :]).any(1).sum()) if len(det) else 0
+                found[(t, kind)] += n
+                row[f"recall_{kind}@{t:g}"] = n / len(ids) if len(ids) else None
+        out["scenes"][sid] = row
+        total += len(ids)
+    out["instances"] = total
+    for (t, kind), n in found.items():
+        out[f"recall_{kind}@{t:g}"] = n / total if total else None
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model: NeRFRCNN, optimizer: torch.optim.Optimizer | None, scheduler: Any, iteration: int, extra: dict[str, Any]) -> None:
     state = {

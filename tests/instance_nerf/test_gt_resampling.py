@@ -88,3 +88,29 @@ def test_mask_stack_crops_equal_label_crops_when_disjoint() -> None:
     want = crop_and_resize_binary(torch.from_numpy(labels), boxes, ids, 6)
     got = crop_and_resize_masks(stack, boxes, torch.tensor([0, 2, 1]), 6)
     torch.testing.assert_close(got, want)
+
+
+def test_detection_recall_counts_found_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recall at each score with any / the correct class, from a stand-in detector that returns the GT masks
+    with chosen scores and one wrong class."""
+    from types import SimpleNamespace
+
+    from instance_nerf.rcnn import train as train_mod
+    from instance_nerf.rcnn.model import Detections
+    from instance_nerf.rcnn.synthetic import write_synthetic_benchmark
+
+    ids_by_split = write_synthetic_benchmark(tmp_path, {"test": 1}, shape=(24, 20, 12), num_objects=3, size_range=(4, 8))
+    sid = ids_by_split["test"][0]
+    gt = read_gt3d(spec.scene_dir(tmp_path, sid) / spec.GT3D_H5)
+    ids, masks, _ = resample_gt_instances(gt, gt.instance.shape)
+    assert len(ids) == 3
+    classes = gt.class_of()
+    labels = np.array([classes[int(i)] for i in ids])
+    labels[2] = 1 + labels[2] % 10  # the third detection has the wrong class
+    det = Detections(np.zeros((3, 6), np.float32), labels, np.array([0.9, 0.4, 0.2], np.float32), masks)
+    monkeypatch.setattr(train_mod, "predict_scene", lambda model, grid, device=None: det)
+    model = SimpleNamespace(config=SimpleNamespace(features_dir="features"))
+    res = train_mod.detection_recall(model, tmp_path, [sid])
+    assert res["instances"] == 3
+    assert res["recall_any@0.5"] == pytest.approx(1 / 3) and res["recall_any@0.3"] == pytest.approx(2 / 3) and res["recall_any@0.1"] == 1.0
+    assert res["recall_class@0.1"] == pytest.approx(2 / 3) and res["scenes"][sid]["recall_class@0.5"] == pytest.approx(1 / 3)
