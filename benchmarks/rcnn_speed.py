@@ -7,11 +7,13 @@ Run from the repository root::
 
     python3 benchmarks/rcnn_speed.py --preset mini --steps 5
     python3 benchmarks/rcnn_speed.py --preset paper --flops-only
+    python3 benchmarks/rcnn_speed.py --preset mini --set base_stride=4   # any RCNNConfig field (JSON value)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -29,9 +31,9 @@ from instance_nerf.rcnn.synthetic import make_scene
 from instance_nerf.rcnn.train import one_cycle, sample_to_inputs
 
 
-def step_flops(preset: str, shape: tuple[int, int, int]) -> dict[str, float]:
+def step_flops(preset: str, shape: tuple[int, int, int], overrides: dict | None = None) -> dict[str, float]:
     """Forward FLOPs (multiply-add = 2) of one scene: dense part and RoI heads; a training step is ~3x forward."""
-    cfg = preset_config(preset)
+    cfg = preset_config(preset, **(overrides or {}))
     with torch.device("meta"):
         model = NeRFRCNN(cfg)
         x, _ = pad_grids([torch.zeros((cfg.in_channels, *shape))])
@@ -46,9 +48,9 @@ def step_flops(preset: str, shape: tuple[int, int, int]) -> dict[str, float]:
             "params_m": sum(p.numel() for p in NeRFRCNN(cfg).parameters()) / 1e6}
 
 
-def time_training(preset: str, shape: tuple[int, int, int], steps: int, device: torch.device) -> tuple[float, float]:
+def time_training(preset: str, shape: tuple[int, int, int], steps: int, device: torch.device, overrides: dict | None = None) -> tuple[float, float]:
     """Median seconds per training step (batch = preset batch size) and per ``predict_scene`` call."""
-    cfg = preset_config(preset, input_resolution=None)
+    cfg = preset_config(preset, **{**(overrides or {}), "input_resolution": None})
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     scenes = [make_scene(shape, rng=rng, num_objects=6, size_range=(max(3, min(shape) // 8), max(4, min(shape) // 3))) for _ in range(cfg.batch_size)]
@@ -84,18 +86,20 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--flops-only", action="store_true")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="RCNNConfig override (JSON value)")
     args = ap.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.sets)}
     torch.set_num_threads(args.threads)
     shape = tuple(args.shape) if args.shape else ((64, 54, 30) if args.preset == "mini" else (160, 136, 76))
-    f = step_flops(args.preset, shape)
-    print(f"{args.preset} {shape}: {f['params_m']:.2f} M params; forward per scene {f['dense_gflop']:.1f} GFLOP dense "
+    f = step_flops(args.preset, shape, overrides)
+    print(f"{args.preset} {overrides or ''} {shape}: {f['params_m']:.2f} M params; forward per scene {f['dense_gflop']:.1f} GFLOP dense "
           f"(backbone + FCOS head) + {f['heads_gflop']:.1f} GFLOP RoI heads; training step ~3x forward x batch "
           f"{preset_config(args.preset).batch_size} = {3 * (f['dense_gflop'] + f['heads_gflop']) * preset_config(args.preset).batch_size:.0f} GFLOP")
     if args.flops_only:
         return
     dev = torch.device(args.device)
-    step, pred = time_training(args.preset, shape, args.steps, dev)
-    print(f"{args.preset} on {dev} ({args.threads} thread(s)): {step:.3f} s per training step (median of {args.steps}), {pred:.3f} s per predicted scene")
+    step, pred = time_training(args.preset, shape, args.steps, dev, overrides)
+    print(f"{args.preset} {overrides or ''} on {dev} ({args.threads} thread(s)): {step:.3f} s per training step (median of {args.steps}), {pred:.3f} s per predicted scene")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -18,6 +19,8 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--houses", multiple=True, help="Only these house JSONs (uid or file name); repeatable.")
 @click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-rooms", type=int, default=None, help="With --demo: exactly this many test scenes (default: 20%% of the rooms).")
+@click.option("--val-rooms", type=int, default=None, help="With --demo: exactly this many val scenes (default: 10%%, at least one from 3 rooms).")
 @click.option("--views", type=int, default=None, help="Override the preset's views per scene.")
 @click.option("--grid", "grid_resolution", type=int, default=None, help="Override the preset's voxel grid resolution (longest side).")
 @click.option("--voxelization", type=click.Choice(["solid", "surface"]), default="solid", show_default=True)
@@ -35,6 +38,8 @@ def build_dataset(
     houses: tuple[str, ...],
     preset: str,
     seed: int,
+    test_rooms: int | None,
+    val_rooms: int | None,
     views: int | None,
     grid_resolution: int | None,
     voxelization: str,
@@ -52,6 +57,8 @@ def build_dataset(
         raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
     priors = tuple(p for p in priors if p != "none")
     config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export)
+    if test_rooms is not None or val_rooms is not None:
+        config = dataclasses.replace(config, scene_split=demo_scene_split(demo, test_rooms, val_rooms, config.scene_split))
     if demo is not None:
         from dataset_tools.demo import write_demo_dataset
 
@@ -68,6 +75,21 @@ def build_dataset(
         f"splits train/val/test = {len(bench['splits']['train'])}/{len(bench['splits']['val'])}/{len(bench['splits']['test'])}; "
         f"{len(rep['dropped_rooms'])} rooms dropped; {rep['num_missing_models']} missing models"
     )
+
+
+def demo_scene_split(demo: int | None, test_rooms: int | None, val_rooms: int | None, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Scene-split fractions that give exactly ``test_rooms`` / ``val_rooms`` of ``demo`` rooms (the split rounds
+    fraction x rooms; every demo room becomes a scene). Only with --demo: a 3D-FRONT build does not know its room
+    count before the room filter runs."""
+    if demo is None:
+        raise click.UsageError("--test-rooms / --val-rooms need --demo N (3D-FRONT splits are fractions)")
+    n = int(demo)
+    test = round(default[2] * n) if test_rooms is None else int(test_rooms)
+    val = round(default[1] * n) if val_rooms is None else int(val_rooms)
+    if test < 1 or val < (1 if n >= 3 else 0) or test + val > n:
+        raise click.UsageError(f"--test-rooms {test} and --val-rooms {val} do not fit in --demo {n} rooms "
+                               "(need test >= 1, val >= 1 from 3 rooms on, test + val <= rooms)")
+    return ((n - test - val) / n, val / n, test / n)
 
 
 @click.command("show")

@@ -13,6 +13,11 @@ Layout written (all under the data root):
   PSNR). The Instance-NeRF method reuses ``checkpoint.pt`` instead of training the field again.
 * ``features/<scene>.npz``: written atomically by :func:`nerfseg.radiance.export.export_radiance_grid`.
 
+Training, validation and test grids must come from the same settings (``nerfseg grids`` with the same preset
+and overrides for every split): the detector learns what a field of that budget makes of a room. A budget that
+ends before the first occupancy update (e.g. ``--set steps=200`` at ``mini``, whose first update follows step
+208) is refused before any training: such a field is never pruned (:class:`nerfseg.radiance.export.NeverPrunedError`).
+
 Resumable: a scene whose npz exists and whose ``grid.json`` records the same settings is skipped; a
 radiance run interrupted mid-way continues from its checkpoint when its config is unchanged. Scenes run
 one per worker through a process pool or Ray (:func:`build_grids`), each worker on one torch thread.
@@ -93,6 +98,20 @@ def grid_settings(preset: str = "mini", **overrides: Any) -> GridSettings:
     return base
 
 
+def check_grid_budget(settings: GridSettings) -> None:
+    """Refuse a radiance budget that ends before the occupancy grid is first updated (its grids are never pruned)."""
+    rad = settings.radiance
+    first = rad.first_occupancy_update()
+    if rad.steps < first:
+        raise InputError(
+            None,
+            f"radiance steps={rad.steps} ends before the first occupancy update (after step {first}: warm-up "
+            f"{rad.occ_warmup_steps}, every {rad.occ_update_every}); such a field is never pruned and its grid is not "
+            f"what trained fields give at test. Use steps >= {first} (better: the test grids' own settings)",
+            key="steps",
+        )
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -118,6 +137,40 @@ def grid_is_current(data_root: str | Path, scene_id: str, settings: GridSettings
     """True when the scene's npz exists and its ``grid.json`` records exactly these settings."""
     rec = _read_json(radiance_dir(data_root, scene_id) / GRID_RECORD)
     return feature_file(data_root, scene_id).exists() and isinstance(rec, dict) and rec.get("settings") == settings.record()
+
+
+def recorded_grid_settings(data_root: str | Path, scene_ids: Iterable[str]) -> dict[str, Any] | None:
+    """The grid settings recorded in the scenes' ``grid.json`` (None when none has one).
+
+    Raises when scenes were gridded with different settings: a detector trained and validated on a mix of
+    budgets is described by none of them (re-run ``nerfseg grids`` with one setting for all splits).
+    """
+    seen: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for sid in scene_ids:
+        rec = _read_json(radiance_dir(data_root, sid) / GRID_RECORD)
+        if isinstance(rec, dict) and isinstance(rec.get("settings"), dict):
+            key = json.dumps(rec["settings"], sort_keys=True)
+            seen.setdefault(key, (rec["settings"], []))[1].append(sid)
+    if len(seen) > 1:
+        groups = "; ".join(f"{len(ids)} scenes like {ids[0]}: steps={st.get('radiance', {}).get('steps')}, resolution={st.get('resolution')}" for st, ids in seen.values())
+        raise InputError(Path(data_root) / RADIANCE_DIR, f"the grids were made with {len(seen)} different settings ({groups}); make all with one setting")
+    return next(iter(seen.values()))[0] if seen else None
+
+
+def detector_grid_mismatch(rcnn_checkpoint: str | Path, data_root: str | Path, scene_id: str) -> str | None:
+    """A message when the NeRF-RCNN run of ``rcnn_checkpoint`` was trained on grids made with other settings
+    than the scene's own grid (both as recorded: ``summary.json`` of the run, the scene's ``grid.json``)."""
+    summary = _read_json(Path(rcnn_checkpoint).parent / "summary.json")
+    scene = _read_json(radiance_dir(data_root, scene_id) / GRID_RECORD)
+    trained = summary.get("grid_settings") if isinstance(summary, dict) else None
+    here = scene.get("settings") if isinstance(scene, dict) else None
+    if not isinstance(trained, dict) or not isinstance(here, dict) or trained == here:
+        return None
+    rad_t, rad_h = trained.get("radiance", {}), here.get("radiance", {})
+    keys = sorted(k for k in set(rad_t) | set(rad_h) if rad_t.get(k) != rad_h.get(k))
+    keys += [k for k in ("preset", "resolution") if trained.get(k) != here.get(k)]
+    return (f"NeRF-RCNN was trained on grids made with other settings than {scene_id}'s (differ in {keys}; "
+            f"steps {rad_t.get('steps')} vs {rad_h.get('steps')}): the detector sees inputs unlike its training data")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,6 +330,7 @@ def build_grids(
             raise InputError(spec.scene_dir(root, sid) / spec.TRANSFORMS_JSON, f"scene {sid} is missing")
     if executor not in ("process", "ray"):
         raise InputError(None, f"unknown executor {executor!r}; expected 'process' or 'ray'")
+    check_grid_budget(settings)
     threads = 1 if workers > 1 or executor == "ray" else max(1, torch.get_num_threads())
     jobs = [GridJob(str(root), sid, settings, resume, threads) for sid in ids]
     records: list[dict[str, Any]] = []

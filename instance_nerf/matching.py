@@ -18,7 +18,9 @@ Steps (each a public function, so the pipeline, the tests and the occlusion benc
    a banned object or any non-instance geometry no longer claims the pixels of its occluder.
 3. :func:`match_prior_to_instances`: the reference ``match_seg.py`` rules: prior void -> -1 (ignored by the
    loss), background-class segments -> 0, every other segment takes the projected instance with the largest
-   IoU if that IoU > 0.05, else -1.
+   IoU if that IoU > 0.05, else -1. A view into which nothing projects keeps its background segments at 0 and
+   marks every other segment -1 (the reference ``match_seg.py`` does the same: ``output[seg_map > 0] = -1``
+   leaves background, 0, untouched).
 
 Conventions: grid voxel (i,j,k) has its centre at ``bbox_min + (idx + 0.5) * (bbox_max - bbox_min) / shape``
 (nerfseg.gt3d; the reference used ``idx / res`` without the half voxel, a half-voxel shift we do not copy);
@@ -371,8 +373,9 @@ def match_prior_to_instances(
     whose category is background (0) -> 0; any other segment -> the projected instance k+1 with the largest IoU
     (segment mask vs the whole projected mask of k+1; ties -> lower id) when that IoU > ``iou_threshold``,
     else -1. A view without any projection therefore labels all non-background segments -1 and keeps background
-    0; ``unlabel_empty_views=True`` instead marks the whole view -1, as the reference does (such a view then
-    gives no supervision). All IoUs come from one joint histogram (np.bincount over packed (segment, label)).
+    0, exactly as the reference (its empty-view branch sets only segments > 0 to -1; background is 0 there);
+    ``unlabel_empty_views=True`` instead marks the whole view -1, a departure from the reference for callers
+    that want such a view to give no supervision at all. All IoUs come from one joint histogram (np.bincount over packed (segment, label)).
     ``prior_segments``: {segment id: {"category_id": c}} or a COCO ``segments_info`` list; ``source`` names the
     prior file in errors.
     """

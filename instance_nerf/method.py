@@ -12,12 +12,14 @@ stage it was in; the method config is stored and a different config starts over)
    built for the train/val scenes and NeRF-RCNN is trained there first (logged, it takes a while).
 4. **2D-3D matching** (paper 3.3.1): the kept 3D masks projected into every train view, occluded by the
    field's rendered depth; each prior segment takes the instance of highest IoU (> 0.05), background
-   segments become 0 and the rest -1 (ignored).
+   segments become 0 and the rest -1 (ignored). With ``keep_unmatched_segments`` (off: the paper drops them)
+   unmatched thing segments are lifted into extra 3D instances first and the views matched again.
 5. **Instance field, stage 1** (paper Eq. 2-12): :class:`instance_nerf.field.InstanceField` head on the frozen
    field, cross-entropy + depth-aware smoothness (``regularization``) on 8x8 patches.
 6. **Refinement + stage 2** (paper 3.3.2, ``refinement``): preliminary masks of the train views rendered,
    each instance refined (edge-aware guided filter, or CascadePSP with ``refiner_weights``), recomposed, and
-   the field trained further on them. One learning-rate schedule spans both stages.
+   the field trained further on them, on the pixels the matching labelled only (unlabelled pixels stay -1,
+   :func:`instance_nerf.pipeline.stage2_targets`). One learning-rate schedule spans both stages.
 
 :meth:`predict` renders the test views at the dataset resolution; :meth:`write_extras` queries the field at
 the voxel centres of the scene's gt3d.h5 grid for ``instances3d.h5``.
@@ -46,6 +48,7 @@ from instance_nerf.field import (
 from instance_nerf.grids import (
     CHECKPOINT,
     build_grids,
+    detector_grid_mismatch,
     feature_file,
     grid_settings,
     load_radiance,
@@ -58,10 +61,12 @@ from instance_nerf.pipeline import (
     KeptDetections,
     gt3d_detections,
     keep_detections,
+    lift_unmatched_segments,
     make_refiner,
     match_train_views,
     refine_train_views,
     render_train_views,
+    stage2_targets,
 )
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
@@ -106,6 +111,10 @@ class InstanceNeRFConfig:
     # matching
     iou_threshold: float = 0.05
     occlusion_tolerance_voxels: float = 2.0
+    #: False (paper): prior segments no kept 3D instance matched are unlabelled (dropped). True: they are lifted
+    #: into extra 3D instances with the rendered depth, merged across views, class from the prior
+    #: (:func:`instance_nerf.pipeline.lift_unmatched_segments`): what a user of a weak detector would try
+    keep_unmatched_segments: bool = False
     #: matching and refinement render every train view at 1/this resolution per side, upsampled back
     #: (:func:`instance_nerf.pipeline.render_train_views`); 1 = the training resolution (reference)
     view_render_downscale: int = 1
@@ -433,9 +442,11 @@ class InstanceNeRF(Method):
             kept, rcnn = self._detect(scene, grid, lo, hi)
             kept.save(det_path)
             summary.update(grid_source=gsrc, grid_shape=list(grid.shape[:3]), rcnn_checkpoint=rcnn)
+            mismatch = detector_grid_mismatch(rcnn, data_root_of(scene), scene.scene_id) if cfg.detector == "rcnn" else None
+            if mismatch:
+                self.log(f"{scene.scene_id}: WARNING {mismatch}")
+                summary["grid_settings_warning"] = mismatch
         times["detect"] = time.perf_counter() - t0
-        num_labels = len(kept) + 1
-        summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
         source = "gt3d oracle instances (uses GT)" if cfg.detector == "gt3d" else f"NeRF-RCNN instances kept (score > {cfg.score_threshold})"
         self.log(f"{scene.scene_id}: {len(kept)} {source}")
 
@@ -445,14 +456,26 @@ class InstanceNeRF(Method):
         if match_path.exists():
             m = _load_npz(match_path)
             labels, depths = m["labels"].astype(np.int64), m["depth"]
+            added = int(m["unmatched_added"]) if "unmatched_added" in m else 0
             render = None
         else:
             render = load_radiance(ckpt, scene.path, self.device)
             depths = np.stack([out["depth"] for _, out in render_train_views(render, downscale=cfg.view_render_downscale)]).astype(np.float32)
             tol = cfg.occlusion_tolerance_voxels * float(np.mean((kept.bbox_max - kept.bbox_min) / np.asarray(kept.masks.shape[1:] or (1, 1, 1))))
             labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold).astype(np.int64)
-            _write_npz(match_path, labels=labels.astype(np.int16), depth=depths)
+            added = 0
+            if cfg.keep_unmatched_segments:
+                kept, added = lift_unmatched_segments(render, scene, kept, labels, depths)
+                self.log(f"{scene.scene_id}: {added} instances lifted from unmatched prior segments (keep_unmatched_segments)")
+                if added:
+                    kept.save(det_path)
+                    labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold).astype(np.int64)
+            _write_npz(match_path, labels=labels.astype(np.int16), depth=depths, unmatched_added=np.int64(added))
         times["match"] = time.perf_counter() - t0
+        num_labels = len(kept) + 1
+        summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
+        if cfg.keep_unmatched_segments:
+            summary["instances_from_unmatched_segments"] = added
         summary["matched_fraction"] = {
             "unlabelled": float(np.mean(labels < 0)),
             "background": float(np.mean(labels == 0)),
@@ -461,7 +484,7 @@ class InstanceNeRF(Method):
 
         # instance field, stage 1 (and 2)
         refined_path = work / REFINED
-        targets = _load_npz(refined_path)["labels"].astype(np.int64) if refined_path.exists() else labels
+        targets = stage2_targets(_load_npz(refined_path)["labels"], labels) if refined_path.exists() else labels
         trainer = self._instance_trainer(scene, work, ckpt, num_labels, torch.from_numpy(targets), resume)
         t0 = time.perf_counter()
         if trainer.step < cfg.stage1_steps:
@@ -472,9 +495,10 @@ class InstanceNeRF(Method):
             t0 = time.perf_counter()
             if not refined_path.exists():
                 refined, rendered = refine_train_views(trainer, HEAD, make_refiner(cfg.refiner_weights, self.device), self.log, cfg.view_render_downscale)
-                _write_npz(refined_path, labels=refined.astype(np.int16), rendered=rendered.astype(np.int16))
-                trainer.rays.add_extra(TARGET, torch.from_numpy(refined.astype(np.int64)))
                 summary["refinement_changed_fraction"] = float(np.mean(refined != rendered))
+                refined = stage2_targets(refined, labels)  # unlabelled pixels stay out of the loss
+                _write_npz(refined_path, labels=refined.astype(np.int16), rendered=rendered.astype(np.int16))
+                trainer.rays.add_extra(TARGET, torch.from_numpy(refined))
             times["refine"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if trainer.step < cfg.total_steps:

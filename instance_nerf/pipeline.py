@@ -82,49 +82,26 @@ def gt3d_detections(gt3d_path: Path, grid_shape: tuple[int, ...], bbox_min: np.n
     """ORACLE detections: the GT instances of ``gt3d.h5`` on a grid of ``grid_shape`` voxels over
     [bbox_min, bbox_max] (GT class, score 1, boxes in that grid's voxel units).
 
-    A grid voxel belongs to an instance when its centre falls in one of the instance's GT voxels (nearest
-    sampling, which covers grids finer than the GT) or when it contains the centre of one of them
-    (max-pooling, which keeps thin parts such as a 1-voxel table top on a grid coarser than the GT: nearest
-    sampling alone dropped whole tables on the 64-voxel demo grids). Masks may therefore overlap at
-    boundaries, as NeRF-RCNN's do. Used to measure the stages after detection (matching, instance field,
-    refinement) separately from the detector; never for a submission that claims to be the method (the
-    method marks it ``uses_gt_masks``).
+    The masks come from :func:`instance_nerf.rcnn.data.resample_gt_instances`, the same GT resampling that
+    makes NeRF-RCNN's training targets and validation GT: a grid voxel belongs to every instance with a GT
+    voxel inside it (max-pooling, so thin table tops survive a grid coarser than the GT) or under its centre.
+    Masks may therefore overlap at boundaries, as NeRF-RCNN's do. Used to measure the stages after detection
+    (matching, instance field, refinement) separately from the detector; never for a submission that claims
+    to be the method (the method marks it ``uses_gt_masks``).
     """
+    from instance_nerf.rcnn.data import resample_gt_instances
     from instance_nerf.rcnn.model import Detections
     from nerfseg.gt3d import read_gt3d
 
     gt = read_gt3d(gt3d_path)
-    shape = np.asarray(grid_shape[:3], dtype=np.int64)
-    lo, hi = np.asarray(bbox_min, dtype=np.float64), np.asarray(bbox_max, dtype=np.float64)
-    gt_size = np.asarray(gt.instance.shape, dtype=np.int64)
-    gt_lo, gt_hi = np.asarray(gt.bbox_min, dtype=np.float64), np.asarray(gt.bbox_max, dtype=np.float64)
-    # nearest: the GT voxel under each grid voxel centre
-    centres = [lo[a] + (np.arange(shape[a]) + 0.5) * (hi[a] - lo[a]) / shape[a] for a in range(3)]
-    gt_idx = [np.clip(np.floor((centres[a] - gt_lo[a]) / (gt_hi[a] - gt_lo[a]) * gt_size[a]), 0, gt_size[a] - 1).astype(np.int64) for a in range(3)]
-    nearest = gt.instance[np.ix_(*gt_idx)]
-    # max-pooling: the grid voxel under each GT voxel centre (-1 outside the grid)
-    gt_centres = [gt_lo[a] + (np.arange(gt_size[a]) + 0.5) * (gt_hi[a] - gt_lo[a]) / gt_size[a] for a in range(3)]
-    cell = [np.floor((gt_centres[a] - lo[a]) / (hi[a] - lo[a]) * shape[a]).astype(np.int64) for a in range(3)]
-    cell = [np.where((c >= 0) & (c < shape[a]), c, -1) for a, c in enumerate(cell)]
+    shape = tuple(int(s) for s in grid_shape[:3])
+    ids, masks, _ = resample_gt_instances(gt, shape, (bbox_min, bbox_max))
     classes = gt.class_of()
-    candidates = [i for i in np.unique(gt.instance).tolist() if i and 1 <= classes.get(i, 0) < len(spec.CLASS_NAMES)]
-    ids: list[int] = []
-    mask_list: list[np.ndarray] = []
-    box_list: list[list[int]] = []
-    for iid in candidates:
-        mask = nearest == iid
-        nz = np.nonzero(gt.instance == iid)
-        cx, cy, cz = cell[0][nz[0]], cell[1][nz[1]], cell[2][nz[2]]
-        inside = (cx >= 0) & (cy >= 0) & (cz >= 0)
-        mask[cx[inside], cy[inside], cz[inside]] = True
-        if mask.any():
-            occupied = np.nonzero(mask)
-            ids.append(iid)
-            mask_list.append(mask)
-            box_list.append([*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)])
-    masks = np.stack(mask_list) if ids else np.zeros((0, *shape.tolist()), dtype=bool)
-    boxes = np.asarray(box_list, dtype=np.float32).reshape(-1, 6)
-    return Detections(boxes, np.array([classes[i] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
+    boxes = np.zeros((len(ids), 6), dtype=np.float32)
+    for k in range(len(ids)):
+        occupied = np.nonzero(masks[k])
+        boxes[k] = [*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)]
+    return Detections(boxes, np.array([classes[int(i)] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
 
 
 def downsample_nearest(labels: np.ndarray, factor: int) -> np.ndarray:
@@ -200,6 +177,113 @@ def match_train_views(
     return np.stack(
         match_scene(kept.masks, kept.scores, kept.bbox_min, kept.bbox_max, views, occlusion_tolerance=occlusion_tolerance, iou_threshold=iou_threshold, score_threshold=-np.inf)
     ).astype(np.int32)
+
+
+def stage2_targets(refined: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """Stage-2 training labels: the refined masks on the pixels the matching labelled; every pixel the
+    matching left unlabelled (-1: prior void, or a segment no kept instance matched) stays -1, so the loss
+    ignores it (the paper trains only on matched labels). Without this the argmax render of stage 1, which
+    gives every pixel some label, would turn unmatched objects into background targets. Idempotent."""
+    refined = np.asarray(refined)
+    matched = np.asarray(matched)
+    if refined.shape != matched.shape:
+        raise InputError(None, f"refined labels {refined.shape} and matched labels {matched.shape} differ in shape")
+    return np.where(matched < 0, -1, refined).astype(np.int64)
+
+
+def backproject_pixels(c2w: np.ndarray, intr: Any, v: np.ndarray, u: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """World points (N, 3) of pixels (row ``v``, column ``u``) at ``depth`` along the optical axis (OpenGL camera
+    looking along -z, v down, pixel centres at +0.5: the inverse of the matching's projection)."""
+    x = (u + 0.5 - intr.cx) / intr.fx * depth
+    y = -(v + 0.5 - intr.cy) / intr.fy * depth
+    cam = np.stack([x, y, -depth, np.ones_like(depth)], axis=-1)
+    return (cam @ np.asarray(c2w, dtype=np.float64).T)[:, :3]
+
+
+def lift_unmatched_segments(
+    trainer: RadianceTrainer,
+    scene: SceneData,
+    kept: KeptDetections,
+    labels: np.ndarray,
+    depths: np.ndarray,
+    merge_overlap: float = 0.3,
+    covered_fraction: float = 0.5,
+    min_views: int = 2,
+) -> tuple[KeptDetections, int]:
+    """OPTIONAL (``keep_unmatched_segments``, off in the paper): prior segments of a thing class that the
+    matching left unlabelled (no kept 3D instance matched them) become extra 3D instances instead of being
+    dropped, so an object the detector missed can still be segmented.
+
+    Each such segment is lifted into the detection grid with the rendered ``depths`` (its pixels' surface
+    points -> voxels); segments of different views whose voxels overlap (> ``merge_overlap`` of the new
+    segment's voxels) are one instance, so ids stay consistent across views. Segments whose voxels lie mostly
+    (> ``covered_fraction``) inside a kept detection are skipped (fragments of a detected object), and an
+    instance seen in fewer than ``min_views`` views is dropped (a one-view mistake of the prior). Class: the
+    majority of its segments' prior classes; score: their mean prior score (1 without one), capped at the
+    lowest detection score so that detections win overlapping voxels. -> (extended detections, number added);
+    the extras come after the detections (ids len(kept)+1...). The caller matches again with them.
+    """
+    bank = trainer.rays
+    factor = trainer.config.downscale
+    shape = np.asarray(kept.masks.shape[1:], dtype=np.int64)
+    lo, hi = np.asarray(kept.bbox_min, dtype=np.float64), np.asarray(kept.bbox_max, dtype=np.float64)
+    covered = kept.masks.any(0).reshape(-1) if len(kept) else np.zeros(int(np.prod(shape)), dtype=bool)
+    extras: list[dict[str, Any]] = []  # voxels (set of flat indices), classes, scores, views
+    for i, name in enumerate(bank.frame_names):
+        ids, segments = scene.prior_frame(name)
+        ids = downsample_nearest(ids, factor)
+        for seg_id, seg in segments.items():
+            cat = int(seg.get("category_id", 0))
+            if not 1 <= cat < len(spec.CLASS_NAMES):
+                continue
+            vv, uu = np.nonzero((ids == seg_id) & (labels[i] < 0))
+            d = depths[i][vv, uu].astype(np.float64)
+            ok = np.isfinite(d) & (d > 0)
+            if ok.sum() < 4:
+                continue
+            pts = backproject_pixels(bank.c2w[i].numpy(), bank.intr, vv[ok].astype(np.float64), uu[ok].astype(np.float64), d[ok])
+            cell = np.floor((pts - lo) / (hi - lo) * shape).astype(np.int64)
+            inside = np.all((cell >= 0) & (cell < shape), axis=1)
+            if not inside.any():
+                continue
+            vox = np.unique((cell[inside, 0] * shape[1] + cell[inside, 1]) * shape[2] + cell[inside, 2])
+            if covered[vox].mean() > covered_fraction:
+                continue
+            best, best_overlap = None, merge_overlap
+            for e in extras:
+                overlap = len(e["voxels"].intersection(vox.tolist())) / vox.size
+                if overlap > best_overlap:
+                    best, best_overlap = e, overlap
+            if best is None:
+                best = {"voxels": set(), "classes": [], "scores": [], "views": set()}
+                extras.append(best)
+            best["voxels"].update(vox.tolist())
+            best["classes"].append(cat)
+            best["scores"].append(float(seg.get("score", 1.0)))
+            best["views"].add(i)
+    extras = [e for e in extras if len(e["views"]) >= min_views]
+    if not extras:
+        return kept, 0
+    cap = float(kept.scores.min()) if len(kept) else 1.0
+    masks, boxes, labels_, scores = [], [], [], []
+    for e in extras:
+        m = np.zeros(int(np.prod(shape)), dtype=bool)
+        m[np.fromiter(e["voxels"], dtype=np.int64)] = True
+        m = m.reshape(tuple(shape))
+        nz = np.nonzero(m)
+        masks.append(m)
+        boxes.append([*(a.min() for a in nz), *(a.max() + 1 for a in nz)])
+        labels_.append(int(np.bincount(e["classes"]).argmax()))
+        scores.append(min(float(np.mean(e["scores"])), cap))
+    out = KeptDetections(
+        boxes=np.concatenate([kept.boxes.reshape(-1, 6), np.asarray(boxes, dtype=np.float32)]),
+        labels=np.concatenate([kept.labels.astype(np.int64), np.asarray(labels_, dtype=np.int64)]),
+        scores=np.concatenate([kept.scores.astype(np.float32), np.asarray(scores, dtype=np.float32)]),
+        masks=np.concatenate([kept.masks.astype(bool), np.stack(masks)]),
+        bbox_min=kept.bbox_min,
+        bbox_max=kept.bbox_max,
+    )
+    return out, len(extras)
 
 
 def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "train": "baselines.cli:train",
     "grids": "instance_nerf.cli:grids",
     "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",
+    "reproduce": "baselines.reproduce:reproduce",
     "submit": "leaderboard.cli:submit",
     "leaderboard": "leaderboard.cli:leaderboard",
     "benchmark-id": "nerfseg.identity:benchmark_id",

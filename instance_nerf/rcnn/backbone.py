@@ -1,4 +1,4 @@
-"""VGG-style 3D CNN with a 4-level FPN (strides 4, 8, 16, 32), the NeRF-RPN "VGG-EF" backbone.
+"""VGG-style 3D CNN with a 4-level FPN (strides s, 2s, 4s, 8s; s = ``base_stride``), the NeRF-RPN "VGG-EF" backbone.
 
 Reference layout (Instance-NeRF appendix B / NeRF-RPN ``vgg_EF``): a stride-4 stem (Conv 7^3 /2 + BN + ReLU +
 MaxPool 3^3 /2), then stages of 3^3 Conv + BN + ReLU with a downsampling between stages, and an FPN that turns
@@ -6,6 +6,11 @@ C2..C5 into P2..P5 of equal width (1^3 lateral convs, nearest top-down upsamplin
 ``norm="gn"`` swaps BatchNorm for GroupNorm: at ``mini`` (batch 1, a 1^3 top level on small grids) BatchNorm
 statistics are degenerate. The ``strided`` stem (two 3^3 /2 convs) replaces the 7^3 convolution at ``mini``: on a CPU the 7^3 stem
 alone would cost more than the rest of the network.
+
+``base_stride`` (the finest level's stride): 4 is the reference's stem for grids of 160 voxels or more; below
+160 the reference stem has stride 1 (Conv 7^3 /1, no pooling), so its finest level keeps every voxel. Here 1,
+2 or 4: the stem downsamples log2(base_stride) times (``conv7``: the 7^3 conv at stride 2 for s >= 2, the max
+pool for s = 4; ``strided``: that many 3^3 /2 convs, s = 1 a single 3^3 /1 conv).
 
 The input is expected zero-padded to a multiple of 32 per axis (``model.pad_grids``), so level ``l`` has
 exactly ``shape / stride_l`` cells and cell ``k`` summarises input voxels ``[k s, (k + 1) s)``.
@@ -19,6 +24,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 STRIDES: tuple[int, int, int, int] = (4, 8, 16, 32)
+BASE_STRIDES = (1, 2, 4)
+
+
+def level_strides(base_stride: int) -> tuple[int, int, int, int]:
+    """Strides of the four FPN levels for a finest-level stride ``base_stride``."""
+    if int(base_stride) not in BASE_STRIDES:
+        raise ValueError(f"base_stride must be one of {BASE_STRIDES}, got {base_stride}")
+    b = int(base_stride)
+    return (b, 2 * b, 4 * b, 8 * b)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -41,8 +55,6 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, norm: st
 class VGGFPN3D(nn.Module):
     """3D VGG backbone + FPN: (B, C_in, X, Y, Z) -> [P2, P3, P4, P5], each (B, fpn_channels, X/s, Y/s, Z/s)."""
 
-    strides = STRIDES
-
     def __init__(
         self,
         in_channels: int = 4,
@@ -52,18 +64,19 @@ class VGGFPN3D(nn.Module):
         depths: Sequence[int] = (4, 4, 4, 4),
         fpn_channels: int = 256,
         norm: str = "bn",
+        base_stride: int = 4,
     ):
         super().__init__()
+        self.strides = level_strides(base_stride)
         if stem == "conv7":
-            self.stem = nn.Sequential(
-                conv_bn_relu(in_channels, stem_channels, kernel=7, stride=2, norm=norm),
-                nn.MaxPool3d(3, stride=2, padding=1),
-            )
+            layers: list[nn.Module] = [conv_bn_relu(in_channels, stem_channels, kernel=7, stride=1 if base_stride == 1 else 2, norm=norm)]
+            if base_stride == 4:
+                layers.append(nn.MaxPool3d(3, stride=2, padding=1))
+            self.stem = nn.Sequential(*layers)
         elif stem == "strided":
-            self.stem = nn.Sequential(
-                conv_bn_relu(in_channels, stem_channels, kernel=3, stride=2, norm=norm),
-                conv_bn_relu(stem_channels, stem_channels, kernel=3, stride=2, norm=norm),
-            )
+            n_down = {1: 0, 2: 1, 4: 2}[int(base_stride)]
+            convs = [conv_bn_relu(in_channels if i == 0 else stem_channels, stem_channels, kernel=3, stride=2, norm=norm) for i in range(n_down)]
+            self.stem = nn.Sequential(*(convs or [conv_bn_relu(in_channels, stem_channels, kernel=3, stride=1, norm=norm)]))
         else:
             raise ValueError(f"unknown stem {stem!r}")
         stages = []

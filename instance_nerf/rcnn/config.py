@@ -2,7 +2,8 @@
 
 Two presets: ``paper`` follows the reference (Instance-NeRF appendix B and its ``nerf_rcnn`` scripts: VGG-EF
 backbone with a 7^3/s2 stem, FPN 256, FCOS proposals, 512 RoIs per scene, lr 1e-3, wd 1e-2, clip 0.1, 200 epochs)
-for a GPU; ``mini`` shrinks every width and the grid so that its 4000 iterations take about 35 minutes on one CPU core.
+for a GPU; ``mini`` shrinks every width and the grid (4000 iterations took about 35 minutes on one CPU core with
+the stride-4 backbone; its stride-2 finest level doubles a step, ``benchmarks/rcnn_speed.py``).
 A run writes its resolved config as JSON next to its outputs, and a checkpoint carries it so
 ``load_rcnn`` can rebuild the model without being told the preset.
 """
@@ -30,11 +31,14 @@ class RCNNConfig:
     #: folder of ``<scene>.npz`` radiance grids, relative to the data root
     features_dir: str = "features"
     in_channels: int = 4
-    # ---- backbone (VGG-style + FPN, strides 4/8/16/32) ----------------------------------------------------
-    #: "conv7": Conv 7^3 /2 + BN + ReLU + MaxPool 3^3 /2 (reference VGG-EF); "strided": two 3^3 /2 convs (cheap)
+    # ---- backbone (VGG-style + FPN, strides s/2s/4s/8s) ---------------------------------------------------
+    #: "conv7": Conv 7^3 /2 + BN + ReLU + MaxPool 3^3 /2 (reference VGG-EF); "strided": 3^3 /2 convs (cheap)
     stem: str = "strided"
+    #: stride s of the finest FPN level (1, 2 or 4). 4 = the reference at >= 160 voxels (the default, which old
+    #: checkpoints without this key were trained with); the reference uses 1 below 160 voxels
+    base_stride: int = 4
     stem_channels: int = 16
-    #: output widths of the stride 4, 8, 16, 32 stages (C2..C5)
+    #: output widths of the four stages (C2..C5, strides s, 2s, 4s, 8s)
     backbone_channels: tuple[int, int, int, int] = (16, 32, 64, 64)
     #: 3^3 conv + BN + ReLU blocks per stage
     backbone_depths: tuple[int, int, int, int] = (1, 1, 1, 1)
@@ -106,7 +110,10 @@ class RCNNConfig:
         self.rpn_size_ranges = tuple(float(r) for r in self.rpn_size_ranges)
         self.box_coder_weights = tuple(float(w) for w in self.box_coder_weights)  # type: ignore[assignment]
         if len(self.backbone_channels) != 4 or len(self.backbone_depths) != 4:
-            raise InputError(None, "backbone_channels and backbone_depths need 4 entries (strides 4, 8, 16, 32)")
+            raise InputError(None, "backbone_channels and backbone_depths need 4 entries (4 FPN levels)")
+        if int(self.base_stride) not in (1, 2, 4):
+            raise InputError(None, f"base_stride must be 1, 2 or 4, got {self.base_stride}")
+        self.base_stride = int(self.base_stride)
         if len(self.rpn_size_ranges) != 5:
             raise InputError(None, "rpn_size_ranges needs 5 bounds (4 FPN levels)")
         if self.stem not in ("conv7", "strided"):
@@ -135,7 +142,8 @@ class RCNNConfig:
 
 
 def _mini() -> RCNNConfig:
-    return RCNNConfig(preset="mini")
+    # base_stride 2: at stride 4 a 0.5 m chair of a 6 m room is 1-2 cells wide on the finest level of a 64-voxel grid
+    return RCNNConfig(preset="mini", base_stride=2)
 
 
 def _paper() -> RCNNConfig:

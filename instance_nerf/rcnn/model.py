@@ -37,6 +37,7 @@ from instance_nerf.rcnn.data import grid_to_tensor, resize_grid, working_shape
 from instance_nerf.rcnn.heads import BoxHead, MaskHead
 from instance_nerf.rcnn.roi_align import (
     crop_and_resize_binary,
+    crop_and_resize_masks,
     multilevel_roi_align,
     paste_masks_3d,
 )
@@ -53,9 +54,12 @@ class RCNNTarget:
     labels: Tensor  # (G,) int64 class index 1..num_classes-1
     ids: Tensor  # (G,) int64 instance id of each box in ``instance``
     instance: Tensor  # (X, Y, Z) integer instance-id grid (0 = background)
+    #: (G, X, Y, Z) bool mask of box g (pooled GT, may overlap); None: mask targets are ``instance == ids[g]``
+    masks: Tensor | None = None
 
     def to(self, device: torch.device | str) -> RCNNTarget:
-        return RCNNTarget(self.boxes.to(device), self.labels.to(device), self.ids.to(device), self.instance.to(device))
+        masks = None if self.masks is None else self.masks.to(device)
+        return RCNNTarget(self.boxes.to(device), self.labels.to(device), self.ids.to(device), self.instance.to(device), masks)
 
 
 @dataclass
@@ -91,7 +95,7 @@ class NeRFRCNN(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.backbone = VGGFPN3D(c.in_channels, c.stem, c.stem_channels, c.backbone_channels, c.backbone_depths, c.fpn_channels, c.backbone_norm)
+        self.backbone = VGGFPN3D(c.in_channels, c.stem, c.stem_channels, c.backbone_channels, c.backbone_depths, c.fpn_channels, c.backbone_norm, c.base_stride)
         self.strides = self.backbone.strides
         self.rpn = FCOSProposals(
             c.fpn_channels,
@@ -172,7 +176,11 @@ class NeRFRCNN(nn.Module):
         for b, tgt in enumerate(targets):
             sel = torch.nonzero(batch[pos] == b).flatten()
             if sel.numel():
-                mask_t[sel] = crop_and_resize_binary(tgt.instance, rois[pos][sel], gids[pos][sel], size).to(mask_t.dtype)
+                if tgt.masks is None:
+                    mask_t[sel] = crop_and_resize_binary(tgt.instance, rois[pos][sel], gids[pos][sel], size).to(mask_t.dtype)
+                else:  # the row of each RoI's GT id in the mask stack
+                    rows = (gids[pos][sel][:, None] == tgt.ids[None, :]).to(torch.int8).argmax(dim=1)
+                    mask_t[sel] = crop_and_resize_masks(tgt.masks, rois[pos][sel], rows, size).to(mask_t.dtype)
         loss_mask = F.binary_cross_entropy_with_logits(mask_logits, mask_t)
         return {"roi_cls": loss_cls, "roi_box": loss_box, "roi_mask": loss_mask}
 

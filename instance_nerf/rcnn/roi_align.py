@@ -135,12 +135,22 @@ def crop_and_resize_binary(labels: Tensor, boxes: Tensor, ids: Tensor, output_si
     same trilinear weights, 0 outside), computed by gathering the 8 corner labels of every sample, so no
     (G, X, Y, Z) stack of per-instance masks is ever built.
     """
+    return _crop_gather(labels, boxes, ids, output_size, stack=False)
+
+
+def crop_and_resize_masks(masks: Tensor, boxes: Tensor, index: Tensor, output_size: int) -> Tensor:
+    """As :func:`crop_and_resize_binary` for a (G, X, Y, Z) stack of possibly overlapping binary masks:
+    crop k reads ``masks[index[k]]`` (the pooled GT masks of :func:`instance_nerf.rcnn.data.pool_instance_masks`)."""
+    return _crop_gather(masks, boxes, index, output_size, stack=True)
+
+
+def _crop_gather(labels: Tensor, boxes: Tensor, ids: Tensor, output_size: int, stack: bool) -> Tensor:
     n = int(output_size)
     k = boxes.shape[0]
     if k == 0:
         return torch.zeros((0, n, n, n), dtype=torch.float32, device=labels.device)
     pos = crop_sample_positions(boxes.to(torch.float32), n, 1.0)  # (K, 3, n)
-    sizes = labels.shape
+    sizes = labels.shape[1:] if stack else labels.shape
     _, inside = _normalise(pos, sizes)
     size = torch.tensor(sizes, dtype=pos.dtype, device=pos.device)[None, :, None]
     p = torch.minimum(pos.clamp(min=0), size - 1)
@@ -148,9 +158,13 @@ def crop_and_resize_binary(labels: Tensor, boxes: Tensor, ids: Tensor, output_si
     w1 = p - i0
     i0 = i0.to(torch.long)
     i1 = torch.minimum(i0 + 1, (size - 1).to(torch.long))
-    flat = labels.reshape(-1)
     strides = (sizes[1] * sizes[2], sizes[2], 1)
-    target = ids.to(flat.dtype)[:, None, None, None]
+    if stack:
+        flat = labels.reshape(labels.shape[0], -1)
+        rows = ids.to(torch.long)[:, None, None, None]
+    else:
+        flat = labels.reshape(-1)
+        target = ids.to(flat.dtype)[:, None, None, None]
     acc = torch.zeros((k, n, n, n), dtype=torch.float32, device=labels.device)
     corners = ((i0, 1.0 - w1), (i1, w1))
     for ix, wx in corners:
@@ -162,7 +176,8 @@ def crop_and_resize_binary(labels: Tensor, boxes: Tensor, ids: Tensor, output_si
                     + iz[:, 2, None, None, :] * strides[2]
                 )
                 w = wx[:, 0, :, None, None] * wy[:, 1, None, :, None] * wz[:, 2, None, None, :]
-                acc = acc + w * (flat[idx] == target).to(torch.float32)
+                hit = flat[rows, idx] if stack else flat[idx] == target
+                acc = acc + w * hit.to(torch.float32)
     return acc * _inside_mask(inside).to(torch.float32)
 
 

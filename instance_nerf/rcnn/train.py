@@ -33,7 +33,7 @@ from instance_nerf.rcnn.data import (
     feature_path,
     grid_to_tensor,
     load_feature_grid,
-    resample_labels_nearest,
+    resample_gt_instances,
 )
 from instance_nerf.rcnn.model import (
     Detections,
@@ -102,6 +102,7 @@ def sample_to_inputs(samples: Sequence[SceneSample], device: torch.device) -> tu
             labels=torch.from_numpy(np.asarray(s.labels, dtype=np.int64)),
             ids=torch.from_numpy(np.asarray(s.ids, dtype=np.int64)),
             instance=torch.from_numpy(np.asarray(s.instance, dtype=np.int64)),
+            masks=None if s.masks is None else torch.from_numpy(np.ascontiguousarray(s.masks, dtype=bool)),
         ).to(device)
         for s in samples
     ]
@@ -110,14 +111,15 @@ def sample_to_inputs(samples: Sequence[SceneSample], device: torch.device) -> tu
 
 # --------------------------------------------------------------------------------------------- evaluation
 def load_eval_scene(data_root: str | Path, scene_id: str, features_dir: str = "features") -> tuple[np.ndarray, EvalGT3D]:
-    """A scene's stored radiance grid and its GT at the grid's resolution (nearest resampling at voxel centres)."""
+    """A scene's stored radiance grid and its GT at the grid's resolution: the training targets' resampling
+    (:func:`instance_nerf.rcnn.data.resample_gt_instances`, max-pooled, so validation sees thin objects too),
+    as one label grid (a voxel two instances share goes to the smaller one)."""
     grid = load_feature_grid(feature_path(data_root, scene_id, features_dir))
     gt = read_gt3d(scene_dir(data_root, scene_id) / GT3D_H5)
-    inst = resample_labels_nearest(gt.instance, grid.shape[:3]).astype(np.int64)
+    _, _, inst = resample_gt_instances(gt, grid.shape[:3])
     present = set(np.unique(inst).tolist())
     classes = {int(r["id"]): int(r["class_index"]) for r in gt.instances if int(r["id"]) in present and 1 <= int(r["class_index"]) < NUM_CLASSES}
-    inst = np.where(np.isin(inst, list(classes)), inst, 0)
-    return grid, EvalGT3D(instance=inst, classes=classes)
+    return grid, EvalGT3D(instance=inst.astype(np.int64), classes=classes)
 
 
 def evaluate_rcnn(model: NeRFRCNN, data_root: str | Path, scene_ids: Sequence[str], device: str | torch.device | None = None) -> dict[str, Any]:
@@ -130,6 +132,52 @@ def evaluate_rcnn(model: NeRFRCNN, data_root: str | Path, scene_ids: Sequence[st
         acc.update(sid, gt, Pred3D(classes=det.labels, scores=det.scores, masks=det.masks))
     out = acc.compute()
     out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def detection_recall(
+    model: NeRFRCNN,
+    data_root: str | Path,
+    scene_ids: Sequence[str],
+    score_thresholds: Sequence[float] = (0.5, 0.3, 0.1),
+    iou_threshold: float = 0.25,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Fraction of GT instances found by a detection with score > t and 3D mask IoU >= ``iou_threshold``, for
+    each t, with any class ("any") and with the correct class ("class"); per scene and pooled.
+
+    What Instance-NeRF needs from its detector is recall at the score it keeps (0.5): a missed object can
+    only be predicted from the prior (``keep_unmatched_segments``). The GT masks are the pooled training
+    targets (:func:`instance_nerf.rcnn.data.resample_gt_instances`) at the stored grid's resolution.
+    """
+    out: dict[str, Any] = {"scenes": {}, "iou_threshold": float(iou_threshold)}
+    found = {(t, k): 0 for t in score_thresholds for k in ("any", "class")}
+    total = 0
+    for sid in scene_ids:
+        grid = load_feature_grid(feature_path(data_root, sid, model.config.features_dir))
+        gt = read_gt3d(scene_dir(data_root, sid) / GT3D_H5)
+        ids, masks, _ = resample_gt_instances(gt, grid.shape[:3])
+        classes = gt.class_of()
+        det = predict_scene(model, grid, device)
+        gt_flat = masks.reshape(len(ids), -1).astype(np.float32)
+        det_flat = np.asarray(det.masks, dtype=bool).reshape(len(det), -1).astype(np.float32)
+        inter = gt_flat @ det_flat.T
+        union = gt_flat.sum(1)[:, None] + det_flat.sum(1)[None, :] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        hit = iou >= iou_threshold
+        same = np.array([[classes[int(i)] == int(c) for c in det.labels] for i in ids], dtype=bool).reshape(hit.shape)
+        row: dict[str, Any] = {"instances": int(len(ids))}
+        for t in score_thresholds:
+            keep = np.asarray(det.scores) > t
+            for kind, ok in (("any", hit), ("class", hit & same)):
+                n = int((ok & keep[None, :]).any(1).sum()) if len(det) else 0
+                found[(t, kind)] += n
+                row[f"recall_{kind}@{t:g}"] = n / len(ids) if len(ids) else None
+        out["scenes"][sid] = row
+        total += len(ids)
+    out["instances"] = total
+    for (t, kind), n in found.items():
+        out[f"recall_{kind}@{t:g}"] = n / total if total else None
     return out
 
 
@@ -223,7 +271,7 @@ def train_rcnn(
     Returns (and writes to ``summary.json``): iterations, finished, resumed_from, train/val scene counts,
     ap25 / ap50 / voxel_miou of the last validation (None without val scenes), best_ap25 / best_iteration,
     seconds_per_iteration (training steps only), wall_seconds_per_iteration (with loading and validation),
-    checkpoint and best_checkpoint paths.
+    checkpoint and best_checkpoint paths, grid_settings (the train/val grids' grid.json settings, None if unrecorded).
     """
     data_root = Path(data_root)
     out = Path(out_dir)
@@ -237,18 +285,22 @@ def train_rcnn(
         for p in (feature_path(data_root, sid, cfg.features_dir), scene_dir(data_root, sid) / GT3D_H5):
             if not p.exists():
                 raise InputError(p, f"missing for scene {sid}")
+    from instance_nerf.grids import recorded_grid_settings
+
+    # one grid setting for train and val (raises on a mix); recorded so Instance-NeRF can compare test grids
+    grid_settings = recorded_grid_settings(data_root, train_ids + val_ids) if cfg.features_dir == "features" else None
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     if dev.type == "cpu" and cfg.cpu_threads:
         torch.set_num_threads(int(cfg.cpu_threads))
     try:
-        return _train(cfg, data_root, out, dev, resume, progress, train_ids, val_ids, stop_at)
+        return _train(cfg, data_root, out, dev, resume, progress, train_ids, val_ids, stop_at, grid_settings)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resume: bool, progress: bool,
-           train_ids: list[str], val_ids: list[str], stop_at: int | None) -> dict[str, Any]:
+           train_ids: list[str], val_ids: list[str], stop_at: int | None, grid_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     last_path, best_path, log_path = out / CHECKPOINT_LAST, out / CHECKPOINT_BEST, out / LOG_JSONL
 
     torch.manual_seed(cfg.seed)
@@ -368,6 +420,7 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         "wall_seconds_per_iteration": wall_per_iter,
         "checkpoint": str(last_path),
         "best_checkpoint": str(best_path),
+        "grid_settings": grid_settings,  # how the train/val grids were made (grid.json), None if unrecorded
     }
     write_json_atomic(out / SUMMARY_JSON, summary)
     return summary

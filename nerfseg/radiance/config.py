@@ -101,6 +101,14 @@ class RadianceConfig:
     def replace(self, **changes: Any) -> "RadianceConfig":
         return dataclasses.replace(self, **changes)
 
+    def first_occupancy_update(self) -> int:
+        """The training step after which the occupancy grid is first updated (the trainer updates after step
+        ``s`` when ``s >= occ_warmup_steps`` and ``s % occ_update_every == 0``). A field trained for fewer
+        steps was marched coarsely throughout and never pruned: its exported grid has fog everywhere."""
+        every = max(1, int(self.occ_update_every))
+        start = max(1, int(self.occ_warmup_steps))
+        return -(-start // every) * every
+
 
 def _mini() -> RadianceConfig:
     # CPU: a small hash pyramid (its 16^3..64^3 levels are dense, the finer ones hashed), tiny MLPs and

@@ -12,7 +12,10 @@ stored raw log-density and converted with ``1 - exp(-exp(s)/100)``; alpha is alr
 not depend on the scene scale. RGB (channels 0-2, in [0, 1]) is the mean of the field's colour seen
 along the six world axis directions (+x, -x, +y, -y, +z, -z); the demo scenes are diffuse, so the choice
 barely matters, but it is fixed so that two exports of one field agree. Cells the occupancy grid marks
-empty get alpha 0 (Instant-NGP's exporter likewise masks them).
+empty get alpha 0 (Instant-NGP's exporter likewise masks them). Exporting with an occupancy grid that was never
+updated is an error (:class:`NeverPrunedError`): such a field (trained for no more than its occupancy warm-up)
+was marched coarsely throughout and every cell of its grid still counts as occupied, so its grid is not what
+the same settings give a fully trained field (NeRF-RCNN trained on such grids sees fog it never meets at test).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from nerfseg.errors import InputError
 from nerfseg.io import atomic_path
 from nerfseg.radiance.field import RadianceField
 from nerfseg.radiance.occupancy import OccupancyGrid
@@ -32,6 +36,21 @@ EXPORT_DIRECTIONS = ((1.0, 0.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, -
 ALPHA_DEFINITION = "alpha = 1 - exp(-sigma * voxel_size); sigma: field density in 1/m; voxel_size: longest room_bbox side / resolution in m"
 RGB_DEFINITION = "mean of the field colour along the world directions +x, -x, +y, -y, +z, -z, in [0, 1]"
 SAMPLE_POINTS = "voxel centres: bbox_min + (i + 0.5) * (bbox_max - bbox_min) / shape, world metres, z-up"
+
+
+class NeverPrunedError(InputError):
+    """A grid export from a field whose occupancy grid was never updated."""
+
+
+def check_pruned(occupancy: OccupancyGrid | None, source: str | Path | None = None) -> None:
+    """Raise :class:`NeverPrunedError` when ``occupancy`` exists but was never updated."""
+    if occupancy is not None and int(occupancy.updates) == 0:
+        raise NeverPrunedError(
+            source,
+            "the field's occupancy grid was never updated (trained for no more than its occupancy warm-up), so nothing "
+            "was pruned and the grid would not match a trained field's; train past the warm-up (see "
+            "RadianceConfig.first_occupancy_update) or use the test grids' settings",
+        )
 
 
 def grid_shape(room_bbox: Sequence[Sequence[float]], resolution: int) -> tuple[int, int, int]:
@@ -58,7 +77,10 @@ def sample_radiance_grid(
     chunk: int = 1 << 18,
 ) -> np.ndarray:
     """(X, Y, Z, 4) float32 RGB + alpha at voxel centres (see module docstring), computed in chunks of
-    whole x-slices so that a 256-voxel grid of a large room needs only a few hundred MB."""
+    whole x-slices so that a 256-voxel grid of a large room needs only a few hundred MB. ``occupancy``: the
+    field's trained occupancy grid (None: the raw field density everywhere); one never updated raises
+    :class:`NeverPrunedError`."""
+    check_pruned(occupancy)
     box = np.asarray(room_bbox, dtype=np.float64).reshape(2, 3)
     shape = grid_shape(box, resolution)
     size = (box[1] - box[0]) / np.asarray(shape, dtype=np.float64)
@@ -105,6 +127,7 @@ def export_radiance_grid(
     ``sample_points``.
     """
     out_path = Path(out_path)
+    check_pruned(occupancy, out_path)
     box = np.asarray(room_bbox, dtype=np.float64).reshape(2, 3)
     grid = sample_radiance_grid(field, box, resolution, occupancy, chunk)
     with atomic_path(out_path) as tmp:

@@ -90,3 +90,38 @@ def test_cli_and_errors(bench: Path) -> None:
         build_grids(bench, grid_settings("mini"), scenes=["no_such_scene"])
     with pytest.raises(InputError):
         build_grids(bench, grid_settings("mini"), executor="threads")
+
+
+def test_never_pruned_budget_is_refused_and_settings_are_compared(bench: Path, tmp_path: Path) -> None:
+    """A budget that ends before the first occupancy update (README's old `--set steps=200` at mini) is
+    refused before any training; train/val grids of mixed settings are refused; a detector trained on grids
+    of other settings than a scene's is reported."""
+    from instance_nerf.grids import detector_grid_mismatch, recorded_grid_settings
+
+    mini = grid_settings("mini")
+    assert mini.radiance.first_occupancy_update() == 208 and mini.radiance.steps >= 208
+    with pytest.raises(InputError, match=r"steps=200 ends before the first occupancy update \(after step 208"):
+        build_grids(bench, grid_settings("mini", steps=200, device="cpu"))
+    with pytest.raises(InputError, match="never pruned"):
+        build_grids(bench, grid_settings("mini", resolution=8, device="cpu", **{**TINY, "steps": 1, "occ_warmup_steps": 2}))
+    # recorded settings: one scene gridded (previous test or now), then compared with a fake second record
+    sid = spec.scenes_in_split(bench, "train")[0]
+    settings = grid_settings("mini", resolution=12, device="cpu", eval_views=0, **TINY)
+    build_grids(bench, settings, log=lambda _: None)
+    assert recorded_grid_settings(bench, [sid]) == settings.record()
+    other_root = tmp_path / "other"
+    rec = json.loads((radiance_dir(bench, sid) / GRID_RECORD).read_text())
+    for name, steps in (("a", 6), ("b", 300)):
+        (radiance_dir(other_root, name)).mkdir(parents=True)
+        r = json.loads(json.dumps(rec))
+        r["settings"]["radiance"]["steps"] = steps
+        (radiance_dir(other_root, name) / GRID_RECORD).write_text(json.dumps(r))
+    with pytest.raises(InputError, match="2 different settings"):
+        recorded_grid_settings(other_root, ["a", "b"])
+    run = tmp_path / "rcnn"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"grid_settings": recorded_grid_settings(other_root, ["b"])}))
+    msg = detector_grid_mismatch(run / "checkpoint_best.pt", bench, sid)
+    assert msg and "steps 300 vs 6" in msg
+    (run / "summary.json").write_text(json.dumps({"grid_settings": settings.record()}))
+    assert detector_grid_mismatch(run / "checkpoint_best.pt", bench, sid) is None

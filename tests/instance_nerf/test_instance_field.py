@@ -18,7 +18,7 @@ from instance_nerf.field import (
     InstanceLoss,
     smoothness_loss,
 )
-from instance_nerf.pipeline import render_train_views, upsample_render
+from instance_nerf.pipeline import render_train_views, stage2_targets, upsample_render
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.render import render_rays
@@ -73,6 +73,30 @@ def test_loss_ignores_unlabelled_and_switches_regularization() -> None:
     assert float(InstanceLoss(regularization=True, regularization_weight=1.0)(out, batch)) == pytest.approx(float(ce + reg), rel=1e-6)
     all_void = RayBatch(batch.origins, batch.dirs, None, batch.frame, batch.pixel, {TARGET: torch.full_like(target, -1)}, None)
     assert float(InstanceLoss(regularization=False)(out, all_void)) == 0.0
+
+
+def test_stage2_leaves_unlabelled_pixels_out_of_the_loss() -> None:
+    """Stage 2's targets are the refined masks where the matching labelled a pixel and -1 elsewhere; the loss
+    on such targets does not depend on the logits of the unlabelled pixels (a refined 'background' there would)."""
+    matched = np.array([[-1, 0, 2], [1, -1, -1]])
+    refined = np.array([[0, 0, 1], [1, 2, 0]])  # the argmax render: every pixel has a label
+    t = stage2_targets(refined, matched)
+    np.testing.assert_array_equal(t, [[-1, 0, 1], [1, -1, -1]])
+    np.testing.assert_array_equal(stage2_targets(t, matched), t)  # idempotent (a resumed run reapplies it)
+    with pytest.raises(ValueError, match="differ in shape"):
+        stage2_targets(refined, matched[:1])
+    target = torch.from_numpy(t.reshape(-1))
+    n = target.numel()
+    batch = RayBatch(torch.zeros(n, 3), torch.zeros(n, 3), None, torch.zeros(n, dtype=torch.long), torch.zeros(n, 2, dtype=torch.long), {TARGET: target}, None)
+    logits = torch.randn(n, 3, requires_grad=True)
+    loss = InstanceLoss(regularization=False)({HEAD: logits, "depth": torch.rand(n)}, batch)
+    loss.backward()
+    unlabelled = torch.from_numpy(matched.reshape(-1) < 0)
+    assert torch.all(logits.grad[unlabelled] == 0) and torch.any(logits.grad[~unlabelled] != 0)
+    naive = RayBatch(batch.origins, batch.dirs, None, batch.frame, batch.pixel, {TARGET: torch.from_numpy(refined.reshape(-1))}, None)
+    logits.grad = None
+    InstanceLoss(regularization=False)({HEAD: logits, "depth": torch.rand(n)}, naive).backward()
+    assert torch.any(logits.grad[unlabelled] != 0)  # what stage 2 did before: the unmatched pixels were targets
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,7 @@ def test_best_iou_wins_between_two_instances() -> None:
 
 
 def test_view_without_projection() -> None:
+    """Reference match_seg.py: nothing projects -> background segments stay 0, every other segment -1."""
     prior, segs, proj = rules_case()
     empty = np.zeros_like(proj)
     out = match_prior_to_instances(prior, segs, empty)

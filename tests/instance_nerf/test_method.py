@@ -20,6 +20,7 @@ from instance_nerf.method import (
     instance_panoptic,
     make_config,
 )
+from instance_nerf.field import TARGET
 from instance_nerf.pipeline import KeptDetections, gt3d_detections, keep_detections
 from instance_nerf.rcnn.model import Detections
 from instance_nerf.rcnn.synthetic import write_synthetic_benchmark
@@ -150,6 +151,10 @@ def test_oracle_detections_give_consistent_instances(bench: Path, tmp_path: Path
     matched = np.load(work / MATCHED)["labels"]
     assert matched.max() > 0 and (matched == 0).any() and set(np.unique(matched).tolist()) <= set(range(-1, len(kept) + 1))
     assert (work / REFINED).exists() and 0 <= summary["refinement_changed_fraction"] <= 1
+    # stage 2 trained on the refined masks of the matched pixels only: unlabelled pixels stayed -1
+    stage2 = np.load(work / REFINED)["labels"]
+    assert (matched < 0).any() and np.array_equal(stage2 < 0, matched < 0)
+    assert np.array_equal(method._trainer.rays.extras[TARGET].numpy() < 0, matched < 0)
     # the field learnt the matched instances on the train views (the test views of this 14-view toy room are
     # too far from what a 150-step radiance field generalises to, so the check is on the train views)
     rendered = np.load(work / REFINED)["rendered"]
@@ -221,3 +226,16 @@ def test_oracle_run_is_flagged_and_not_relabelled(bench: Path, tmp_path: Path) -
         run_method("instance-nerf", bench, out, split="train", overrides={**oracle, "detector": "rcnn"},
                    log=lambda *_: None)
     assert json.loads((sub / spec.META_JSON).read_text()) == meta
+
+
+def test_keep_unmatched_segments_runs_through_fit(bench: Path, tmp_path: Path) -> None:
+    """The switch is wired into fit: extras (if any) are saved with the detections, matched ids stay in range."""
+    scene = _scene(bench)
+    cfg = make_config("mini", **{**TINY, "detector": "gt3d", "keep_unmatched_segments": True, "refinement": False})
+    work = tmp_path / "w"
+    summary = InstanceNeRF(cfg, log=lambda *_: None).fit(scene, work)
+    kept = KeptDetections.load(work / DETECTIONS)
+    assert "instances_from_unmatched_segments" in summary and summary["instances"] == len(kept)
+    matched = np.load(work / MATCHED)
+    assert int(matched["unmatched_added"]) == summary["instances_from_unmatched_segments"]
+    assert matched["labels"].max() <= len(kept)

@@ -231,3 +231,26 @@ def test_nms_matrix_and_stepwise_variants_agree(monkeypatch):
         kept = boxes[matrix]
         iou = box_iou_3d(kept, kept).fill_diagonal_(0)
         assert float(iou.max()) <= thr  # no two kept boxes overlap more than the threshold
+
+
+def test_mini_backbone_keeps_small_objects_several_cells_wide():
+    """mini: the finest FPN level has stride 2, so a 6-voxel chair of a 64-voxel grid spans 3 cells (1.5 at
+    stride 4); old checkpoints without the key load with the reference's stride 4; stride 1 and 4 stems work."""
+    from instance_nerf.rcnn.config import RCNNConfig, preset_config
+    from instance_nerf.rcnn.model import NeRFRCNN
+    from nerfseg.errors import InputError
+
+    mini = preset_config("mini")
+    assert mini.base_stride == 2 and 6 / mini.base_stride >= 3
+    assert RCNNConfig.from_dict({k: v for k, v in mini.to_dict().items() if k != "base_stride"}).base_stride == 4
+    assert preset_config("paper").base_stride == 4
+    x = torch.zeros((1, 4, 32, 32, 32))
+    for stem in ("strided", "conv7"):
+        for base in (1, 2, 4):
+            cfg = mini.replace(stem=stem, base_stride=base)
+            model = NeRFRCNN(cfg)
+            feats = model.backbone(x)
+            assert model.strides == (base, 2 * base, 4 * base, 8 * base)
+            assert [tuple(f.shape[2:]) for f in feats] == [(32 // s,) * 3 for s in model.strides]
+    with pytest.raises(InputError, match="base_stride"):
+        mini.replace(base_stride=3)

@@ -41,3 +41,22 @@ def test_export_shape_alpha_and_keys(tmp_path: Path) -> None:
     assert abs(grid[i, j, k, 3] - (1 - np.exp(-sigma * 0.25))) < 1e-5
     np.testing.assert_allclose(data["bbox_min"], room[0])
     np.testing.assert_allclose(data["bbox_max"], room[1])
+
+
+def test_export_from_a_never_pruned_field_fails(tmp_path: Path) -> None:
+    """An occupancy grid that was never updated (training ended within the warm-up) makes the export fail
+    with a message that says why; after one update the same export works."""
+    import pytest
+
+    from nerfseg.radiance.export import NeverPrunedError
+    from nerfseg.radiance.occupancy import OccupancyGrid
+
+    room = [[0.0, 0.0, 0.0], [2.0, 2.0, 1.0]]
+    field = RadianceField(FieldConfig(num_levels=2, log2_table_size=8, base_resolution=4, max_resolution=8, geo_hidden=8, color_hidden=8, sh_degree=1), SceneBox.from_room_bbox(room, 0.05))
+    occ = OccupancyGrid(field.box.aabb_normalised(), 8)
+    out = tmp_path / "features" / "s.npz"
+    with pytest.raises(NeverPrunedError, match=r"s\.npz: the field's occupancy grid was never updated .* nothing was pruned"):
+        export_radiance_grid(field, room, 8, out, occ)
+    assert not out.exists()
+    occ.update(field.density)
+    assert export_radiance_grid(field, room, 8, out, occ).exists()
