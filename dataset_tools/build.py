@@ -491,6 +491,8 @@ def build_dataset(
     ids = sorted(records)
     groups = {sid: job_of[sid].house_id for sid in ids}
     splits = split_scenes(ids, config.scene_split, config.seed, groups=groups)
+    if len(ids) > 1 and len(set(groups.values())) < 2 and show_warnings:
+        print(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)", file=sys.stderr)
     if config.nerf_rpn_export:
         export_nerf_rpn(out_root, ids, splits)
     bench = {

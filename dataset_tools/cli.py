@@ -80,3 +80,23 @@ def show(scene_dir: Path, out_file: Path, num_views: int) -> None:
 
     draw_scene_overview(scene_dir, out_file, num_views=num_views)
     click.echo(f"wrote {out_file}")
+
+
+@click.command("verify-front3d")
+@click.option("--front3d", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="3D-FRONT folder of house JSONs.")
+@click.option("--future", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="3D-FUTURE-model folder (with model_info.json).")
+@click.option("--texture", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT-texture folder (optional).")
+@click.option("--parse-models", type=int, default=0, show_default=True, help="Also parse this many referenced OBJs (a seeded sample; -1 = all, about a second each).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the full report (every jid) as JSON.")
+def verify_front3d_command(front3d: Path, future: Path, texture: Path | None, parse_models: int, json_out: Path | None) -> None:
+    """Check a 3D-FRONT / 3D-FUTURE download before a long build: layout, counts, unknown pairs, unreadable or missing models."""
+    from dataset_tools.verify_front3d import verify_front3d
+    from nerfseg.io import write_json_atomic
+
+    rep = verify_front3d(front3d, future, texture, parse_models=parse_models)
+    for line in rep.lines():
+        click.echo(line)
+    if json_out is not None:
+        write_json_atomic(json_out, rep.to_json())
+    if rep.problems:
+        raise SystemExit(1)

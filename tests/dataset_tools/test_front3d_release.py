@@ -196,3 +196,20 @@ def test_the_split_is_by_house() -> None:
         assert sorted(sum(splits.values(), [])) == sorted(groups) and splits["test"] and splits["train"]
         where = {groups[s]: k for k, ids in splits.items() for s in ids}
         assert all(where[groups[s]] == k for k, ids in splits.items() for s in ids)  # no house in two splits
+
+
+def test_verify_front3d_reports_a_download(release: fx.Release, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nerfseg.cli import cli
+
+    args = ["verify-front3d", "--front3d", str(release.front3d), "--future", str(release.future), "--texture", str(release.textures), "--parse-models", "-1", "--json", str(tmp_path / "v.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "houses: 3 (1 unreadable)" in result.output and "missing model folders: 1 (m-absent)" in result.output
+    assert "('Vehicles', 'Spaceship'): 1 models" in result.output and "problems: none" in result.output
+    rep = json.loads((tmp_path / "v.json").read_text())
+    assert sorted(j for j, _ in rep["unreadable_models"]) == [fx.NAN_OBJ, fx.BROKEN_OBJ] and rep["parsed_models"] == 12
+    assert rep["materials_textured"] == 2 and rep["materials_missing_texture"] == 1
+    wrong = CliRunner().invoke(cli, ["verify-front3d", "--front3d", str(release.front3d), "--future", str(release.textures)])
+    assert wrong.exit_code == 1 and "is --future the 3D-FUTURE-model folder?" in wrong.output
