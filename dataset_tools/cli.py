@@ -74,11 +74,12 @@ def build_dataset(
 @click.argument("scene_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
 @click.option("--views", "num_views", type=int, default=3, show_default=True)
-def show(scene_dir: Path, out_file: Path, num_views: int) -> None:
+@click.option("--frame", "frames", multiple=True, help="Draw these views (frame names such as 0007; repeatable) instead of evenly spaced ones.")
+def show(scene_dir: Path, out_file: Path, num_views: int, frames: tuple[str, ...]) -> None:
     """Draw an overview of one scene: views with RGB / instance / semantic / depth and a top-down plan with boxes."""
     from dataset_tools.show import draw_scene_overview
 
-    draw_scene_overview(scene_dir, out_file, num_views=num_views)
+    draw_scene_overview(scene_dir, out_file, num_views=num_views, frames=list(frames) or None)
     click.echo(f"wrote {out_file}")
 
 
