@@ -25,6 +25,7 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--nerf-rpn-export", is_flag=True, help="Also write NeRF-RPN aabb/ and obb/ .npy (voxel units).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers.")
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
+@click.option("--ban-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="JSON object ban list replacing the default (format of nerfseg/data/front3d_ban_list.json; see docs/front3d.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(
     out_dir: Path,
@@ -42,6 +43,7 @@ def build_dataset(
     nerf_rpn_export: bool,
     workers: int,
     executor: str,
+    ban_list: Path | None,
     quiet: bool,
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
@@ -51,7 +53,12 @@ def build_dataset(
     if (demo is None) == (front3d is None):
         raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
     priors = tuple(p for p in priors if p != "none")
-    config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export)
+    room_filter = None
+    if ban_list is not None:
+        from dataset_tools.front3d import RoomFilter, read_ban_rules
+
+        room_filter = RoomFilter(ban_rules=read_ban_rules(ban_list))
+    config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export, room_filter=room_filter)
     if demo is not None:
         from dataset_tools.demo import write_demo_dataset
 

@@ -147,11 +147,30 @@ class BanRule:
         return self.super_category == super_category and (self.category == "*" or self.category == category)
 
 
+def _ban_rules_from(data: Any, source: str | Path) -> tuple[BanRule, ...]:
+    rules = data.get("rules") if isinstance(data, Mapping) else None
+    if not isinstance(rules, list):
+        raise InputError(source, "expected a JSON object with a 'rules' list", key="rules")
+    out = []
+    for i, r in enumerate(rules):
+        if not isinstance(r, Mapping) or "super_category" not in r or "category" not in r:
+            raise InputError(source, "a rule needs super_category and category", key=f"rules[{i}]")
+        keep = r.get("keep_if_larger_than_m")
+        if keep is not None and not isinstance(keep, (int, float)):
+            raise InputError(source, "keep_if_larger_than_m must be a number or null", key=f"rules[{i}].keep_if_larger_than_m")
+        out.append(BanRule(r["super_category"], r["category"], None if keep is None else float(keep), str(r.get("why", ""))))
+    return tuple(out)
+
+
+def read_ban_rules(path: str | Path) -> tuple[BanRule, ...]:
+    """A ban list file (the format of nerfseg/data/front3d_ban_list.json), for ``--ban-list``."""
+    return _ban_rules_from(read_json(path), path)
+
+
 @lru_cache(maxsize=1)
 def default_ban_rules() -> tuple[BanRule, ...]:
     """The packaged default ban list (nerfseg/data/front3d_ban_list.json): lights fixtures and small decor."""
-    data = json.loads(resources.files("nerfseg").joinpath("data/front3d_ban_list.json").read_text(encoding="utf-8"))
-    return tuple(BanRule(r["super_category"], r["category"], r.get("keep_if_larger_than_m"), r.get("why", "")) for r in data["rules"])
+    return _ban_rules_from(json.loads(resources.files("nerfseg").joinpath("data/front3d_ban_list.json").read_text(encoding="utf-8")), "nerfseg/data/front3d_ban_list.json")
 
 
 @dataclass(frozen=True)

@@ -213,3 +213,18 @@ def test_verify_front3d_reports_a_download(release: fx.Release, tmp_path: Path) 
     assert rep["materials_textured"] == 2 and rep["materials_missing_texture"] == 1
     wrong = CliRunner().invoke(cli, ["verify-front3d", "--front3d", str(release.front3d), "--future", str(release.textures)])
     assert wrong.exit_code == 1 and "is --future the 3D-FUTURE-model folder?" in wrong.output
+
+
+def test_a_ban_list_file_replaces_the_default(release: fx.Release, tmp_path: Path) -> None:
+    from nerfseg.errors import InputError
+
+    path = tmp_path / "bans.json"
+    path.write_text(json.dumps({"rules": [{"super_category": "Sofa", "category": "*", "keep_if_larger_than_m": None}]}))
+    rf = RoomFilter(ban_rules=f3.read_ban_rules(path))
+    scene_a, scene_b = load_house(release.front3d / "house-door.json", release.future, release.textures, 0, RoomFilter(ban_rules=f3.read_ban_rules(path), min_objects=0)).scenes
+    assert fx.PENDANT in {i.jid for i in scene_a.instances}  # lamps are no longer banned
+    assert {i.jid for i in scene_b.instances} == {fx.COFFEE}  # sofas are
+    assert rf.ban_of(("armchair", "Sofa")) is not None
+    path.write_text(json.dumps({"rules": [{"category": "x"}]}))
+    with pytest.raises(InputError, match=r"rules\[0\]"):
+        f3.read_ban_rules(path)
