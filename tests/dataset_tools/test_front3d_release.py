@@ -103,7 +103,8 @@ def test_broken_inputs_build_with_the_rest_intact(release: fx.Release, tmp_path:
     assert rep["selection"]["furniture_not_valid"] == 2 and rep["selection"]["furniture_duplicate_uid"] == 2 and rep["selection"]["object_banned"] == 1
     # one stderr line per issue (house, item, reason) and one per unknown pair, each once although two scenes load the house
     err = capsys.readouterr().err.splitlines()
-    assert len([line for line in err if line.startswith("warning: ")]) == len(rep["issues"]) + 1
+    assert len([line for line in err if line.startswith("warning: ")]) == len(rep["issues"]) + 1 + 1  # + the one-house split warning
+    assert rep["split_unit"] == "scene" and sum("come from one house" in line for line in err) == 1
     assert sum("Spaceship" in line for line in err) == 1 and sum(fx.BROKEN_OBJ in line for line in err) == 1
     # the rest is intact: room A keeps bed, nightstand, wardrobe (the last duplicate entry), drawer chest and shelf
     scene_a = bench["scenes"]["3dfront_0000_00"]
