@@ -473,22 +473,6 @@ def _arch_part(mesh: Mapping[str, Any], i: int, materials: Mapping[str, Mapping[
     )
 
 
-def _triangle_area_xy(parts: list[MeshPart]) -> float:
-    total = 0.0
-    for p in parts:
-        a, b, c = (p.vertices[p.faces[:, k], :2] for k in range(3))
-        total += 0.5 * float(np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])).sum())
-    return total
-
-
-def _triangle_area_xy(parts: list[MeshPart]) -> float:
-    total = 0.0
-    for p in parts:
-        a, b, c = (p.vertices[p.faces[:, k], :2] for k in range(3))
-        total += 0.5 * float(np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])).sum())
-    return total
-
-
 def floor_outlines(parts: list[MeshPart], weld: float = 1e-3) -> list[np.ndarray]:
     """xy outlines (closed loops, (K, 2)) of a set of floor meshes: their boundary edges, chained.
 
