@@ -8,7 +8,7 @@ opens a model folder), so no clone is dropped as a repeated layout and planning 
 Also prints the JSON volume (real houses are 0.5-3 MB each, the demo's about 20 kB: scale by MB/s for the real
 release) and the seconds per scene of a real build (mini preset) of the first demo scene(s).
 
-Run: ``python benchmarks/front3d_planning.py [--houses 1000] [--scenes 1]``. Prints numbers only.
+Run: ``python benchmarks/front3d_planning.py [--houses 1000] [--workers 1] [--scenes 1]``. Prints numbers only.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def clone_houses(src_front: Path, src_future: Path, dst: Path, n: int) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--houses", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="planning processes (the build's --workers)")
     parser.add_argument("--scenes", type=int, default=1, help="demo scenes to build for the seconds-per-scene figure (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +62,9 @@ def main() -> None:
         mb = sum(p.stat().st_size for p in front.glob("*.json")) / 1e6
         config = preset_config("mini", priors=())
         t0 = time.perf_counter()
-        plan = plan_build(front, future, None, root / "out", config)
+        plan = plan_build(front, future, None, root / "out", config, workers=args.workers)
         dt = time.perf_counter() - t0
-        print(f"planning {args.houses} houses ({mb:.1f} MB of JSON): {dt:.2f} s "
+        print(f"planning {args.houses} houses with {args.workers} worker(s) ({mb:.1f} MB of JSON): {dt:.2f} s "
               f"({dt / args.houses * 1e3:.2f} ms per house, {mb / dt:.1f} MB/s); {len(plan.jobs)} scenes planned, {len(plan.dropped_rooms)} rooms dropped")
         if args.scenes > 0:
             houses = sorted(p.stem for p in src.front3d_dir.glob("*.json"))

@@ -138,56 +138,87 @@ class Plan:
     seconds: float = 0.0
 
 
-def plan_build(front3d_dir: Path, future_dir: Path, texture_dir: Path | None, out_root: Path, config: BuildConfig, houses: list[str] | None = None) -> Plan:
+def _plan_house(args: tuple[int, str, str, RoomFilter]) -> dict[str, Any]:
+    """Planning's view of one house, small and picklable (a planning worker returns it; no model is opened)."""
+    house_index, house_json, future_dir, rf = args
+    path = Path(house_json)
+    try:
+        hd = read_house(path, load_model_info(future_dir), rf)
+    except InputError as exc:
+        kind = HOUSE_NOT_JSON if "JSON" in exc.problem or "UTF-8" in exc.problem else HOUSE_MALFORMED
+        issue = Issue(kind, path.name, path.name, f"{exc.problem}{f' [{exc.key}]' if exc.key else ''}; house skipped")
+        return {"index": house_index, "path": house_json, "bad": {"house": path.name, "kind": kind, "reason": str(exc)}, "issues": [issue.to_json()]}
+    objects: dict[tuple[str | None, str | None], int] = {}
+    for room in hd.rooms:
+        for _, child in room.furniture:
+            pair = hd.pairs.get(str(hd.furniture_by_uid[str(child["ref"])]["jid"]))
+            if pair is not None and (pair[1], pair[0]) in hd.unknown_pairs:
+                objects[(pair[1], pair[0])] = objects.get((pair[1], pair[0]), 0) + 1
+    return {
+        "index": house_index,
+        "path": house_json,
+        "house_id": hd.house_id or path.stem,
+        "issues": [i.to_json() for i in hd.issues.issues],
+        "notes": dict(hd.issues.notes),
+        "unknown": {pair: (jids, objects.get(pair, 0)) for pair, jids in hd.unknown_pairs.items()},
+        "rooms": [(r.index, r.instanceid, r.drop, r.layout) for r in hd.rooms],
+    }
+
+
+def _plan_summaries(args: list[tuple[int, str, str, RoomFilter]], workers: int) -> Iterable[dict[str, Any]]:
+    """House summaries in the sorted house order (a process pool when ``workers`` > 1: JSON parsing dominates)."""
+    if workers <= 1 or len(args) < 2 * workers:
+        return map(_plan_house, args)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_plan_house, args, chunksize=max(1, len(args) // (8 * workers))))
+
+
+def plan_build(front3d_dir: Path, future_dir: Path, texture_dir: Path | None, out_root: Path, config: BuildConfig, houses: list[str] | None = None, workers: int = 1) -> Plan:
     """Decide the scenes from the house JSONs and model_info.json only; models are parsed by the workers.
 
     A house that is not a JSON house is recorded in ``bad_houses`` and skipped (never the build). With
     ``room_filter.dedup_layouts`` a room whose ``instanceid`` or furniture set (sorted jids) repeats one
     already taken, in this or an earlier house of the sorted listing, is dropped with the scene id it
-    repeats, so no layout can land in two splits.
+    repeats, so no layout can land in two splits. ``workers`` > 1 parses the house JSONs on a process
+    pool; the decisions are the same (they are taken in house order here).
     """
     t0 = time.perf_counter()
     rf = config.room_filter
-    info = load_model_info(future_dir)
+    load_model_info(future_dir)  # a missing or broken model_info.json stops the build here, before any work
     plan = Plan([], [], [], [])
     seen_instanceid: dict[str, str] = {}
     seen_layout: dict[tuple[str, ...], str] = {}
-    for house_index, house_json in iter_houses(front3d_dir, houses):
+    args = [(i, str(p), str(future_dir), rf) for i, p in iter_houses(front3d_dir, houses)]
+    for summary in _plan_summaries(args, workers):
         plan.houses += 1
-        try:
-            hd = read_house(house_json, info, rf)
-        except InputError as exc:
-            kind = HOUSE_NOT_JSON if "JSON" in exc.problem or "UTF-8" in exc.problem else HOUSE_MALFORMED
-            plan.bad_houses.append({"house": house_json.name, "kind": kind, "reason": str(exc)})
-            plan.issues.append(Issue(kind, house_json.name, house_json.name, f"{exc.problem}{f' [{exc.key}]' if exc.key else ''}; house skipped").to_json())
+        plan.issues += summary["issues"]
+        house_name = Path(summary["path"]).name
+        if "bad" in summary:
+            plan.bad_houses.append(summary["bad"])
             continue
-        plan.issues += [i.to_json() for i in hd.issues.issues]
-        for kind, n in hd.issues.notes.items():
+        for kind, n in summary["notes"].items():
             plan.notes[kind] = plan.notes.get(kind, 0) + n
-        for pair, jids in hd.unknown_pairs.items():
+        for pair, (jids, n_objects) in summary["unknown"].items():
             entry = plan.unknown_pairs.setdefault(pair, {"models": [], "objects": 0})
             entry["models"] = sorted(set(entry["models"]) | set(jids))
-        for room in hd.rooms:
-            for _, child in room.furniture:
-                pair = hd.pairs.get(str(hd.furniture_by_uid[str(child["ref"])]["jid"]))
-                if pair is not None and (pair[1], pair[0]) in hd.unknown_pairs:
-                    plan.unknown_pairs[(pair[1], pair[0])]["objects"] += 1
-        for room in hd.rooms:
-            scene_id = f"3dfront_{house_index:04d}_{room.index:02d}"
-            reason = room.drop
+            entry["objects"] += n_objects
+        for room_index, instanceid, reason, layout in summary["rooms"]:
+            scene_id = f"3dfront_{summary['index']:04d}_{room_index:02d}"
             if reason is None and rf.dedup_layouts:
-                if room.instanceid in seen_instanceid:
-                    reason = f"repeats the layout of {seen_instanceid[room.instanceid]} (same room instanceid {room.instanceid})"
-                elif room.layout and room.layout in seen_layout:
-                    reason = f"repeats the layout of {seen_layout[room.layout]} (same furniture set)"
+                if instanceid in seen_instanceid:
+                    reason = f"repeats the layout of {seen_instanceid[instanceid]} (same room instanceid {instanceid})"
+                elif layout and layout in seen_layout:
+                    reason = f"repeats the layout of {seen_layout[layout]} (same furniture set)"
             if reason is not None:
-                plan.dropped_rooms.append({"house": house_json.name, "room": room.instanceid, "scene_id": scene_id, "reason": reason})
+                plan.dropped_rooms.append({"house": house_name, "room": instanceid, "scene_id": scene_id, "reason": reason})
                 continue
-            seen_instanceid[room.instanceid] = scene_id
-            if room.layout:
-                seen_layout[room.layout] = scene_id
+            seen_instanceid[instanceid] = scene_id
+            if layout:
+                seen_layout[layout] = scene_id
             plan.jobs.append(
-                SceneJob(scene_id, str(house_json), str(future_dir), None if texture_dir is None else str(texture_dir), house_index, str(out_root), config, room.index, hd.house_id or house_json.stem)
+                SceneJob(scene_id, summary["path"], str(future_dir), None if texture_dir is None else str(texture_dir), summary["index"], str(out_root), config, room_index, summary["house_id"])
             )
     plan.warnings = [Issue(**i).line() for i in plan.issues]
     plan.seconds = time.perf_counter() - t0
@@ -460,7 +491,7 @@ def build_dataset(
     (out_root / spec.SCENES_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)  # leftovers of a killed build
-    plan = plan_build(front3d_dir, future_dir, texture_dir, out_root, config, houses)
+    plan = plan_build(front3d_dir, future_dir, texture_dir, out_root, config, houses, workers=workers if executor == "process" else 1)
     warn = _WarningPrinter(show_warnings)
     warn.issues(plan.issues)
     warn.unknown_pairs(plan.unknown_pairs)

@@ -229,3 +229,15 @@ def test_a_ban_list_file_replaces_the_default(release: fx.Release, tmp_path: Pat
     path.write_text(json.dumps({"rules": [{"category": "x"}]}))
     with pytest.raises(InputError, match=r"rules\[0\]"):
         f3.read_ban_rules(path)
+
+
+def test_parallel_planning_decides_the_same(tmp_path: Path) -> None:
+    houses = {f"h{k}": fx.door_house(f"h{k}", room_ids=(f"Bedroom-{k % 3}", f"LivingRoom-{k}")) for k in range(6)}
+    houses["h9"] = "{not json"
+    rel = fx.write_release(tmp_path, houses)
+    serial = plan_build(rel.front3d, rel.future, rel.textures, tmp_path / "out", _tiny())
+    pooled = plan_build(rel.front3d, rel.future, rel.textures, tmp_path / "out", _tiny(), workers=2)
+    assert [(j.scene_id, j.room_index, j.house_id) for j in pooled.jobs] == [(j.scene_id, j.room_index, j.house_id) for j in serial.jobs]
+    assert pooled.dropped_rooms == serial.dropped_rooms and pooled.issues == serial.issues and pooled.bad_houses == serial.bad_houses
+    assert pooled.unknown_pairs == serial.unknown_pairs and pooled.unknown_pairs[("Vehicles", "Spaceship")]["objects"] == 6
+    assert len(serial.jobs) == 2 and len(serial.bad_houses) == 1  # every later room repeats h0's furniture sets
