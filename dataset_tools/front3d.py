@@ -756,6 +756,7 @@ class _Placed:
     verts: np.ndarray
     lin: np.ndarray
     aabb: np.ndarray
+    key: tuple[Any, ...] = ()  # (ref, rounded pos/rot/scale): the same piece listed by two rooms has one key
 
 
 def _place(hd: HouseData, room: RoomPlan, j: int, child: Mapping[str, Any], model: _Model, issues: _Issues) -> _Placed | None:
@@ -775,7 +776,8 @@ def _place(hd: HouseData, room: RoomPlan, j: int, child: Mapping[str, Any], mode
     lin = Y_UP_TO_Z_UP @ rmat @ np.diag(scale)
     verts = model.vertices @ lin.T + Y_UP_TO_Z_UP @ pos
     label = str(f.get("category") or f.get("title") or "furniture")
-    return _Placed(room.index, j, ref, label, jid, model, verts, lin, aabb_from_points(verts))
+    key = (ref, *np.round(np.concatenate([pos, rot, scale]), 4).tolist())
+    return _Placed(room.index, j, ref, label, jid, model, verts, lin, aabb_from_points(verts), key)
 
 
 def load_house(
@@ -879,7 +881,10 @@ def _room_scene(hd: HouseData, room: RoomPlan, arch: Mapping[str, MeshPart], pla
     # architecture of the whole house; only this room's own meshes emit light
     parts: list[MeshPart] = [p if (uid in own or p.emissive == 0.0) else dataclasses.replace(p, emissive=0.0) for uid, p in arch.items()]
     instances: list[ObjectInstance] = []
+    own_keys = {pl.key for pl in placed if pl.room == room.index}
     for pl in placed:
+        if pl.room != room.index and pl.key in own_keys:
+            continue  # another room lists the same piece at the same place: draw it once, as this room's
         pair = hd.pairs.get(pl.jid)
         class_index = spec.class_of_pair(*pair) if pair is not None else None
         mine = pl.room == room.index

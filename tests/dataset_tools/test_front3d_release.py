@@ -241,3 +241,14 @@ def test_parallel_planning_decides_the_same(tmp_path: Path) -> None:
     assert pooled.dropped_rooms == serial.dropped_rooms and pooled.issues == serial.issues and pooled.bad_houses == serial.bad_houses
     assert pooled.unknown_pairs == serial.unknown_pairs and pooled.unknown_pairs[("Vehicles", "Spaceship")]["objects"] == 6
     assert len(serial.jobs) == 2 and len(serial.bad_houses) == 1  # every later room repeats h0's furniture sets
+
+
+def test_a_piece_listed_by_two_rooms_is_drawn_once_as_the_scene_rooms(tmp_path: Path) -> None:
+    house = fx.door_house()
+    sofa = next(c for c in house["scene"]["room"][1]["children"] if c["ref"] == "f-sofa")
+    house["scene"]["room"][0]["children"].append(dict(sofa, instanceid="furniture/99"))  # room A lists B's sofa too
+    rel = fx.write_release(tmp_path, {"house": house})
+    scene_a, scene_b = load_house(rel.front3d / "house.json", rel.future, rel.textures, 0, RoomFilter(containment_tol_m=5.0)).scenes
+    for scene in (scene_a, scene_b):
+        sofa_parts = [p for p in scene.parts if fx.SOFA in p.name]
+        assert len(sofa_parts) == 1 and sofa_parts[0].instance_id not in (0, spec.UNLABELLED_INSTANCE_ID)
