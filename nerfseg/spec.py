@@ -135,7 +135,7 @@ def real_category_pairs() -> list[tuple[str, str | None, int]]:
 
 
 def known_categories() -> list[tuple[str | None, str | None, int]]:
-    """All (category, super-category, class index) rows; the demo generator draws its models from these."""
+    """All (category, super-category, class index) rows of the class table (the real pairs and a few extra reference rows)."""
     return [(c, s, k) for (c, s), k in _category_table().items()]
 
 
