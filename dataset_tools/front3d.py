@@ -662,7 +662,7 @@ def read_house(house_json: str | Path, model_info: Mapping[str, tuple[str | None
             issues.add(HOUSE_MALFORMED, f"furniture[{i}]", "furniture entry without uid or jid; skipped")
             continue
         uid = str(f["uid"])
-        if rf.valid_only and f.get("valid") is not True:
+        if rf.valid_only and not f.get("valid"):  # the toolbox: 'valid' in furniture and furniture['valid']
             not_valid.add(uid)
             issues.note(NOTE_NOT_VALID)
             continue
