@@ -518,6 +518,9 @@ def build_dataset(
 
         _run_jobs(todo, workers, executor, done)
     elapsed = time.perf_counter() - t0
+    if not records:
+        why = "; ".join(f"{r['scene_id']}: {r['dropped']}" for r in dropped_at_build[:3])
+        raise InputError(front3d_dir, f"no scene left once the models were loaded ({why})")
     job_of = {job.scene_id: job for job in plan.jobs}
     ids = sorted(records)
     groups = {sid: job_of[sid].house_id for sid in ids}

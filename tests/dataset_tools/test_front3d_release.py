@@ -252,3 +252,24 @@ def test_a_piece_listed_by_two_rooms_is_drawn_once_as_the_scene_rooms(tmp_path: 
     for scene in (scene_a, scene_b):
         sofa_parts = [p for p in scene.parts if fx.SOFA in p.name]
         assert len(sofa_parts) == 1 and sofa_parts[0].instance_id not in (0, spec.UNLABELLED_INSTANCE_ID)
+
+
+def test_a_room_emptied_by_broken_models_is_dropped_by_its_worker(tmp_path: Path) -> None:
+    from nerfseg.errors import InputError
+
+    pairs_house, info = fx.pair_house([("Bed", "King-size Bed"), ("Sofa", "armchair"), ("Table", "Desk"), ("Chair", "Dining Chair"), ("Cabinet/Shelf/Desk", "Shelf"), ("Cabinet/Shelf/Desk", "Wardrobe")])
+    rel = fx.write_release(tmp_path, {"a-door": fx.door_house(), "b-pairs": pairs_house})
+    (rel.future / "model_info.json").write_text(json.dumps(fx.MODEL_INFO + info))
+    for k in range(6):
+        fx.write_model(rel.future, f"pair-{k:02d}")
+    six = _tiny(room_filter=RoomFilter(min_objects=6))
+    plan = plan_build(rel.front3d, rel.future, rel.textures, tmp_path / "out", six)
+    assert [j.scene_id for j in plan.jobs] == ["3dfront_0000_00", "3dfront_0001_00"]  # the bedroom lists 8 candidates
+    bench = build_dataset(tmp_path / "out", rel.front3d, rel.future, rel.textures, six, show_progress=False, show_warnings=False)
+    assert list(bench["scenes"]) == ["3dfront_0001_00"] and not (tmp_path / "out" / "scenes" / "3dfront_0000_00").exists()
+    (dropped,) = [d for d in bench["report"]["dropped_rooms"] if d["scene_id"] == "3dfront_0000_00"]
+    assert dropped["reason"] == "5 objects (need 6..25) (after loading the models)"
+    assert bench["report"]["dropped_room_counts"]["object count (after loading the models)"] == 1
+    assert bench["report"]["skips"]["model_unreadable"] == 2  # what emptied it is still reported
+    with pytest.raises(InputError, match="no scene left once the models were loaded"):
+        build_dataset(tmp_path / "out2", rel.front3d, rel.future, rel.textures, six, houses=["a-door"], show_progress=False, show_warnings=False)
