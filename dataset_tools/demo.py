@@ -23,7 +23,9 @@ four inner walls, baseboards, ceiling and one or two rectangular ceiling light p
 Furniture is built from boxes, cylinders and ellipsoids with UVs into a per-model texture atlas,
 placed against walls, in corners or in groups (bed + nightstands, table + chairs, desk + chair,
 sofa + coffee table + armchairs) so that no two floor objects' footprints come closer than 5 cm.
-Everything is drawn from ``numpy.random.default_rng([seed, house])``: the same seed writes
+Each model's (super-category, category) label is one of the real 3D-FUTURE pairs of its shape's family, drawn with
+the real model counts (nerfseg/data/3d_future_category_pairs.tsv) from the model's own seed, so the loader meets
+the real release's spellings. Everything is drawn from ``numpy.random.default_rng([seed, house])``: the same seed writes
 byte-identical files, and a larger demo starts with the same houses as a smaller one (except the
 smaller one's last house when it had to be cut to one room).
 """
