@@ -28,6 +28,7 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--nerf-rpn-export", is_flag=True, help="Also write NeRF-RPN aabb/ and obb/ .npy (voxel units).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers.")
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
+@click.option("--ban-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="JSON object ban list replacing the default (format of nerfseg/data/front3d_ban_list.json; see docs/front3d.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(
     out_dir: Path,
@@ -47,6 +48,7 @@ def build_dataset(
     nerf_rpn_export: bool,
     workers: int,
     executor: str,
+    ban_list: Path | None,
     quiet: bool,
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
@@ -56,7 +58,12 @@ def build_dataset(
     if (demo is None) == (front3d is None):
         raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
     priors = tuple(p for p in priors if p != "none")
-    config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export)
+    room_filter = None
+    if ban_list is not None:
+        from dataset_tools.front3d import RoomFilter, read_ban_rules
+
+        room_filter = RoomFilter(ban_rules=read_ban_rules(ban_list))
+    config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export, room_filter=room_filter)
     if test_rooms is not None or val_rooms is not None:
         config = dataclasses.replace(config, scene_split=demo_scene_split(demo, test_rooms, val_rooms, config.scene_split))
     if demo is not None:
@@ -96,9 +103,30 @@ def demo_scene_split(demo: int | None, test_rooms: int | None, val_rooms: int | 
 @click.argument("scene_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
 @click.option("--views", "num_views", type=int, default=3, show_default=True)
-def show(scene_dir: Path, out_file: Path, num_views: int) -> None:
+@click.option("--frame", "frames", multiple=True, help="Draw these views (frame names such as 0007; repeatable) instead of evenly spaced ones.")
+def show(scene_dir: Path, out_file: Path, num_views: int, frames: tuple[str, ...]) -> None:
     """Draw an overview of one scene: views with RGB / instance / semantic / depth and a top-down plan with boxes."""
     from dataset_tools.show import draw_scene_overview
 
-    draw_scene_overview(scene_dir, out_file, num_views=num_views)
+    draw_scene_overview(scene_dir, out_file, num_views=num_views, frames=list(frames) or None)
     click.echo(f"wrote {out_file}")
+
+
+@click.command("verify-front3d")
+@click.option("--front3d", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="3D-FRONT folder of house JSONs.")
+@click.option("--future", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="3D-FUTURE-model folder (with model_info.json).")
+@click.option("--texture", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT-texture folder (optional).")
+@click.option("--parse-models", type=int, default=0, show_default=True, help="Also parse this many referenced OBJs (a seeded sample; -1 = all, about a second each).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the full report (every jid) as JSON.")
+def verify_front3d_command(front3d: Path, future: Path, texture: Path | None, parse_models: int, json_out: Path | None) -> None:
+    """Check a 3D-FRONT / 3D-FUTURE download before a long build: layout, counts, unknown pairs, unreadable or missing models."""
+    from dataset_tools.verify_front3d import verify_front3d
+    from nerfseg.io import write_json_atomic
+
+    rep = verify_front3d(front3d, future, texture, parse_models=parse_models)
+    for line in rep.lines():
+        click.echo(line)
+    if json_out is not None:
+        write_json_atomic(json_out, rep.to_json())
+    if rep.problems:
+        raise SystemExit(1)

@@ -23,7 +23,9 @@ four inner walls, baseboards, ceiling and one or two rectangular ceiling light p
 Furniture is built from boxes, cylinders and ellipsoids with UVs into a per-model texture atlas,
 placed against walls, in corners or in groups (bed + nightstands, table + chairs, desk + chair,
 sofa + coffee table + armchairs) so that no two floor objects' footprints come closer than 5 cm.
-Everything is drawn from ``numpy.random.default_rng([seed, house])``: the same seed writes
+Each model's (super-category, category) label is one of the real 3D-FUTURE pairs of its shape's family, drawn with
+the real model counts (nerfseg/data/3d_future_category_pairs.tsv) from the model's own seed, so the loader meets
+the real release's spellings. Everything is drawn from ``numpy.random.default_rng([seed, house])``: the same seed writes
 byte-identical files, and a larger demo starts with the same houses as a smaller one (except the
 smaller one's last house when it had to be cut to one room).
 """
@@ -36,6 +38,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -349,9 +352,92 @@ class _Model:
         return self.vertices.max(axis=0)
 
 
+#: Shape family of each pair a builder asks for -> the real (super-category, category) pairs that shape may carry.
+#: Every pair of nerfseg/data/3d_future_category_pairs.tsv is in exactly one family, so every real pair reaches the
+#: loader; within a family a model's label is drawn with the real model counts as weights (docs/front3d.md).
+_FAMILY_OF_SHAPE: dict[tuple[str, str | None], str] = {
+    ("Bed", "King-size Bed"): "bed",
+    ("Bed", "Double Bed"): "bed",
+    ("Bed", "Single bed"): "bed",
+    ("Cabinet/Shelf/Desk", "Nightstand"): "nightstand",
+    ("Cabinet/Shelf/Desk", "Wardrobe"): "wardrobe",
+    ("Cabinet/Shelf/Desk", "TV Stand"): "tv stand",
+    ("Cabinet/Shelf/Desk", "Sideboard / Side Cabinet / Console Table"): "sideboard",
+    ("Cabinet/Shelf/Desk", "Drawer Chest / Corner cabinet"): "chest",
+    ("Cabinet/Shelf/Desk", "Wine Cabinet"): "wine",
+    ("Cabinet/Shelf/Desk", "Bookcase / jewelry Armoire"): "shelf",
+    ("Cabinet/Shelf/Desk", "Shelf"): "shelf",
+    ("Cabinet/Shelf/Desk", "Desk"): "desk",
+    ("Table", "Dining Table"): "dining table",
+    ("Table", "Coffee Table"): "coffee table",
+    ("Table", "Round End Table"): "end table",
+    ("Table", "Dressing Table"): "dressing table",
+    ("Chair", "Dining Chair"): "chair",
+    ("Chair", "Dressing Chair"): "chair",
+    ("Chair", "Lounge Chair / Cafe Chair / Office Chair"): "office chair",
+    ("Pier/Stool", "Footstool / Sofastool / Bed End Stool / Stool"): "stool",
+    ("Sofa", "armchair"): "armchair",
+    ("Sofa", "Loveseat Sofa"): "sofa",
+    ("Sofa", "Three-Seat / Multi-seat Sofa"): "sofa",
+    ("Lighting", "Floor Lamp"): "floor lamp",
+    ("Lighting", "Pendant Lamp"): "pendant lamp",
+    ("Lighting", "Ceiling Lamp"): "ceiling lamp",
+    ("Others", None): "others",
+}
+_FAMILY_PAIRS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "bed": (("Bed", "King-size Bed"), ("Bed", "Bed Frame"), ("Bed", "Single bed"), ("Bed", "Kids Bed"), ("Bed", "Bunk Bed"), ("Bed", "Double Bed"), ("Bed", None)),
+    "nightstand": (("Cabinet/Shelf/Desk", "Nightstand"),),
+    "wardrobe": (("Cabinet/Shelf/Desk", "Wardrobe"),),
+    "tv stand": (("Cabinet/Shelf/Desk", "TV Stand"),),
+    "sideboard": (("Cabinet/Shelf/Desk", "Sideboard / Side Cabinet / Console Table"), ("Cabinet/Shelf/Desk", "Sideboard / Side Cabinet / Console"), ("Table", "Sideboard / Side Cabinet / Console Table")),
+    "chest": (("Cabinet/Shelf/Desk", "Drawer Chest / Corner cabinet"), ("Cabinet/Shelf/Desk", "Children Cabinet"), ("Cabinet/Shelf/Desk", "Shoe Cabinet")),
+    "wine": (("Cabinet/Shelf/Desk", "Wine Cabinet"), ("Cabinet/Shelf/Desk", "Wine Cooler")),
+    "shelf": (("Cabinet/Shelf/Desk", "Bookcase / jewelry Armoire"), ("Cabinet/Shelf/Desk", "Shelf")),
+    "desk": (("Table", "Desk"),),
+    "dining table": (("Table", "Dining Table"), ("Table", "Bar"), ("Table", None)),
+    "coffee table": (("Cabinet/Shelf/Desk", "Coffee Table"), ("Cabinet/Shelf/Desk", "Tea Table")),
+    "end table": (("Cabinet/Shelf/Desk", "Corner/Side Table"), ("Cabinet/Shelf/Desk", "Round End Table")),
+    "dressing table": (("Table", "Dressing Table"),),
+    "chair": (("Chair", "Dining Chair"), ("Chair", "Dressing Chair"), ("Chair", "Classic Chinese Chair"), ("Chair", "Folding chair"), ("Chair", "Barstool"), ("Chair", "Hanging Chair")),
+    "office chair": (("Chair", "Lounge Chair / Cafe Chair / Office Chair"), ("Chair", "Lounge Chair / Book-chair / Computer Chair")),
+    "stool": (("Pier/Stool", "Footstool / Sofastool / Bed End Stool / Stool"), ("Sofa", "Footstool / Sofastool / Bed End Stool / Stool")),
+    "armchair": (("Sofa", "armchair"),),
+    "sofa": (
+        ("Sofa", "Three-Seat / Multi-seat Sofa"), ("Sofa", "Loveseat Sofa"), ("Sofa", "Lazy Sofa"), ("Sofa", "L-shaped Sofa"), ("Sofa", "Chaise Longue Sofa"),
+        ("Sofa", "Three-Seat / Multi-person sofa"), ("Sofa", "U-shaped Sofa"), ("Sofa", "Two-seat Sofa"), ("Bed", "Couch Bed"),
+    ),
+    "floor lamp": (("Lighting", "Floor Lamp"),),
+    "pendant lamp": (("Lighting", "Pendant Lamp"), ("Lighting", "Wall Lamp")),
+    "ceiling lamp": (("Lighting", "Ceiling Lamp"),),
+    "others": (("Others", None),),
+}
+
+
+@lru_cache(maxsize=1)
+def _pair_weights() -> dict[str, tuple[list[tuple[str, str | None]], np.ndarray]]:
+    """Per family: its real pairs and their model counts as probabilities (nerfseg/data/3d_future_category_pairs.tsv)."""
+    counts = {(sup, cat): n for sup, cat, n in spec.real_category_pairs()}
+    out = {}
+    for family, pairs in _FAMILY_PAIRS.items():
+        w = np.array([counts[p] for p in pairs], dtype=np.float64)
+        out[family] = (list(pairs), w / w.sum())
+    return out
+
+
+def _real_pair(shape_pair: tuple[str, str | None], seed: int) -> tuple[str, str | None]:
+    """The (super-category, category) label of a model of this shape, drawn with the real frequencies of its family.
+
+    Drawn from the model's own seed, not the layout stream: the geometry of every demo room stays the same
+    whatever label its models get."""
+    pairs, p = _pair_weights()[_FAMILY_OF_SHAPE[shape_pair]]
+    return pairs[int(np.random.default_rng([seed, 0x9A1B]).choice(len(pairs), p=p))]
+
+
 def _finish(rng: np.random.Generator, mesh: _Mesh, slots: list[tuple[str, np.ndarray]], category: str | None, super_category: str, title: str, mount: str = "floor") -> _Model:
     v, f, uv = mesh.arrays()
-    return _Model(category, super_category, title, v, f, uv, slots, int(rng.integers(2**62)), mount)
+    seed = int(rng.integers(2**62))
+    super_category, category = _real_pair((super_category, category), seed)
+    return _Model(category, super_category, title, v, f, uv, slots, seed, mount)
 
 
 def _legs(m: _Mesh, w: float, d: float, h: float, t: float, inset: float, slot: int, round_: bool = False) -> None:
@@ -1318,7 +1404,7 @@ def _house(rng: np.random.Generator, house_uid: str, room_types: list[str], writ
             )
         # interleave as real files do: architecture and furniture children mixed, order seeded
         order = rng.permutation(len(children))
-        instanceid = f"{room_type}-{next_id()}"
+        instanceid = f"{room_type}-{next_id()}-{house_uid[:8]}"  # unique per house: a demo never repeats a layout
         rooms.append({"type": room_type, "instanceid": instanceid, "size": round(L.lx * L.ly, 3), "pos": [0.0, 0.0, 0.0], "rot": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0], "children": [children[i] for i in order], "empty": 0})
         # the manifest lists objects in children order, which is the loader's instance order
         fur_order = [i for i in order if children[i]["instanceid"].startswith("furniture/")]

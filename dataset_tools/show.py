@@ -16,8 +16,11 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
 from nerfseg import spec  # noqa: E402
+from nerfseg.errors import InputError  # noqa: E402
 from nerfseg.gt3d import read_gt3d  # noqa: E402
-from nerfseg.io import atomic_path, read_png  # noqa: E402
+from nerfseg.io import atomic_path, read_panoptic_png, read_png  # noqa: E402
+
+VOID_COLOUR = (1.0, 0.0, 1.0)  # pixels on geometry that the GT marks void
 
 
 def label_palette(n: int, seed: int = 3) -> np.ndarray:
@@ -43,12 +46,19 @@ def _obb_corners(obb: np.ndarray) -> np.ndarray:
     return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
 
 
-def draw_scene_overview(scene_dir: Path, out_file: Path, num_views: int = 3) -> None:
+def draw_scene_overview(scene_dir: Path, out_file: Path, num_views: int = 3, frames: list[str] | None = None) -> None:
+    """Write the overview PNG; ``frames`` names the views to draw (default: ``num_views`` evenly spaced)."""
     scene_dir = Path(scene_dir)
     info = spec.load_scene_info(scene_dir)
     gt = read_gt3d(scene_dir / spec.GT3D_H5)
     names = [f.name for f in info.frames]
-    picks = [names[i] for i in np.linspace(0, len(names) - 1, num_views).round().astype(int)] if names else []
+    if frames:
+        unknown = sorted(set(frames) - set(names))
+        if unknown:
+            raise InputError(scene_dir / spec.TRANSFORMS_JSON, f"no such frames: {', '.join(unknown)}")
+        picks, num_views = list(frames), len(frames)
+    else:
+        picks = [names[i] for i in np.linspace(0, len(names) - 1, num_views).round().astype(int)] if names else []
     n_inst = int(gt.instances["id"].max(initial=0)) + 1
     inst_pal = label_palette(n_inst)
     sem_pal = plt.get_cmap("tab20")(np.arange(spec.NUM_CLASSES) % 20)[:, :3]
@@ -62,9 +72,13 @@ def draw_scene_overview(scene_dir: Path, out_file: Path, num_views: int = 3) -> 
         sem = read_png(scene_dir / spec.SEMANTIC_DIR / f"{name}.png", expect="gray8")
         depth = read_png(scene_dir / spec.DEPTH_DIR / f"{name}.png", expect="gray16").astype(np.float64) / spec.DEPTH_SCALE
         split = next(f.split for f in info.frames if f.name == name)
+        # void on geometry: furniture the GT does not count (other rooms seen through openings, unknown categories)
+        void = (read_panoptic_png(scene_dir / spec.PANOPTIC_DIR / f"{name}.png") == spec.VOID_ID) & (depth > 0)
+        inst_view = overlay(rgb, inst, inst_pal)
+        inst_view[void] = 0.5 * inst_view[void] + 0.5 * np.array(VOID_COLOUR)
         panels = [
             (rgb, f"{name} RGB ({split})"),
-            (overlay(rgb, inst, inst_pal), "instances"),
+            (inst_view, "instances (magenta: void)" if void.any() else "instances"),
             (overlay(rgb, sem, sem_pal), "semantics"),
             (np.where(depth > 0, depth, np.nan), "depth (m)"),
         ]

@@ -21,6 +21,7 @@ HELP_OPTION_NAMES = ["-h", "--help"]
 COMMANDS: dict[str, str] = {
     "build-dataset": "dataset_tools.cli:build_dataset",
     "show": "dataset_tools.cli:show",
+    "verify-front3d": "dataset_tools.cli:verify_front3d_command",
     "priors": "dataset_tools.priors_cli:priors",
     "eval": "evaluation.cli:eval_command",
     "pq-compute": "evaluation.pq_cli:pq_compute_command",

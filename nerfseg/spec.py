@@ -44,6 +44,12 @@ VOID_ID = 0  # panoptic segment id 0 = VOID (rays that hit nothing)
 #: In GT panoptic PNGs a thing's segment id is its instance id (1..65535) and the single background
 #: stuff segment gets this id, which no uint16 instance id can take.
 GT_BACKGROUND_SEGMENT_ID = 1 << 16
+#: Scene-assembly id (never written) of furniture that is rendered but not counted: furniture of the house's
+#: other rooms seen through a door, window or open-plan boundary, and objects whose 3D-FUTURE category pair has
+#: no class. The builder writes their pixels as VOID (panoptic id 0; instance and semantic PNGs 0, as a ray that
+#: hit nothing), so no method is penalised for segmenting a real object the GT does not count. Depth is still
+#: written there (the geometry exists). Banned or too-small objects of the scene's own room stay background.
+UNLABELLED_INSTANCE_ID = 0xFFFF
 
 # ---------------------------------------------------------------------------------------------
 # Dataset layout (SPEC section 3)
@@ -111,8 +117,26 @@ def category_to_class(category: str | None, super_category: str | None, source: 
     )
 
 
+def class_of_pair(category: str | None, super_category: str | None) -> int | None:
+    """The class index of a 3D-FUTURE pair, or None when the table has no row (the builder counts those)."""
+    return _category_table().get((category or None, super_category or None))
+
+
+def real_category_pairs() -> list[tuple[str, str | None, int]]:
+    """``(super-category, category or None, model count)`` of every pair of the released 3D-FUTURE model_info.json
+    (nerfseg/data/3d_future_category_pairs.tsv; "None" there is a null category)."""
+    text = resources.files("nerfseg").joinpath("data/3d_future_category_pairs.tsv").read_text(encoding="utf-8")
+    out: list[tuple[str, str | None, int]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#") or line.startswith("super_category\t"):
+            continue
+        sup, cat, count = line.split("\t")
+        out.append((sup, None if cat == "None" else cat, int(count)))
+    return out
+
+
 def known_categories() -> list[tuple[str | None, str | None, int]]:
-    """All (category, super-category, class index) rows; the demo generator draws its models from these."""
+    """All (category, super-category, class index) rows of the class table (the real pairs and a few extra reference rows)."""
     return [(c, s, k) for (c, s), k in _category_table().items()]
 
 

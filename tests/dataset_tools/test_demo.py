@@ -14,12 +14,13 @@ from scipy.ndimage import distance_transform_edt
 
 from dataset_tools.boxes import aabb_contains, aabb_from_points, obb_corners, pairwise_overlap
 from dataset_tools.demo import ARCH_TEXTURE_SIZE, ATLAS_SIZE, MANIFEST, MARGIN, ROOM_TYPES, write_demo_dataset
-from dataset_tools.front3d import iter_houses, load_house
+from dataset_tools.front3d import RoomFilter, iter_houses, load_house
 from dataset_tools.scene import Scene
 from nerfseg import spec
 from nerfseg.errors import InputError
 
 NUM_ROOMS = 5  # one of each room type
+ALL_OBJECTS = RoomFilter(ban_rules=(), min_object_size_m=0.0)  # every generated object an instance: compared with the manifest
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def scenes(demo: tuple[Path, Any, dict[str, Any]]) -> list[Scene]:
     _, paths, _ = demo
     out: list[Scene] = []
     for index, house in iter_houses(paths.front3d_dir):
-        loaded = load_house(house, paths.future_dir, paths.texture_dir, index)
+        loaded = load_house(house, paths.future_dir, paths.texture_dir, index, ALL_OBJECTS)
         assert loaded.dropped_rooms == [] and loaded.missing_models == [] and loaded.warnings == []
         out += loaded.scenes
     return out
@@ -132,6 +133,8 @@ def test_geometry_faces_the_right_way(scenes: list[Scene]) -> None:
         centre = s.room_bbox.mean(axis=0)
         for p in s.parts:
             tri = p.vertices[p.faces]
+            if not aabb_contains(np.concatenate(s.room_bbox), aabb_from_points(p.vertices), tol=0.05):
+                continue  # the house's other rooms (whole-house geometry) face their own centres
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             if p.kind in ("WallInner", "Floor", "Ceiling", "LightBand"):
                 assert ((n * (centre - tri.mean(axis=1))).sum(axis=1) > 0).all(), p.name  # towards the room
@@ -140,7 +143,42 @@ def test_geometry_faces_the_right_way(scenes: list[Scene]) -> None:
                 assert vol > 0, p.name  # closed primitives, outward winding
                 assert p.texture is not None and p.uvs is not None and p.uvs.min() >= 0 and p.uvs.max() <= 1
         bands = [p for p in s.parts if p.kind == "LightBand"]
-        assert bands and all(p.emissive > 0 for p in bands)
+        own = [p for p in bands if aabb_contains(np.concatenate(s.room_bbox), aabb_from_points(p.vertices), tol=0.05)]
+        assert own and all(p.emissive > 0 for p in own)
+        assert all(p.emissive == 0 for p in bands if not any(p is q for q in own))  # only the scene room lights itself
+
+
+def test_default_selection_bans_fixtures_and_small_decor(demo: tuple[Path, Any, dict[str, Any]], scenes: list[Scene]) -> None:
+    _, paths, manifest = demo
+    expected = {r["scene_id"]: r for h in manifest["houses"] for r in h["rooms"]}
+    rf = RoomFilter()
+    kept: dict[str, list[str]] = {}
+    for index, house in iter_houses(paths.front3d_dir):
+        for s in load_house(house, paths.future_dir, paths.texture_dir, index, rf, rooms=None).scenes:
+            kept[s.scene_id] = [i.jid for i in s.instances]
+    assert kept  # at least one demo room keeps 3+ large objects
+    for sid, jids in kept.items():
+        want = []
+        for o in expected[sid]["objects"]:
+            size = max(np.subtract(o["aabb"][3:], o["aabb"][:3]))
+            rule = rf.ban_of((o["category"], o["super_category"]))
+            if rule is not None and (rule.keep_if_larger_than_m is None or size < rule.keep_if_larger_than_m):
+                continue
+            want.append(o["jid"])
+        assert jids == want
+        assert not {"Pendant Lamp", "Ceiling Lamp"} & {o["category"] for o in expected[sid]["objects"] if o["jid"] in jids}
+
+
+def test_demo_labels_follow_the_real_pair_frequencies() -> None:
+    from dataset_tools.demo import _FAMILY_PAIRS, _real_pair
+
+    real = {(sup, cat): n for sup, cat, n in spec.real_category_pairs()}
+    assert {p for ps in _FAMILY_PAIRS.values() for p in ps} == set(real)  # every real pair can be drawn, nothing else
+    draws = [_real_pair(("Sofa", "Three-Seat / Multi-seat Sofa"), seed) for seed in range(4000)]
+    family = _FAMILY_PAIRS["sofa"]
+    total = sum(real[p] for p in family)
+    for p in family:
+        assert abs(draws.count(p) / len(draws) - real[p] / total) < 0.03, p
 
 
 def test_same_seed_same_bytes(demo: tuple[Path, Any, dict[str, Any]], tmp_path: Path) -> None:
