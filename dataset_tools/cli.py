@@ -93,9 +93,10 @@ def demo_scene_split(demo: int | None, test_rooms: int | None, val_rooms: int | 
     n = int(demo)
     test = round(default[2] * n) if test_rooms is None else int(test_rooms)
     val = round(default[1] * n) if val_rooms is None else int(val_rooms)
-    if test < 1 or val < (1 if n >= 3 else 0) or test + val > n:
+    if test < 1 or val < (1 if n >= 3 else 0) or test + val > n - 1:
+        # the split keeps at least one train room (dataset_tools.build.split_scenes), so that is asked here too
         raise click.UsageError(f"--test-rooms {test} and --val-rooms {val} do not fit in --demo {n} rooms "
-                               "(need test >= 1, val >= 1 from 3 rooms on, test + val <= rooms)")
+                               "(need test >= 1, val >= 1 from 3 rooms on, test + val < rooms: one room trains)")
     return ((n - test - val) / n, val / n, test / n)
 
 

@@ -9,7 +9,7 @@ from dataset_tools.build import split_scenes
 from dataset_tools.cli import demo_scene_split
 
 
-@pytest.mark.parametrize(("rooms", "test", "val", "want"), [(12, 8, None, (3, 1, 8)), (16, 8, 2, (6, 2, 8)), (10, 8, 2, (0, 2, 8)), (40, 8, 4, (28, 4, 8)), (6, None, None, (4, 1, 1))])
+@pytest.mark.parametrize(("rooms", "test", "val", "want"), [(12, 8, None, (3, 1, 8)), (16, 8, 2, (6, 2, 8)), (11, 8, 2, (1, 2, 8)), (40, 8, 4, (28, 4, 8)), (6, None, None, (4, 1, 1))])
 def test_exact_test_and_val_counts(rooms: int, test: int | None, val: int | None, want: tuple[int, int, int]) -> None:
     fractions = demo_scene_split(rooms, test, val, (0.7, 0.1, 0.2))
     for seed in (0, 1, 7):
@@ -24,6 +24,8 @@ def test_bad_counts_are_usage_errors() -> None:
         demo_scene_split(8, 8, 1, (0.7, 0.1, 0.2))
     with pytest.raises(click.UsageError, match="do not fit"):
         demo_scene_split(12, 8, 0, (0.7, 0.1, 0.2))
+    with pytest.raises(click.UsageError, match="one room trains"):
+        demo_scene_split(10, 8, 2, (0.7, 0.1, 0.2))
 
 
 def test_cli_options_are_wired(tmp_path) -> None:
