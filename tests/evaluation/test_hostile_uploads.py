@@ -32,13 +32,21 @@ REPO = Path(__file__).resolve().parents[2]
 CAP = 1 << 30
 S0 = "tiny_000"
 
+# Peak RSS from /proc's VmHWM: it belongs to this process's own address space, whereas ru_maxrss survives
+# exec on Linux and would report the (large) pytest parent's RSS at fork time.
 _CHILD = r"""
 import json, resource, sys
+def peak_kb():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
 from evaluation.submission import validate_submission
 r = validate_submission(sys.argv[1], sys.argv[2])
 print(json.dumps({"ok": r.ok, "problems": [str(p) for p in r.problems], "text": len(str(r)),
-                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss_kb": peak_kb()}))
 """
 
 
