@@ -269,18 +269,36 @@ def check_views(data_root: Path, split: str, views: int | list[str] | None) -> d
     return picks
 
 
-def draw_frame_overlay(
-    overlay: FrameOverlay, rgb: np.ndarray, title: str, out_file: Path, dpi: int = 100
-) -> None:
-    """Write one view's four panels and its legend to ``out_file`` (atomically)."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
+    return plt
+
+
+def _save(fig: Any, out_file: Path, dpi: int = 100) -> None:
+    """Save with a tight bounding box (no clipped label, no empty margin), atomically, then free the figure."""
     from nerfseg.io import atomic_path
 
+    try:
+        with atomic_path(out_file) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=0.08)
+    finally:
+        _pyplot().close(fig)
+
+
+def draw_frame_overlay(overlay: FrameOverlay, rgb: np.ndarray, title: str, out_file: Path, dpi: int = 100) -> None:
+    """Write one view's four panels and its legend to ``out_file`` (atomically)."""
+    _save(overlay_figure(overlay, rgb, title), out_file, dpi)
+
+
+def overlay_figure(overlay: FrameOverlay, rgb: np.ndarray, title: str) -> Any:
+    """The matplotlib figure of one view: RGB (titled ``title``), GT, prediction, TP/FP/FN, and a legend."""
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
     h, w = overlay.gt.shape[:2]
     panel_w = 3.4
     panel_h = panel_w * h / w
@@ -309,9 +327,7 @@ def draw_frame_overlay(
     handles = [Patch(facecolor=(1, 1, 1) if hatch else c, edgecolor=c if hatch else ("0.3" if label else "none"), hatch=hatch, label=label, lw=0.5)
                for label, c, hatch in entries]
     fig.legend(handles=handles, loc="outside lower center", ncol=(len(handles) + 1) // 2, fontsize=8, frameon=False)
-    with atomic_path(out_file) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
+    return fig
 
 
 def plot_overlays(
@@ -349,14 +365,14 @@ def plot_per_class(report: Mapping[str, Any], out_file: Path) -> None:
     Classes with no GT segment in the evaluated views are marked "(no GT)" under their name: their score,
     if any, comes from false positives only.
     """
-    import matplotlib
+    _save(per_class_figure(report), out_file)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def per_class_figure(report: Mapping[str, Any]) -> Any:
+    """The matplotlib figure of :func:`plot_per_class`."""
     from matplotlib.patches import Patch
 
-    from nerfseg.io import atomic_path
-
+    plt = _pyplot()
     per_class = report.get("per_class", {})
     names = list(spec.CLASS_NAMES)
     x = np.arange(len(names))
@@ -391,6 +407,4 @@ def plot_per_class(report: Mapping[str, Any], out_file: Path) -> None:
         Patch(facecolor="white", edgecolor="white", label="(no GT): no GT segment of the class in the evaluated views"),
     ]
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=2, frameon=False)
-    with atomic_path(out_file) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
+    return fig
