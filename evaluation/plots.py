@@ -88,6 +88,19 @@ def _borders(ids: np.ndarray) -> np.ndarray:
     return edge
 
 
+def _inner_edge(mask: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of ``mask`` within ``width`` pixels of its outside (4-neighbour erosion by shifts)."""
+    inner = mask.copy()
+    for _ in range(width):
+        shrunk = inner.copy()
+        shrunk[1:, :] &= inner[:-1, :]
+        shrunk[:-1, :] &= inner[1:, :]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
 @dataclass
 class FrameOverlay:
     """The panels of one view (float RGB in [0, 1]) and what they show.
@@ -161,7 +174,7 @@ def frame_overlay(
     outcome[fn_px & ~tp_px & ~fp_thing_px] = FN_COLOUR
     outcome[tp_px] = TP_COLOUR
     outcome[fp_thing_px] = FP_COLOUR
-    outcome[fn_px & _borders(np.where(fn_px, gt_ids, 0))] = FN_COLOUR  # an FN under a FP keeps its outline
+    outcome[_inner_edge(fn_px, 2)] = FN_COLOUR  # an FN under a FP keeps a visible outline
 
     bg_gt = [sid for sid, c in gt_cls.items() if c == spec.BACKGROUND and not gt_segments[sid].get("iscrowd")]
     bg_tp = any(gt_cls[g] == spec.BACKGROUND for g in a["match"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evaluation.plots import plot_overlays, plot_per_class  # noqa: F401  (their former home)
 from nerfseg import spec
 
 #: (report summary key, column title) in the paper's Table 1 order, then our additions. PQ and PQ^scene
