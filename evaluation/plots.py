@@ -67,17 +67,46 @@ def segment_colour(segment_id: int, class_index: int) -> RGB:
     return tuple(np.clip(out, 0.0, 1.0).tolist())  # type: ignore[return-value]
 
 
-def _paint(ids: np.ndarray, colours: Mapping[int, RGB], default: RGB) -> np.ndarray:
-    """(H, W, 3) float image: each id's colour through a lookup over the frame's unique ids."""
-    uniq, inv = np.unique(ids, return_inverse=True)
-    lut = np.array([colours.get(int(u), default) for u in uniq], dtype=np.float64).reshape(-1, 3)
-    return lut[inv.reshape(ids.shape)]
+class _Labelled:
+    """A frame's id map as compact labels (:func:`evaluation.metrics.frame.label_image`'s lookup table:
+    0 = an id without a segment entry, 1 = void, 2 + i = the i-th segment id in ascending order), so that
+    colouring and masks are one table lookup per pixel instead of a sort of the whole map."""
+
+    def __init__(self, ids: np.ndarray, segment_ids: Any):
+        from evaluation.metrics.frame import label_image
+
+        self.keys = np.array(sorted(int(k) for k in segment_ids), dtype=np.int64)
+        self.labels = label_image(ids, self.keys).reshape(ids.shape)
+
+    def _table(self, values: Mapping[int, Any], default: Any, void: Any, dtype: Any) -> np.ndarray:
+        table = np.empty((self.keys.size + 2,) + np.shape(default), dtype=dtype)
+        table[0], table[1] = default, void
+        table[2:] = [values.get(int(k), default) for k in self.keys] if self.keys.size else table[2:]
+        return table
+
+    def paint(self, colours: Mapping[int, RGB], default: RGB, void: RGB) -> np.ndarray:
+        """(H, W, 3) float32 image of each segment's colour (``default`` for ids missing from ``colours``)."""
+        return np.take(self._table(colours, default, void, np.float32), self.labels, axis=0)
+
+    def mask(self, segment_ids: Any) -> np.ndarray:
+        """Boolean map of the pixels of the given segments."""
+        return np.take(self._table({int(k): True for k in segment_ids}, False, False, bool), self.labels)
+
+    def centroids(self) -> dict[int, tuple[float, float]]:
+        """(x, y) mean pixel position of each segment present, by segment id."""
+        h, w = self.labels.shape
+        flat = self.labels.ravel()
+        n = self.keys.size + 2
+        count = np.bincount(flat, minlength=n)
+        cx = np.bincount(flat, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n)
+        cy = np.bincount(flat, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n)
+        return {int(k): (cx[i + 2] / count[i + 2], cy[i + 2] / count[i + 2]) for i, k in enumerate(self.keys) if count[i + 2]}
 
 
 def _stripes(shape: tuple[int, int]) -> np.ndarray:
     """Boolean diagonal stripes, ``STRIPE_PX`` wide."""
-    yy, xx = np.indices(shape)
-    return ((xx + yy) // STRIPE_PX) % 2 == 0
+    h, w = shape
+    return ((np.arange(h)[:, None] + np.arange(w)[None, :]) // STRIPE_PX) % 2 == 0
 
 
 def _borders(ids: np.ndarray) -> np.ndarray:
@@ -145,31 +174,30 @@ def frame_overlay(
     gt_cls = {int(k): int(v["category_id"]) for k, v in gt_segments.items()}
     pred_cls = {int(k): int(v["category_id"]) for k, v in pred_segments.items()}
 
+    gt_lab = _Labelled(gt_ids, gt_segments)
+    pred_lab = _Labelled(pred_ids, pred_segments)
     gt_col = {sid: segment_colour(sid, c) for sid, c in gt_cls.items() if c in CATEGORIES}
-    gt_col[spec.VOID_ID] = VOID_COLOUR
-    gt_img = _paint(gt_ids, gt_col, VOID_COLOUR)
+    gt_img = gt_lab.paint(gt_col, VOID_COLOUR, VOID_COLOUR)
 
     pred_col: dict[int, RGB] = {pid: gt_col[gid] for gid, pid in a["match"].items()}
     pred_col.update({pid: IGNORED_COLOUR for pid in a["ignored"]})
-    pred_col[spec.VOID_ID] = VOID_COLOUR
     pred_col.update({pid: class_colour(c) for pid, c in a["fp"].items()})
-    pred_img = _paint(pred_ids, pred_col, UNMATCHED_COLOUR)
-    fp_px = np.isin(pred_ids, np.fromiter(a["fp"], dtype=np.int64, count=len(a["fp"])))
-    pred_img[fp_px & _stripes(gt_ids.shape)] = UNMATCHED_COLOUR
+    pred_img = pred_lab.paint(pred_col, UNMATCHED_COLOUR, VOID_COLOUR)
+    pred_img[pred_lab.mask(a["fp"]) & _stripes(gt_ids.shape)] = UNMATCHED_COLOUR
 
     # TP/FP/FN of the thing classes over a dimmed grey image; background's outcome goes in the title
     things = set(spec.THING_CLASSES)
     if rgb is not None:
         grey = np.asarray(rgb, dtype=np.float64)[..., :3].mean(axis=-1, keepdims=True) / 255.0
-        outcome = np.repeat(0.35 + 0.4 * grey, 3, axis=-1)
+        outcome = np.repeat((0.35 + 0.4 * grey).astype(np.float32), 3, axis=-1)
     else:
-        outcome = np.full(gt_ids.shape + (3,), 0.6)
+        outcome = np.full(gt_ids.shape + (3,), 0.6, dtype=np.float32)
     tp_ids = [pid for gid, pid in a["match"].items() if gt_cls[gid] in things]
     fp_ids = [pid for pid, c in a["fp"].items() if c in things]
     fn_ids = [gid for gid, c in a["fn"].items() if c in things]
-    tp_px = np.isin(pred_ids, np.array(tp_ids, dtype=np.int64))
-    fp_thing_px = np.isin(pred_ids, np.array(fp_ids, dtype=np.int64))
-    fn_px = np.isin(gt_ids, np.array(fn_ids, dtype=np.int64))
+    tp_px = pred_lab.mask(tp_ids)
+    fp_thing_px = pred_lab.mask(fp_ids)
+    fn_px = gt_lab.mask(fn_ids)
     outcome[gt_ids == spec.VOID_ID] = OUTCOME_VOID_COLOUR
     outcome[fn_px & ~tp_px & ~fp_thing_px] = FN_COLOUR
     outcome[tp_px] = TP_COLOUR
@@ -182,19 +210,8 @@ def frame_overlay(
     bg_fp = any(c == spec.BACKGROUND for c in a["fp"].values())
     background = "-" if not bg_gt and not bg_fp else "+".join(k for k, on in (("TP", bg_tp), ("FN", bg_fn), ("FP", bg_fp)) if on)
 
-    labels = []
-    if a["match"]:
-        uniq, inv = np.unique(pred_ids, return_inverse=True)
-        inv = inv.reshape(pred_ids.shape)
-        yy, xx = np.indices(pred_ids.shape)
-        count = np.bincount(inv.ravel(), minlength=uniq.size)
-        cx = np.bincount(inv.ravel(), weights=xx.ravel(), minlength=uniq.size) / np.maximum(count, 1)
-        cy = np.bincount(inv.ravel(), weights=yy.ravel(), minlength=uniq.size) / np.maximum(count, 1)
-        where = {int(u): i for i, u in enumerate(uniq)}
-        for gid, pid in a["match"].items():
-            if gt_cls[gid] in things and pid in where:
-                i = where[pid]
-                labels.append((float(cx[i]), float(cy[i]), f"{a['iou'][gid]:.2f}"))
+    centres = pred_lab.centroids() if tp_ids else {}
+    labels = [(*centres[pid], f"{a['iou'][gid]:.2f}") for gid, pid in a["match"].items() if gt_cls[gid] in things and pid in centres]
 
     present = sorted({c for c in gt_cls.values()} | {c for c in pred_cls.values()})
     return FrameOverlay(
