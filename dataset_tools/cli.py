@@ -105,12 +105,14 @@ def demo_scene_split(demo: int | None, test_rooms: int | None, val_rooms: int | 
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
 @click.option("--views", "num_views", type=int, default=3, show_default=True)
 @click.option("--frame", "frames", multiple=True, help="Draw these views (frame names such as 0007; repeatable) instead of evenly spaced ones.")
-def show(scene_dir: Path, out_file: Path, num_views: int, frames: tuple[str, ...]) -> None:
+@click.option("--split", "view_split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
+              help="Pick the evenly spaced views among all views, the training views or the held-out test views.")
+def show(scene_dir: Path, out_file: Path, num_views: int, frames: tuple[str, ...], view_split: str) -> None:
     """Draw an overview of one scene: views with RGB / instance / semantic / depth and a top-down plan with boxes."""
     from dataset_tools.show import draw_scene_overview
 
-    draw_scene_overview(scene_dir, out_file, num_views=num_views, frames=list(frames) or None)
-    click.echo(f"wrote {out_file}")
+    drawn = draw_scene_overview(scene_dir, out_file, num_views=num_views, frames=list(frames) or None, split=view_split)
+    click.echo(f"wrote {out_file} (views {', '.join(drawn)})")
 
 
 @click.command("verify-front3d")

@@ -19,17 +19,26 @@ from nerfseg import spec
 @click.option("--protocol", default=spec.DEFAULT_PROTOCOL, show_default=True, help="nerfseg-v1 | instance-nerf | panoptic-lifting")
 @click.option("--prior", default="sim-m2f", show_default=True, help="Prior for --method prior2d when no run exists.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full report here.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Draw per-class bars and overlays here.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Draw per-class bars and one overlay per test view here.")
+@click.option("--views", "views", default="all", show_default=True, metavar="all|N|NAMES",
+              help="Overlays for --plots: all test views, N evenly spaced per scene, or frame names (0011,0019 or scene/0011).")
 @click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
 @click.option("--per-class/--no-per-class", default=True, show_default=True)
 def eval_command(
-    method_name: str, data_root: Path, predictions: Path | None, split: str, protocol: str, prior: str, json_out: Path | None, plots_dir: Path | None, workers: int, per_class: bool
+    method_name: str, data_root: Path, predictions: Path | None, split: str, protocol: str, prior: str, json_out: Path | None, plots_dir: Path | None, views: str, workers: int, per_class: bool
 ) -> None:
     """Evaluate METHOD's predictions on the test views of the split's scenes."""
     from evaluation.api import evaluate_submission
-    from evaluation.report import per_class_table, per_scene_table, plot_overlays, plot_per_class, summary_table
+    from evaluation.plots import check_views, parse_views, plot_overlays, plot_per_class
+    from evaluation.report import per_class_table, per_scene_table, summary_table
     from nerfseg.io import write_json_atomic
 
+    try:
+        view_choice = parse_views(views)
+        if plots_dir:
+            check_views(data_root, split, view_choice)  # a misspelt frame name fails before the evaluation
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--views") from None
     with tempfile.TemporaryDirectory(prefix="nerfseg-eval-") as tmp:
         path = predictions or _default_predictions(method_name, data_root, split, prior, Path(tmp))
         from rich.progress import Progress
@@ -50,7 +59,7 @@ def eval_command(
             click.echo(f"\nreport written to {json_out}")
         if plots_dir:
             plot_per_class(report, Path(plots_dir) / "per_class.png")
-            overlays = plot_overlays(data_root, path, Path(plots_dir), split=split)
+            overlays = plot_overlays(data_root, path, Path(plots_dir), split=split, views=view_choice)
             click.echo(f"plots written to {plots_dir} ({1 + len(overlays)} files)")
 
 

@@ -15,6 +15,7 @@ here and the scene-level metric (``scene_panoptic.py``) both call it, so they ca
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,65 @@ class CategoryTable:
         return [[int(i), int(t)] for i, t in zip(self.ids, self.isthing)]
 
 
+@dataclass(frozen=True)
+class PQAssignment:
+    """Which segments of one frame panopticapi's rule matches, per segment (the counts' provenance).
+
+    ``gt_pred[i]``: the prediction column matched to GT row i, -1 when unmatched. ``gt_iou[i]``: the
+    match's IoU (0 when unmatched). ``pred_gt[j]``: the GT row matched to prediction column j, -1 when
+    unmatched. ``pred_fp[j]``: prediction j counts as a false positive (unmatched and not ignored for
+    lying mostly on GT void/crowd). ``gt_fn[i]``: GT row i counts as a false negative (unmatched, not crowd).
+    Plots colour segments from this, so a picture shows exactly the matches the metric counted.
+    """
+
+    gt_pred: np.ndarray
+    gt_iou: np.ndarray
+    pred_gt: np.ndarray
+    pred_fp: np.ndarray
+    gt_fn: np.ndarray
+
+
+def pq_assign(
+    g: np.ndarray,
+    p: np.ndarray,
+    inter: np.ndarray,
+    gt_cat: np.ndarray,
+    gt_crowd: np.ndarray,
+    gt_area: np.ndarray,
+    pred_cat: np.ndarray,
+    pred_area: np.ndarray,
+    pred_void: np.ndarray,
+    crowd_row: np.ndarray,
+) -> PQAssignment:
+    """panopticapi's per-image matching on sparse pairs, per segment (arguments as :func:`pq_match`).
+
+    IoU > 0.5 makes a match unique on both sides, so one assignment per segment is well defined.
+    """
+    same = gt_cat[g] == pred_cat[p]
+    cand = same & ~gt_crowd[g]
+    union = pred_area[p] + gt_area[g] - inter - pred_void[p]
+    iou = np.zeros(inter.shape, dtype=np.float64)
+    np.divide(inter, union, out=iou, where=cand)
+    match = cand & (iou > 0.5)
+    mg, mp, miou = g[match], p[match], iou[match]
+
+    gt_pred = np.full(gt_cat.size, -1, dtype=np.int64)
+    gt_pred[mg] = mp
+    gt_iou = np.zeros(gt_cat.size, dtype=np.float64)
+    gt_iou[mg] = miou
+    pred_gt = np.full(pred_cat.size, -1, dtype=np.int64)
+    pred_gt[mp] = mg
+
+    on_crowd = g == crowd_row[pred_cat[p]]
+    crowd_inter = np.bincount(p[on_crowd], weights=inter[on_crowd], minlength=pred_cat.size)
+    ignored = pred_void + crowd_inter
+    frac = np.zeros(pred_cat.size, dtype=np.float64)
+    np.divide(ignored, pred_area, out=frac, where=pred_area > 0)
+    pred_fp = (pred_gt < 0) & ~(frac > 0.5)
+    gt_fn = (gt_pred < 0) & ~gt_crowd
+    return PQAssignment(gt_pred=gt_pred, gt_iou=gt_iou, pred_gt=pred_gt, pred_fp=pred_fp, gt_fn=gt_fn)
+
+
 def pq_match(
     g: np.ndarray,
     p: np.ndarray,
@@ -66,32 +126,15 @@ def pq_match(
     ``g``/``p``/``inter``: GT row, prediction column and pixel count of every overlapping pair (GT void
     excluded). ``gt_cat``/``pred_cat``: dense category indices. ``pred_void``: pixels of each prediction on
     GT void. ``crowd_row[c]``: the GT row of category c's crowd region (-1: none), the only one panopticapi
-    honours per category.
+    honours per category. The counts are sums over :func:`pq_assign`'s per-segment assignment.
     """
     c = num_categories
-    same = gt_cat[g] == pred_cat[p]
-    cand = same & ~gt_crowd[g]
-    union = pred_area[p] + gt_area[g] - inter - pred_void[p]
-    iou = np.zeros(inter.shape, dtype=np.float64)
-    np.divide(inter, union, out=iou, where=cand)
-    match = cand & (iou > 0.5)
-    mg, mp, miou = g[match], p[match], iou[match]
-    tp = np.bincount(gt_cat[mg], minlength=c).astype(np.int64)
-    iou_sum = np.bincount(gt_cat[mg], weights=miou, minlength=c).astype(np.float64)
-
-    gt_matched = np.zeros(gt_cat.size, dtype=bool)
-    gt_matched[mg] = True
-    fn = np.bincount(gt_cat[~gt_matched & ~gt_crowd], minlength=c).astype(np.int64)
-
-    pred_matched = np.zeros(pred_cat.size, dtype=bool)
-    pred_matched[mp] = True
-    on_crowd = g == crowd_row[pred_cat[p]]
-    crowd_inter = np.bincount(p[on_crowd], weights=inter[on_crowd], minlength=pred_cat.size)
-    ignored = pred_void + crowd_inter
-    frac = np.zeros(pred_cat.size, dtype=np.float64)
-    np.divide(ignored, pred_area, out=frac, where=pred_area > 0)
-    fp_mask = ~pred_matched & ~(frac > 0.5)
-    fp = np.bincount(pred_cat[fp_mask], minlength=c).astype(np.int64)
+    a = pq_assign(g, p, inter, gt_cat, gt_crowd, gt_area, pred_cat, pred_area, pred_void, crowd_row)
+    matched = a.gt_pred >= 0
+    tp = np.bincount(gt_cat[matched], minlength=c).astype(np.int64)
+    iou_sum = np.bincount(gt_cat[matched], weights=a.gt_iou[matched], minlength=c).astype(np.float64)
+    fn = np.bincount(gt_cat[a.gt_fn], minlength=c).astype(np.int64)
+    fp = np.bincount(pred_cat[a.pred_fp], minlength=c).astype(np.int64)
     return tp, fp, fn, iou_sum
 
 
@@ -152,8 +195,8 @@ def crowd_rows(gt_cat: np.ndarray, gt_crowd: np.ndarray, gt_order: np.ndarray, n
     return out
 
 
-def frame_pq_counts(stats: FrameStats, cats: CategoryTable, source: str | Path | None = None) -> tuple[np.ndarray, ...]:
-    """(tp, fp, fn, iou_sum) per category for one frame, from its joint histogram."""
+def _frame_pq_args(stats: FrameStats, cats: CategoryTable, source: str | Path | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(GT rows kept, the sparse arguments of :func:`pq_assign`/:func:`pq_match`) of one frame."""
     pred_cat = cats.index(stats.pred_cat)
     if (pred_cat < 0).any():
         bad = sorted(set(stats.pred_cat[pred_cat < 0].tolist()))
@@ -169,7 +212,7 @@ def frame_pq_counts(stats: FrameStats, cats: CategoryTable, source: str | Path |
     gt_cat = gt_cat_all[known]
     gt_crowd = stats.gt_crowd[known]
     crowd = crowd_rows(gt_cat, gt_crowd, stats.gt_order[known], len(cats))
-    return pq_match(
+    args = (
         g,
         p,
         inter,
@@ -180,8 +223,36 @@ def frame_pq_counts(stats: FrameStats, cats: CategoryTable, source: str | Path |
         m[:, FIRST_SEGMENT:].sum(axis=0),
         m[VOID_LABEL, FIRST_SEGMENT:],
         crowd,
-        len(cats),
     )
+    return known, args
+
+
+def frame_pq_counts(stats: FrameStats, cats: CategoryTable, source: str | Path | None = None) -> tuple[np.ndarray, ...]:
+    """(tp, fp, fn, iou_sum) per category for one frame, from its joint histogram."""
+    _, args = _frame_pq_args(stats, cats, source)
+    return pq_match(*args, len(cats))
+
+
+def frame_pq_assignment(stats: FrameStats, cats: CategoryTable, source: str | Path | None = None) -> dict[str, dict[int, Any]]:
+    """One frame's matches by segment id, from the same kernel as :func:`frame_pq_counts`.
+
+    Returns ``{"match": {gt id: pred id}, "iou": {gt id: IoU}, "fp": {pred ids counted FP},
+    "fn": {GT ids counted FN}, "ignored": {pred ids neither matched nor FP}}`` (the last three as
+    ``{id: category id}``). GT segments of categories outside ``cats`` are in none of them.
+    """
+    known, args = _frame_pq_args(stats, cats, source)
+    a = pq_assign(*args)
+    gt_ids = stats.gt_ids[known]
+    pred_ids = stats.pred_ids
+    matched = np.flatnonzero(a.gt_pred >= 0)
+    ignored = (a.pred_gt < 0) & ~a.pred_fp
+    return {
+        "match": {int(gt_ids[i]): int(pred_ids[a.gt_pred[i]]) for i in matched},
+        "iou": {int(gt_ids[i]): float(a.gt_iou[i]) for i in matched},
+        "fp": {int(pred_ids[j]): int(stats.pred_cat[j]) for j in np.flatnonzero(a.pred_fp)},
+        "fn": {int(gt_ids[i]): int(stats.gt_cat[known][i]) for i in np.flatnonzero(a.gt_fn)},
+        "ignored": {int(pred_ids[j]): int(stats.pred_cat[j]) for j in np.flatnonzero(ignored)},
+    }
 
 
 class PanopticQuality(Accumulator):
