@@ -25,6 +25,10 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--nerf-rpn-export", is_flag=True, help="Also write NeRF-RPN aabb/ and obb/ .npy (voxel units).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers.")
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
+@click.option("--renderer", type=click.Choice(["raycast", "cycles"]), default="raycast", show_default=True, help="RGB renderer (labels and depth always come from Embree); cycles needs the render extra, see docs/rendering.md.")
+@click.option("--cycles-samples", type=int, default=None, help="Cycles: maximum samples per pixel (default 64).")
+@click.option("--cycles-denoiser", type=click.Choice(["openimagedenoise", "optix", "none"]), default=None, help="Cycles: denoiser (default openimagedenoise).")
+@click.option("--cycles-device", type=click.Choice(["auto", "cpu", "gpu"]), default=None, help="Cycles: render device (default auto: a GPU when Cycles finds one).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(
     out_dir: Path,
@@ -42,6 +46,10 @@ def build_dataset(
     nerf_rpn_export: bool,
     workers: int,
     executor: str,
+    renderer: str,
+    cycles_samples: int | None,
+    cycles_denoiser: str | None,
+    cycles_device: str | None,
     quiet: bool,
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
@@ -52,6 +60,14 @@ def build_dataset(
         raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
     priors = tuple(p for p in priors if p != "none")
     config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export)
+    if renderer == "cycles":
+        from dataclasses import replace
+
+        from dataset_tools.build import check_renderer
+
+        overrides = {"samples": cycles_samples, "denoiser": cycles_denoiser, "device": cycles_device}
+        config = replace(config, renderer="cycles", cycles=replace(config.cycles, **{k: v for k, v in overrides.items() if v is not None}))
+        check_renderer(config)  # a missing bpy fails here, before the demo generator or any rendering
     if demo is not None:
         from dataset_tools.demo import write_demo_dataset
 
