@@ -381,6 +381,10 @@ def build_dataset(
 ) -> dict[str, Any]:
     """Build (or resume) a benchmark in ``out_root`` and write benchmark.json last."""
     check_renderer(config)
+    if config.renderer == "cycles" and executor == "process":
+        from dataset_tools.cycles import share_cores
+
+        config = dataclasses.replace(config, cycles=share_cores(config.cycles, workers))
     out_root = Path(out_root)
     (out_root / spec.SCENES_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
@@ -439,10 +443,10 @@ def check_renderer(config: BuildConfig) -> None:
     if config.renderer not in ("raycast", "cycles"):
         raise InputError(None, f"unknown renderer {config.renderer!r}; choose raycast or cycles", key="renderer")
     if config.renderer == "cycles":
-        from dataset_tools.cycles import require_bpy
+        from dataset_tools.cycles import check_bpy_installed
 
         config.cycles.validate()
-        require_bpy()
+        check_bpy_installed()  # found, but not imported here: Blender starts in the workers
 
 
 def _record_from_manifest(scene_path: Path) -> dict[str, Any]:

@@ -35,7 +35,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,8 +62,23 @@ class MissingExtraError(NerfsegError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+_BLENDER_SCRIPTS = re.compile(r"[/\\](bpy|blender)[/\\]\d+\.\d+[/\\]scripts([/\\]|$)")
+
+
+def _drop_inherited_blender_paths() -> None:
+    """Remove Blender's own script folders from ``sys.path`` while bpy is not imported yet.
+
+    Starting Blender adds them; a spawned pool worker inherits its parent's ``sys.path``, and there the pure
+    Python ``bpy`` package of ``scripts/modules`` would shadow the wheel's (which needs ``_bpy``, loaded by
+    the wheel). Blender adds them again when it starts.
+    """
+    if sys.modules.get("bpy") is None:
+        sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
+
+
 def require_bpy() -> Any:
     """Import and return ``bpy`` or fail with a message naming the extra (checked before any long work)."""
+    _drop_inherited_blender_paths()
     try:
         import bpy  # noqa: F401  (imported for its side effect of starting Blender)
     except ImportError as exc:
@@ -70,6 +87,27 @@ def require_bpy() -> Any:
             f"Install the render extra: pip install 'nerfseg[{RENDER_EXTRA}]' (bpy needs Python 3.11)"
         ) from None
     return bpy
+
+
+def check_bpy_installed() -> None:
+    """Fail with the install hint when bpy cannot be found, without starting Blender in this process.
+
+    The build's parent process only plans and fans out; importing bpy there would start Blender's threads,
+    which a forked pool worker cannot inherit safely.
+    """
+    import importlib.util
+
+    if sys.modules.get("bpy") is not None:
+        return
+    try:
+        found = importlib.util.find_spec("bpy") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found or "bpy" in sys.modules:  # "bpy" mapped to None in sys.modules means: blocked
+        raise MissingExtraError(
+            "--renderer cycles needs Blender as a Python module (bpy), which is not installed here. "
+            f"Install the render extra: pip install 'nerfseg[{RENDER_EXTRA}]' (bpy needs Python 3.11)"
+        )
 
 
 def bpy_available() -> bool:
@@ -119,6 +157,20 @@ class CyclesSettings:
             raise InputError(None, f"cycles device must be auto, cpu or gpu, got {self.device!r}", key="cycles.device")
         if self.filter_width <= 0:
             raise InputError(None, "cycles filter_width must be > 0", key="cycles.filter_width")
+
+
+def share_cores(settings: CyclesSettings, workers: int) -> CyclesSettings:
+    """Settings whose ``threads`` split the machine's cores among ``workers`` Blender processes.
+
+    Cycles uses every core by default; N pool workers each doing so would oversubscribe the CPU N times.
+    An explicit ``threads`` is kept. (Ray schedules by its own CPU count; set ``threads`` there yourself.)
+    """
+    if workers <= 1 or settings.threads > 0:
+        return settings
+    from dataclasses import replace
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return replace(settings, threads=max(1, cores // workers))
 
 
 @dataclass

@@ -45,9 +45,14 @@ def map_scenes(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers
         for job in jobs:
             yield fn(job)
     else:
+        import multiprocessing
+        import sys
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # A process that has started Blender (bpy, --renderer cycles) holds threads and locks that a fork
+        # copies in a locked state: its forked workers hang. Start fresh interpreters then.
+        context = multiprocessing.get_context("spawn") if sys.modules.get("bpy") is not None else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [pool.submit(fn, job) for job in jobs]
             for fut in as_completed(futures):
                 yield fut.result()

@@ -163,3 +163,21 @@ def test_cycles_build_resumes_per_view_and_gives_the_same_files(tmp_path: Path, 
         elif rel.endswith(".png") and "/priors/" not in rel:
             assert cyc_files[rel] == digest, rel
     assert json.loads((ray / spec.BENCHMARK_JSON).read_text())["report"]["unsupported_materials"] == 0
+
+
+def test_share_cores_splits_threads_among_pool_workers() -> None:
+    assert cycles_mod.share_cores(FAST, 1) is FAST
+    assert cycles_mod.share_cores(FAST, 10_000).threads == 1
+    pinned = dataclasses.replace(FAST, threads=3)
+    assert cycles_mod.share_cores(pinned, 4).threads == 3
+
+
+@needs_bpy
+def test_cycles_scenes_run_in_a_process_pool_with_the_same_pixels(tmp_path: Path) -> None:
+    """The per-scene function still runs in pool workers (each its own Blender) and renders the same bytes."""
+    src = write_demo_dataset(tmp_path / "src", num_rooms=2, seed=4)
+    cfg = _config(num_views=2)
+    one = build_dataset(tmp_path / "one", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
+    pool = build_dataset(tmp_path / "pool", src.front3d_dir, src.future_dir, src.texture_dir, cfg, workers=2, show_progress=False)
+    assert len(pool["scenes"]) == 2 and all(r["cycles"]["views_rendered"] == 2 for r in pool["scenes"].values())
+    assert _scene_files(tmp_path / "pool") == _scene_files(tmp_path / "one")
