@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -362,7 +363,10 @@ def _write_prior(scene_path: Path, prior: str, seed: int) -> None:
 
 
 def _run_jobs(jobs: list[SceneJob], workers: int, executor: str, on_done: Callable[[dict[str, Any]], None]) -> None:
-    for record in map_scenes(build_scene, jobs, workers, executor):
+    # Blender started in this process (an earlier in-process Cycles build) holds locks a fork would copy
+    # locked: its forked workers hang in Blender. Fresh interpreters then.
+    blender_here = bool(jobs) and jobs[0].config.renderer == "cycles" and sys.modules.get("bpy") is not None
+    for record in map_scenes(build_scene, jobs, workers, executor, start_method="spawn" if blender_here else None):
         on_done(record)
 
 

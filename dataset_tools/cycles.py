@@ -111,8 +111,9 @@ def check_bpy_installed() -> None:
 
 
 def bpy_available() -> bool:
+    """Whether bpy is installed (found, not imported: asking does not start Blender in this process)."""
     try:
-        require_bpy()
+        check_bpy_installed()
     except MissingExtraError:
         return False
     return True
