@@ -26,7 +26,7 @@ from dataset_tools.scene import MeshPart
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.cli import cli
-from nerfseg.io import sha256_file
+from nerfseg.io import read_png, sha256_file
 from tests.dataset_tools.scenes import make_box_room
 
 needs_bpy = pytest.mark.skipif(not bpy_available(), reason="needs the render extra (bpy)")
@@ -130,6 +130,9 @@ def test_cycles_build_resumes_per_view_and_gives_the_same_files(tmp_path: Path, 
     assert bench["build_settings"]["cycles"]["samples"] == 4 and bench["build_settings"]["cycles"]["denoiser"] == "none"
     assert bench["report"]["unsupported_materials"] == 0
     assert not list((full / spec.SCENES_DIR).glob(".cycles-views-*"))  # cache removed once the scene is in place
+    for img in (spec.scene_dir(full, record["scene_id"]) / spec.IMAGES_DIR).glob("*.png"):
+        rgb = read_png(img, expect="rgb")
+        assert rgb.shape == (30, 40, 3) and 5 < rgb.mean() < 250 and rgb.std() > 2, img  # a lit room, not blank
 
     # a build killed while rendering its third view keeps the two finished views ...
     killed = tmp_path / "killed"
