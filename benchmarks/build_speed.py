@@ -3,6 +3,10 @@ and ray-cast throughput of the label/depth path at the paper resolution (640x480
 
 Goals (issue 2): a mini scene in under 10 s on 2 cores; paper-resolution label maps under 50 ms a view.
 Prints numbers only; run with ``python benchmarks/build_speed.py [--rooms 2] [--workers 2]``.
+
+``--renderer cycles`` (needs the render extra) instead times the Cycles RGB path per view at the mini and
+paper resolutions for 16 and 64 samples (``--samples``), against the Embree shader's RGB+labels on the same
+views in the same run, plus the one-off scene translation into Blender.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--priors", default="", help="comma-separated priors to include (default none)")
+    parser.add_argument("--renderer", choices=["raycast", "cycles"], default="raycast")
+    parser.add_argument("--samples", default="16,64", help="cycles: comma-separated sample counts")
+    parser.add_argument("--views", type=int, default=2, help="cycles: views timed per setting")
     args = parser.parse_args()
+    if args.renderer == "cycles":
+        cycles_speed([int(x) for x in args.samples.split(",")], args.views)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         src = write_demo_dataset(Path(tmp) / "src", num_rooms=args.rooms, seed=0)
         config = preset_config("mini", priors=tuple(p for p in args.priors.split(",") if p))
@@ -63,6 +73,43 @@ def main() -> None:
                 rc.render(c2w, intr)
             dt = (time.perf_counter() - t) / 5
             print(f"  full RGB+labels {name}: {dt * 1e3:.1f} ms/view")
+
+
+def cycles_speed(samples: list[int], num_views: int) -> None:
+    """Seconds per view of Cycles (default denoiser, adaptive sampling) vs the Embree shader, same views."""
+    from dataset_tools.cycles import CyclesScene, CyclesSettings, require_bpy
+
+    bpy = require_bpy()
+    config = preset_config("mini")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_demo_dataset(Path(tmp) / "src", num_rooms=1, seed=0)
+        index, house = iter_houses(src.front3d_dir)[0]
+        scene = load_house(house, src.future_dir, src.texture_dir, index).scenes[0]
+        rc = SceneRaycaster(scene, lighting=config.lighting)
+        poses = sample_cameras(scene, config.camera, np.random.default_rng(0), target_views=num_views, raycaster=rc)
+        resolutions = (("mini 256x192", config.intrinsics), ("paper 640x480", Intrinsics(640, 480, 400, 400, 320, 240)))
+        print(f"Cycles (bpy {bpy.app.version_string}) vs Embree shader, demo room {scene.scene_id}, {len(poses)} views per setting")
+        t = time.perf_counter()
+        cs = CyclesScene(scene, CyclesSettings(samples=samples[0]))
+        print(f"  scene translation into Blender (once per scene): {time.perf_counter() - t:.2f} s on {cs.device}")
+        for name, intr in resolutions:
+            rc.render(poses[0], intr)  # warm up
+            t, c = time.perf_counter(), time.process_time()
+            for c2w in poses:
+                rc.render(c2w, intr)
+            embree, embree_cpu = (time.perf_counter() - t) / len(poses), (time.process_time() - c) / len(poses)
+            print(f"  {name}: Embree shader RGB+labels {embree:.3f} s/view wall, {embree_cpu:.3f} CPU-s/view")
+            for n in samples:
+                cs.bscene.cycles.samples = n
+                if n == samples[0]:
+                    cs.render_rgb(poses[0], intr)  # first render at a size builds the kernels / BVH
+                t, c = time.perf_counter(), time.process_time()
+                for c2w in poses:
+                    cs.render_rgb(c2w, intr)
+                dt, cpu = (time.perf_counter() - t) / len(poses), (time.process_time() - c) / len(poses)
+                # CPU seconds (all render threads) stay meaningful on a shared machine, where wall time is not
+                print(f"  {name}: Cycles {n:3d} samples {dt:.2f} s/view wall ({dt / embree:.0f}x the Embree shader), "
+                      f"{cpu:.2f} CPU-s/view ({cpu / embree_cpu:.0f}x)")
 
 
 if __name__ == "__main__":

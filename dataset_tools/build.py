@@ -29,6 +29,7 @@ from nerfseg.gt3d import GT3D, make_instance_table, read_gt3d, write_gt3d
 from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
 
 from dataset_tools.cameras import CameraConfig, sample_cameras, split_views
+from dataset_tools.cycles import CyclesSettings
 from dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, LoadedHouse, RoomFilter, iter_houses, load_house, load_model_info, read_house
 from dataset_tools.ray_executor import map_scenes
 from dataset_tools.raycast import Lighting, SceneRaycaster
@@ -52,13 +53,14 @@ class BuildConfig:
     voxelization: str = "solid"  # "solid" | "surface"
     test_every: int = spec.TEST_EVERY
     seed: int = 0
-    renderer: str = "raycast"  # "raycast" | "cycles"
+    renderer: str = "raycast"  # "raycast" | "cycles" (RGB from Cycles, labels and depth still from Embree)
     priors: tuple[str, ...] = ("sim-m2f", "gt")
     nerf_rpn_export: bool = False
     scene_split: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test fractions of scenes
     camera: CameraConfig = field(default_factory=CameraConfig)
     room_filter: RoomFilter = field(default_factory=RoomFilter)
     lighting: Lighting = field(default_factory=Lighting)
+    cycles: CyclesSettings = field(default_factory=CyclesSettings)  # used when renderer == "cycles"
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -70,6 +72,10 @@ class BuildConfig:
         d.pop("scene_split", None)
         d.pop("nerf_rpn_export", None)
         d["prior_params"] = _prior_params(self)  # new prior defaults must rebuild the priors
+        if self.renderer == "cycles":  # device / threads change the speed, not the pixels
+            d["cycles"] = {k: v for k, v in d["cycles"].items() if k not in CyclesSettings.RUNTIME_ONLY}
+        else:
+            d.pop("cycles", None)  # ray-cast builds keep their fingerprint
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -340,6 +346,7 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         rng = np.random.default_rng(scene_seed)
         intr = config.intrinsics
         raycaster = SceneRaycaster(scene, lighting=config.lighting)
+        rgb_source = _cycles_rgb(job, scene) if config.renderer == "cycles" else None
         t_load = time.perf_counter()
         poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views, raycaster=raycaster)
         is_test = split_views(len(poses), int(scene_seed.generate_state(1)[0]), every=config.test_every)
@@ -349,10 +356,11 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         frames, annotations, images = [], [], []
         for i, c2w in enumerate(poses):
             name = spec.frame_name(i)
-            out = raycaster.render(c2w, intr)
+            out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
+            rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
             depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
             inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
-            write_png(partial / spec.IMAGES_DIR / f"{name}.png", out.rgb)
+            write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
             write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
             write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
             write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
@@ -421,18 +429,31 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
                 "priors": t_priors - t_voxel,
             },
         }
+        if rgb_source is not None:
+            record["cycles"] = rgb_source.record()
         manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
         write_json_atomic(partial / MANIFEST, manifest)
         # Make room for the finished scene, then rename: the only moment the scene becomes visible.
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
+        if rgb_source is not None:
+            rgb_source.finish()  # the scene is in place: its per-view resume cache is no longer needed
         record["files"] = files
         record["timings_s"]["total"] = time.perf_counter() - t0
         return record
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def _cycles_rgb(job: SceneJob, scene: Scene) -> Any:
+    """The Cycles RGB source of one scene (dataset_tools/cycles.py), resuming per view from a cache folder
+    next to the scene folders (it survives a killed build; ``.partial-`` folders do not)."""
+    from dataset_tools.cycles import SceneRGB
+
+    config = job.config
+    return SceneRGB(scene, config.cycles, spec.scene_dir(job.out_root, job.scene_id).parent, config.fingerprint(), config.lighting.crease_angle_deg)
 
 
 def _write_transforms(scene_path: Path, scene: Scene, intr: Intrinsics, frames: list[dict[str, Any]]) -> None:
@@ -469,7 +490,10 @@ def _write_prior(scene_path: Path, prior: str, seed: int) -> None:
 
 
 def _run_jobs(jobs: list[SceneJob], workers: int, executor: str, on_done: Callable[[dict[str, Any]], None]) -> None:
-    for record in map_scenes(build_scene, jobs, workers, executor):
+    # Blender started in this process (an earlier in-process Cycles build) holds locks a fork would copy
+    # locked: its forked workers hang in Blender. Fresh interpreters then.
+    blender_here = bool(jobs) and jobs[0].config.renderer == "cycles" and sys.modules.get("bpy") is not None
+    for record in map_scenes(build_scene, jobs, workers, executor, start_method="spawn" if blender_here else None):
         on_done(record)
 
 
@@ -488,6 +512,11 @@ def build_dataset(
     show_warnings: bool = True,
 ) -> dict[str, Any]:
     """Build (or resume) a benchmark in ``out_root`` and write benchmark.json last."""
+    check_renderer(config)
+    if config.renderer == "cycles" and executor == "process":
+        from dataset_tools.cycles import share_cores
+
+        config = dataclasses.replace(config, cycles=share_cores(config.cycles, workers))
     out_root = Path(out_root)
     (out_root / spec.SCENES_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
@@ -539,7 +568,10 @@ def build_dataset(
         "splits": splits,
         "build_settings": to_jsonable(config),
         "prior_params": _prior_params(config),
-        "report": _build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
+        "report": {
+            **_build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
+            "unsupported_materials": sum(int(records[sid].get("cycles", {}).get("unsupported_materials", 0)) for sid in records),
+        },
         "scenes": {sid: {k: v for k, v in records[sid].items() if k != "files"} for sid in sorted(records)},
         "files": {f"{spec.SCENES_DIR}/{sid}/{rel}": digest for sid in sorted(records) for rel, digest in records[sid]["files"].items()},
     }
@@ -647,6 +679,17 @@ def _build_report(plan: Plan, records: dict[str, dict[str, Any]], dropped_at_bui
         "num_missing_models": len(missing),
         "warnings": [Issue(**i).line() for i in sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"]))],
     }
+
+
+def check_renderer(config: BuildConfig) -> None:
+    """Fail fast (before planning or rendering) on an unknown renderer or a missing optional extra."""
+    if config.renderer not in ("raycast", "cycles"):
+        raise InputError(None, f"unknown renderer {config.renderer!r}; choose raycast or cycles", key="renderer")
+    if config.renderer == "cycles":
+        from dataset_tools.cycles import check_bpy_installed
+
+        config.cycles.validate()
+        check_bpy_installed()  # found, but not imported here: Blender starts in the workers
 
 
 def _record_from_manifest(scene_path: Path) -> dict[str, Any]:

@@ -29,6 +29,10 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers.")
 @click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True)
 @click.option("--ban-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="JSON object ban list replacing the default (format of nerfseg/data/front3d_ban_list.json; see docs/front3d.md).")
+@click.option("--renderer", type=click.Choice(["raycast", "cycles"]), default="raycast", show_default=True, help="RGB renderer (labels and depth always come from Embree); cycles needs the render extra, see docs/rendering.md.")
+@click.option("--cycles-samples", type=int, default=None, help="Cycles: maximum samples per pixel (default 64).")
+@click.option("--cycles-denoiser", type=click.Choice(["openimagedenoise", "optix", "none"]), default=None, help="Cycles: denoiser (default openimagedenoise).")
+@click.option("--cycles-device", type=click.Choice(["auto", "cpu", "gpu"]), default=None, help="Cycles: render device (default auto: a GPU when Cycles finds one).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(
     out_dir: Path,
@@ -49,6 +53,10 @@ def build_dataset(
     workers: int,
     executor: str,
     ban_list: Path | None,
+    renderer: str,
+    cycles_samples: int | None,
+    cycles_denoiser: str | None,
+    cycles_device: str | None,
     quiet: bool,
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
@@ -66,6 +74,12 @@ def build_dataset(
     config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export, room_filter=room_filter)
     if test_rooms is not None or val_rooms is not None:
         config = dataclasses.replace(config, scene_split=demo_scene_split(demo, test_rooms, val_rooms, config.scene_split))
+    if renderer == "cycles":
+        from dataset_tools.build import check_renderer
+
+        overrides = {"samples": cycles_samples, "denoiser": cycles_denoiser, "device": cycles_device}
+        config = dataclasses.replace(config, renderer="cycles", cycles=dataclasses.replace(config.cycles, **{k: v for k, v in overrides.items() if v is not None}))
+        check_renderer(config)  # a missing bpy fails here, before the demo generator or any rendering
     if demo is not None:
         from dataset_tools.demo import write_demo_dataset
 

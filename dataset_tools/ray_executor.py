@@ -31,11 +31,14 @@ def run_on_ray(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], num_cpu
             ray.shutdown()
 
 
-def map_scenes(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers: int = 1, executor: str = "process") -> Iterator[dict[str, Any]]:
+def map_scenes(
+    fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers: int = 1, executor: str = "process", start_method: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Run ``fn`` on every job and yield results as they finish: in this process, on a process pool, or on Ray.
 
     The one fan-out every per-scene step uses (building scenes, training radiance grids), so ``--workers`` and
-    ``--executor`` mean the same everywhere.
+    ``--executor`` mean the same everywhere. ``start_method`` ("spawn", ...) overrides the platform's default
+    for the pool (a parent that runs Blender cannot fork workers that use it).
     """
     if executor == "ray":
         yield from run_on_ray(fn, jobs)
@@ -45,9 +48,11 @@ def map_scenes(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers
         for job in jobs:
             yield fn(job)
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        context = None if start_method is None else multiprocessing.get_context(start_method)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [pool.submit(fn, job) for job in jobs]
             for fut in as_completed(futures):
                 yield fut.result()

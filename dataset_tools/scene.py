@@ -29,6 +29,10 @@ class MeshPart:
     class_index: int = 0  # 0 = background
     kind: str = "furniture"  # "furniture" or the 3D-FRONT mesh type ("Floor", "WallInner", "Ceiling", ...)
     emissive: float = 0.0  # > 0 for light sources (ceiling panels, lamp shades)
+    # optional source material parameters beyond colour / texture (e.g. roughness, metallic, specular,
+    # or ones a renderer cannot map such as transparency); the Embree shader ignores them, the Cycles
+    # renderer maps the ones it supports and counts the rest (dataset_tools/cycles.py)
+    material: dict[str, float | str] = field(default_factory=dict)
 
 
 @dataclass
