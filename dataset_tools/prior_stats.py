@@ -1,0 +1,195 @@
+"""Cross-view consistency of a 2D prior: how often two views of the same object get the same class.
+
+Why: a real 2D network repeats its mistakes across similar views; a prior whose errors are independent per
+view is too easy for methods that fuse views (issue 18). This statistic makes the difference measurable for
+any prior on disk (``gt``, ``sim-m2f``, ``sim-m2f-indep``, ``mask2former``):
+
+* For every view and every GT object with at least ``min_pixels`` visible pixels, the prior's *label* of the
+  object is the majority over the object's GT pixels of the prior's per-pixel class (void and background count
+  as "missed"), so splits into same-class parts do not count as disagreement.
+* For every pair of views of the same object, the *view-angle difference* is the angle at the object's centre
+  (gt3d.h5 AABB centre) between the two camera positions (transforms.json).
+* Per angle bin: ``p_same_class`` = P(both views give the same class | both detected it),
+  ``p_same_detection`` = P(both detected or both missed), and ``chance`` = the same-class probability if every
+  view drew its label independently from the prior's label distribution for the object's true class (pooled
+  over all views of all objects of that class in the report's scenes): sum_c p(c | true class)^2, averaged over
+  the pairs. ``kappa = (p_same_class - chance) / (1 - chance)`` is about 0 for independent per-view errors and 1
+  for errors repeated in every view (None when the prior never changes a label, as for ``gt``).
+
+Deterministic: no random draws, scenes and frames in sorted order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nerfseg import spec
+from nerfseg.errors import InputError
+from nerfseg.io import read_png
+
+#: Angle-difference bins (degrees, [lo, hi)); the last one is closed.
+ANGLE_BINS_DEG: tuple[float, ...] = (0.0, 15.0, 30.0, 60.0, 90.0, 180.0)
+MISSED = -1
+
+
+def _prior_class_map(ids: np.ndarray, segs: list[dict[str, Any]]) -> np.ndarray:
+    """Per-pixel predicted class (void -> MISSED, background stuff -> MISSED when computing object labels)."""
+    uniq, inv = np.unique(ids, return_inverse=True)
+    cat = {int(s["id"]): int(s["category_id"]) for s in segs}
+    lut = np.array([MISSED if u == 0 else cat[int(u)] for u in uniq.tolist()], np.int64)
+    return lut[inv.reshape(ids.shape)]
+
+
+def object_labels(instance: np.ndarray, pred_class: np.ndarray, min_pixels: int) -> dict[int, int]:
+    """GT object id -> prior label in one view (majority predicted class over its pixels; MISSED for background
+    or void); objects with fewer than ``min_pixels`` pixels are not counted as seen."""
+    inst = instance.ravel().astype(np.int64)
+    pred = pred_class.ravel().copy()
+    pred[pred == spec.BACKGROUND] = MISSED
+    uniq, inv = np.unique(inst, return_inverse=True)
+    k = spec.NUM_CLASSES + 1  # column 0 = MISSED, column c + 1 = class c
+    joint = np.bincount(inv * k + (pred + 1), minlength=uniq.size * k).reshape(uniq.size, k)
+    out = {}
+    for row, oid in zip(joint, uniq.tolist()):
+        if oid == 0 or row.sum() < min_pixels:
+            continue
+        out[int(oid)] = int(row.argmax()) - 1
+    return out
+
+
+def _objects(scene_dir: Path) -> dict[int, tuple[np.ndarray, int]]:
+    """Object id -> (AABB centre, class index) from gt3d.h5's instance table."""
+    import h5py
+
+    path = scene_dir / spec.GT3D_H5
+    if not path.exists():
+        raise InputError(path, "file not found: the consistency statistic needs object centres (gt3d.h5)")
+    try:
+        with h5py.File(path, "r") as f:
+            if "instances" not in f:
+                raise InputError(path, "missing dataset", key="instances")
+            table = f["instances"][...]
+    except OSError as exc:
+        raise InputError(path, f"unreadable HDF5 ({exc})") from None
+    return {int(r["id"]): (0.5 * (np.asarray(r["aabb"][:3], float) + np.asarray(r["aabb"][3:], float)), int(r["class_index"])) for r in table}
+
+
+def scene_pairs(scene_dir: str | Path, prior_name: str, min_pixels: int = 100) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+    """Object id -> (unit directions centre -> camera (m, 3), labels (m,), true class) over the views that see it."""
+    from dataset_tools.priors import load_prior_json, read_prior_frame
+
+    scene_dir = Path(scene_dir)
+    info = spec.load_scene_info(scene_dir)
+    objects = _objects(scene_dir)
+    doc = load_prior_json(scene_dir, prior_name)
+    per_obj: dict[int, list[tuple[np.ndarray, int]]] = {}
+    for fr in sorted(info.frames, key=lambda f: f.name):
+        inst = read_png(scene_dir / spec.INSTANCE_DIR / f"{fr.name}.png", expect="gray16")
+        ids, segs = read_prior_frame(scene_dir, prior_name, fr.name, doc)
+        if ids.shape != inst.shape:
+            raise InputError(scene_dir / spec.PRIORS_DIR / prior_name / spec.PANOPTIC_DIR / f"{fr.name}.png", f"size {ids.shape} differs from the GT {inst.shape}")
+        cam = np.asarray(fr.transform_matrix, np.float64)[:3, 3]
+        for oid, lab in object_labels(inst, _prior_class_map(ids, segs), min_pixels).items():
+            if oid not in objects:
+                continue
+            c = objects[oid][0]
+            d = cam - c
+            n = float(np.linalg.norm(d))
+            if n > 1e-9:
+                per_obj.setdefault(oid, []).append((d / n, lab))
+    return {oid: (np.array([v[0] for v in views]), np.array([v[1] for v in views], np.int64), objects[oid][1]) for oid, views in sorted(per_obj.items())}
+
+
+def consistency_stats(
+    scene_dirs: Iterable[str | Path], prior_name: str, min_pixels: int = 100, bins_deg: Sequence[float] = ANGLE_BINS_DEG
+) -> dict[str, Any]:
+    """The cross-view consistency report of a written prior over the given scenes (see the module doc)."""
+    from dataset_tools.priors import load_prior_json
+
+    edges = np.asarray(bins_deg, np.float64)
+    nb = edges.size - 1
+    pairs_det = np.zeros(nb)
+    same_cls = np.zeros(nb)
+    chance = np.zeros(nb)
+    pairs_all = np.zeros(nb)
+    same_det = np.zeros(nb)
+    n_obj = n_views = 0
+    scenes = []
+    seeds = set()
+    label_counts = np.zeros((spec.NUM_CLASSES, spec.NUM_CLASSES))  # true class -> detected label histogram
+    both_by_class = np.zeros((spec.NUM_CLASSES, nb))  # pairs both detected, by true class and bin
+    for sdir in sorted((Path(d) for d in scene_dirs), key=lambda p: p.name):
+        seeds.add(load_prior_json(sdir, prior_name).get("seed"))
+        scenes.append(sdir.name)
+        for _oid, (dirs, labs, true_cls) in scene_pairs(sdir, prior_name, min_pixels).items():
+            m = len(labs)
+            n_obj += 1
+            n_views += m
+            det = labs != MISSED
+            label_counts[true_cls] += np.bincount(labs[det], minlength=spec.NUM_CLASSES)
+            if m < 2:
+                continue
+            iu, ju = np.triu_indices(m, 1)
+            ang = np.degrees(np.arccos(np.clip(np.sum(dirs[iu] * dirs[ju], axis=1), -1.0, 1.0)))
+            b = np.clip(np.searchsorted(edges, ang, side="right") - 1, 0, nb - 1)
+            pairs_all += np.bincount(b, minlength=nb)
+            same_det += np.bincount(b, weights=(det[iu] == det[ju]).astype(float), minlength=nb)
+            both = det[iu] & det[ju]
+            both_n = np.bincount(b, weights=both.astype(float), minlength=nb)
+            pairs_det += both_n
+            both_by_class[true_cls] += both_n
+            same_cls += np.bincount(b, weights=(both & (labs[iu] == labs[ju])).astype(float), minlength=nb)
+    totals = label_counts.sum(axis=1, keepdims=True)
+    p_label = np.divide(label_counts, totals, out=np.zeros_like(label_counts), where=totals > 0)
+    chance = (p_label**2).sum(axis=1) @ both_by_class  # independent draws from each class's label distribution
+
+    def row(lo: float, hi: float, pd: float, sc: float, ch: float, pa: float, sd: float) -> dict[str, Any]:
+        p = sc / pd if pd else None
+        c = ch / pd if pd else None
+        kappa = None if (p is None or c is None or c >= 1.0 - 1e-12) else (p - c) / (1.0 - c)
+        return {
+            "angle_lo_deg": lo, "angle_hi_deg": hi, "pairs": int(pa), "pairs_both_detected": int(pd),
+            "p_same_class": _r(p), "chance": _r(c), "kappa": _r(kappa), "p_same_detection": _r(sd / pa if pa else None),
+        }  # fmt: skip
+
+    seed_list = sorted({int(x) for x in seeds if x is not None})
+    bins = [row(float(edges[i]), float(edges[i + 1]), pairs_det[i], same_cls[i], chance[i], pairs_all[i], same_det[i]) for i in range(nb)]
+    overall = row(float(edges[0]), float(edges[-1]), pairs_det.sum(), same_cls.sum(), chance.sum(), pairs_all.sum(), same_det.sum())
+    return {
+        "prior": prior_name,
+        "seed": seed_list[0] if len(seed_list) == 1 else seed_list,
+        "scenes": scenes,
+        "min_pixels": int(min_pixels),
+        "num_objects": n_obj,
+        "num_object_views": n_views,
+        "bins": bins,
+        "overall": overall,
+    }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+
+
+def print_stats(report: dict[str, Any]) -> None:
+    """The report as a rich table (one row per angle bin, then all pairs)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    t = Table(title=f"cross-view consistency of prior '{report['prior']}' ({len(report['scenes'])} scenes, {report['num_objects']} objects)")
+    for col in ("view angle", "pairs", "both found", "P(same class)", "chance", "kappa", "P(same found/missed)"):
+        t.add_column(col, justify="right")
+    for b in [*report["bins"], {**report["overall"], "all": True}]:
+        name = "all" if b.get("all") else f"{b['angle_lo_deg']:.0f}-{b['angle_hi_deg']:.0f} deg"
+        t.add_row(name, str(b["pairs"]), str(b["pairs_both_detected"]), f(b["p_same_class"]), f(b["chance"]), f(b["kappa"]), f(b["p_same_detection"]))
+    Console().print(t)
+    print("P(same class): both views label the object with the same class, given both found it; chance: the same if the")
+    print("object's labels were shuffled across its views (independent errors); kappa = (P - chance) / (1 - chance).")
