@@ -22,7 +22,7 @@ Deterministic: no random draws, scenes and frames in sorted order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,5 +191,101 @@ def print_stats(report: dict[str, Any]) -> None:
         name = "all" if b.get("all") else f"{b['angle_lo_deg']:.0f}-{b['angle_hi_deg']:.0f} deg"
         t.add_row(name, str(b["pairs"]), str(b["pairs_both_detected"]), f(b["p_same_class"]), f(b["chance"]), f(b["kappa"]), f(b["p_same_detection"]))
     Console().print(t)
-    print("P(same class): both views label the object with the same class, given both found it; chance: the same if the")
-    print("object's labels were shuffled across its views (independent errors); kappa = (P - chance) / (1 - chance).")
+    print("P(same class): both views give the object the same class, given both found it; chance: the same if every view")
+    print("drew its label independently from the prior's label distribution of the true class; kappa = (P - chance) / (1 - chance).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-view fusion gain of a prior (a cheap, geometry-exact stand-in for Semantic-NeRF)
+
+#: (scene folder, frame stem) -> (H, W) predicted class per pixel, MISSED (-1) for void
+LabelSource = Callable[[Path, str], np.ndarray]
+
+
+def prior_labels(prior_name: str) -> LabelSource:
+    """Per-pixel classes of a prior written on disk (void -> MISSED)."""
+    from dataset_tools.priors import load_prior_json, read_prior_frame
+
+    docs: dict[Path, dict[str, Any]] = {}
+
+    def labels(scene_dir: Path, frame: str) -> np.ndarray:
+        if scene_dir not in docs:
+            docs[scene_dir] = load_prior_json(scene_dir, prior_name)
+        ids, segs = read_prior_frame(scene_dir, prior_name, frame, docs[scene_dir])
+        return _prior_class_map(ids, segs)
+
+    return labels
+
+
+def _miou(conf: np.ndarray) -> float | None:
+    """Mean IoU of an (11, 12) confusion (rows GT, column 11 = unlabelled) over the classes present in the GT or
+    the prediction, as the evaluator's mIoU (a class predicted but absent from the GT scores 0)."""
+    tp = np.diag(conf[:, : spec.NUM_CLASSES]).astype(np.float64)
+    union = conf.sum(axis=1) + conf[:, : spec.NUM_CLASSES].sum(axis=0) - tp
+    present = union > 0
+    if not present.any():
+        return None
+    return float(np.mean(tp[present] / union[present]))
+
+
+def fusion_gain(scene_dirs: Iterable[str | Path], labels: LabelSource, train_stride: int = 3) -> dict[str, Any]:
+    """mIoU on the test views of the prior itself and of its multi-view vote, per scene and averaged.
+
+    The vote: every valid pixel of a test view is lifted to 3D with the GT depth and projected into every
+    ``train_stride``-th train view; where that view sees the same surface (its depth agrees) its prior class is a
+    vote; the test pixel takes the majority class (background when no train view sees it). This is what a
+    semantic field fitted to the train views' prior can at best do with exact geometry, at a tiny fraction of
+    the cost of training one: independent per-view errors are voted away, errors repeated across views stay.
+    Both mIoUs are computed by the same function (classes present in the GT, mean over scenes), so the gain is
+    comparable between priors; like the evaluator's mIoU, GT void is left out and a class predicted but
+    absent from the GT counts as 0. It is a proxy for Semantic-NeRF's gain, not the same number.
+    """
+    from nerfseg.cameras import Intrinsics, project_points, world_rays
+
+    k = spec.NUM_CLASSES
+    per_scene = {}
+    for sdir in sorted((Path(d) for d in scene_dirs), key=lambda p: p.name):
+        info = spec.load_scene_info(sdir)
+        intr = Intrinsics(info.width, info.height, info.fl_x, info.fl_y, info.cx, info.cy)
+        tests = [f for f in info.frames if f.split == "test"]
+        trains = [f for f in info.frames if f.split == "train"][:: max(1, int(train_stride))]
+
+        def depth(name: str) -> np.ndarray:
+            return read_png(sdir / spec.DEPTH_DIR / f"{name}.png", expect="gray16").astype(np.float64) / spec.DEPTH_SCALE
+
+        src = [(np.asarray(f.transform_matrix, np.float64), depth(f.name), labels(sdir, f.name)) for f in trains]
+        conf_prior = np.zeros((k, k + 1), np.int64)
+        conf_fused = np.zeros((k, k + 1), np.int64)
+        for fr in tests:
+            gt = read_png(sdir / spec.SEMANTIC_DIR / f"{fr.name}.png", expect="gray8").ravel().astype(np.int64)
+            valid = read_png(sdir / spec.INSTANCE_DIR / f"{fr.name}.png", expect="gray16").ravel() >= 0
+            d = depth(fr.name).ravel()
+            valid &= d > 0
+            own = labels(sdir, fr.name).ravel()
+            o, dirs = world_rays(np.asarray(fr.transform_matrix, np.float64), intr)
+            pts = (o + dirs * d[:, None])[valid]
+            votes = np.zeros(pts.shape[0] * k, np.int64)
+            for c2w, dep, lab in src:
+                uv, z = project_points(pts, c2w, intr)
+                uv = np.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0)  # points behind / on the camera plane
+                u = np.floor(uv[:, 0]).astype(np.int64)
+                v = np.floor(uv[:, 1]).astype(np.int64)
+                ok = (z > 0.05) & (u >= 0) & (u < intr.width) & (v >= 0) & (v < intr.height)
+                idx = np.flatnonzero(ok)
+                dz = dep[v[idx], u[idx]]
+                seen = (dz > 0) & (np.abs(dz - z[idx]) < 0.02 + 0.02 * z[idx])
+                idx = idx[seen]
+                cls = lab[v[idx], u[idx]]
+                keep = cls >= 0
+                votes += np.bincount(idx[keep] * k + cls[keep], minlength=votes.size)
+            votes = votes.reshape(-1, k)
+            fused = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), spec.BACKGROUND)
+            g = gt[valid]
+            p_own = np.where(own[valid] >= 0, own[valid], k)  # void -> unlabelled column
+            conf_prior += np.bincount(g * (k + 1) + p_own, minlength=k * (k + 1)).reshape(k, k + 1)
+            conf_fused += np.bincount(g * (k + 1) + fused, minlength=k * (k + 1)).reshape(k, k + 1)
+        mp, mf = _miou(conf_prior), _miou(conf_fused)
+        per_scene[sdir.name] = {"prior_miou": _r(mp), "fused_miou": _r(mf), "gain": _r(None if mp is None or mf is None else mf - mp)}
+    rows = [r for r in per_scene.values() if r["gain"] is not None]
+    mean = {key: _r(float(np.mean([r[key] for r in rows]))) if rows else None for key in ("prior_miou", "fused_miou", "gain")}
+    return {"train_stride": int(train_stride), "per_scene": per_scene, "mean": mean}

@@ -5,7 +5,9 @@ output of a 2D panoptic network (COCO Mask2Former, threshold 0.5, COCO -> NYU40 
 to compare methods fairly, every method must see the *same* 2D input, so the benchmark ships it:
 
 * ``sim-m2f`` (default): made from GT by a documented, seeded noise model of a 2D panoptic network
-  (:class:`SimM2FParams`, :func:`simulate_sim_m2f`). No weights, no GPU, bit-identical on every machine.
+  (:class:`SimM2FParams`, :func:`simulate_sim_m2f`) whose mistakes persist per object across views
+  (dataset_tools/sim_m2f.py, docs/priors.md). No weights, no GPU, bit-identical on every machine.
+* ``sim-m2f-indep``: the earlier model with every mistake drawn independently per view (kept for comparison).
 * ``gt``: the GT panoptic maps with the segment ids permuted per view: an upper bound that still needs matching
   across views (what a method gets from perfect 2D masks but without multi-view consistency).
 * ``mask2former``: a real Mask2Former checkpoint run on the RGB views (``dataset_tools/mask2former.py``).
@@ -116,8 +118,9 @@ class SimM2FParams:
     Lengths are in pixels of a ``reference_height`` (480, the paper's 640x480) image and scale with the actual
     image height, so a ``mini`` build at lower resolution sees the same relative noise. Probabilities are per
     instance (or per pair / per frame where stated). Every stage can be switched off (probability or amplitude 0)
-    so the tests can check each one alone. The defaults are calibrated (dataset_tools/PRIORS.md) so that the
-    prior's test-view quality is close to the paper's Mask2Former row on 3D-FRONT.
+    so the tests can check each one alone. The defaults are calibrated (docs/priors.md) so that the prior's
+    test-view quality is close to the paper's Mask2Former row on 3D-FRONT; :meth:`independent` gives the earlier
+    per-view-independent model (dataset_tools/PRIORS.md).
     """
 
     # --- ids ------------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class SimM2FParams:
     # --- misses (false negatives) ---------------------------------------------------------------------
     #: Probability of missing even a large, fully visible instance (occlusion, odd viewpoint, dark texture):
     #: real networks lose some objects regardless of size.
-    miss_base: float = 0.06
+    miss_base: float = 0.08
     #: Extra miss probability for a vanishingly small instance; decays as exp(-area_fraction / miss_small_area).
     #: Mask2Former predicts masks at 1/4 resolution and its queries favour large objects: small ones vanish.
     miss_small: float = 0.9
@@ -173,7 +176,7 @@ class SimM2FParams:
     #: its own query). The part is 15-45 % of the instance, cut by a random straight line. High by default:
     #: splits and same-class merges cost PQ but no mIoU, which is how the paper's prior reaches PQ 22.5 with
     #: mIoU 31.6 (misses and confusions alone lower both together; see dataset_tools/PRIORS.md).
-    split_prob: float = 0.55
+    split_prob: float = 0.85
     #: Probability that a split-off part keeps the instance's class (else it draws from the confusion row, or
     #: becomes otherfurniture when the row is empty).
     split_same_class_prob: float = 0.8
@@ -181,7 +184,7 @@ class SimM2FParams:
     # --- boundary noise -------------------------------------------------------------------------------
     #: Standard deviation (pixels) of the smooth random field added to each segment's signed distance before
     #: re-thresholding: contours wobble by about this much, independently per segment (and per view).
-    boundary_amplitude_px: float = 8.0
+    boundary_amplitude_px: float = 12.0
     #: Correlation length (pixels) of that field: small values give ragged edges, large values bulges.
     boundary_sigma_px: float = 10.0
     #: Mean signed growth (pixels) of thing masks: negative = eroded. Upsampled low-resolution mask logits shrink
@@ -1167,7 +1170,7 @@ def simulated_quality(
     """Quality of ``prior`` (``sim-m2f`` or ``sim-m2f-indep``) with ``params`` for several seeds, simulated in
     memory (nothing is written).
 
-    The calibration tool behind dataset_tools/PRIORS.md: the prior of one seed is a small sample (a few hundred
+    The calibration tool behind docs/priors.md (and dataset_tools/PRIORS.md): the prior of one seed is a small sample (a few hundred
     instances on the demo benchmark), so the defaults are tuned on the mean over seeds. Each seed gives exactly
     the prior :func:`write_priors` would write with that seed. Returns ``{"per_seed": [{seed, pq_things,
     sq_things, rq_things, pq_stuff, miou, miou_dataset}], "mean": {...}, "num_frames": n}``.

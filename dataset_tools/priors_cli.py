@@ -75,9 +75,10 @@ def print_quality(report: dict[str, Any]) -> None:
 @click.option("--quality/--no-quality", default=True, show_default=True, help="Print the prior's PQ / mIoU vs GT on the test views.")
 @click.option("--write/--no-write", default=True, show_default=True, help="(Re)generate the prior; --no-write only reports on the prior already on disk.")
 @click.option("--stats", is_flag=True, help="Cross-view consistency report (docs/priors.md): P(same class) of two views of an object by view-angle difference.")
+@click.option("--fusion", is_flag=True, help="With --stats: also the multi-view vote's mIoU gain over the prior on the test views (docs/priors.md).")
 @click.option("--stats-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where --stats writes its JSON (default: <data>/prior_stats/<prior>.json).")
 def priors(
-    data_root: Path, prior: str, weights: Path | None, seed: int | None, split: str, params_file: Path | None, quality: bool, write: bool, stats: bool, stats_out: Path | None
+    data_root: Path, prior: str, weights: Path | None, seed: int | None, split: str, params_file: Path | None, quality: bool, write: bool, stats: bool, fusion: bool, stats_out: Path | None
 ) -> None:
     """Write 2D panoptic priors (sim-m2f, sim-m2f-indep, gt or mask2former) for all views of every scene, then report
     their quality (and with --stats their cross-view consistency)."""
@@ -113,11 +114,17 @@ def priors(
         report = evaluate_prior_quality([spec.scene_dir(data_root, s) for s in scene_ids], prior, split="test", verbose=False)
         print_quality(report)
     if stats:
-        from dataset_tools.prior_stats import consistency_stats, print_stats
+        from dataset_tools.prior_stats import consistency_stats, fusion_gain, print_stats, prior_labels
         from nerfseg.io import write_json_atomic
 
-        rep = consistency_stats([spec.scene_dir(data_root, s) for s in scene_ids], prior)
+        dirs = [spec.scene_dir(data_root, s) for s in scene_ids]
+        rep = consistency_stats(dirs, prior)
         print_stats(rep)
+        if fusion:
+            rep["fusion"] = fusion_gain(dirs, prior_labels(prior))
+            m = rep["fusion"]["mean"]
+            if m["gain"] is not None:
+                click.echo(f"multi-view vote on the test views: prior mIoU {100 * m['prior_miou']:.1f} -> fused {100 * m['fused_miou']:.1f} (gain {100 * m['gain']:+.1f}, mean over {len(dirs)} scenes)")
         out = stats_out or data_root / "prior_stats" / f"{prior}.json"
         write_json_atomic(out, rep)
         click.echo(f"consistency report written to {out}")

@@ -227,3 +227,37 @@ def test_written_prior_at_full_correlation_keeps_each_class(tmp_path: Path) -> N
     rep0 = consistency_stats(scenes, "sim-m2f", min_pixels=20)
     assert rep0["overall"]["p_same_class"] < 0.9
     assert abs(rep0["overall"]["kappa"]) < 0.3  # independent draws: agreement at chance level
+
+
+def test_fusion_vote_removes_errors_that_other_views_do_not_share(tmp_path: Path) -> None:
+    """Six views from one camera over a flat floor: the vote at a test pixel is the train views' label there."""
+    from dataset_tools.prior_stats import fusion_gain
+    from nerfseg.io import read_png, write_png
+
+    sdir = make_tiny_scene(tmp_path, n_frames=6)
+    inst0 = read_png(sdir / spec.INSTANCE_DIR / "0000.png", expect="gray16")
+    sem0 = read_png(sdir / spec.SEMANTIC_DIR / "0000.png", expect="gray8")
+    tf = json.loads((sdir / spec.TRANSFORMS_JSON).read_text())
+    for fr in tf["frames"]:
+        name = Path(fr["file_path"]).stem
+        write_png(sdir / spec.INSTANCE_DIR / f"{name}.png", inst0)
+        write_png(sdir / spec.SEMANTIC_DIR / f"{name}.png", sem0)
+        write_png(sdir / spec.DEPTH_DIR / f"{name}.png", np.full(inst0.shape, 2000, np.uint16))  # 2 m everywhere
+        fr["transform_matrix"] = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2.0], [0, 0, 0, 1]]
+    write_json_atomic(sdir / spec.TRANSFORMS_JSON, tf)
+    tests = {f.name for f in spec.load_scene_info(sdir).frames if f.split == "test"}
+
+    def test_views_wrong(_scene: Path, frame: str) -> np.ndarray:
+        lab = sem0.astype(np.int64)
+        return np.where(lab == BED, TABLE, lab) if frame in tests else lab  # the test views alone call the bed a table
+
+    rep = fusion_gain([sdir], test_views_wrong, train_stride=1)
+    row = rep["per_scene"][sdir.name]
+    assert row["fused_miou"] == 1.0 and row["prior_miou"] < 0.8 and row["gain"] == pytest.approx(1.0 - row["prior_miou"], abs=1e-6)
+
+    def all_views_wrong(_scene: Path, frame: str) -> np.ndarray:
+        lab = sem0.astype(np.int64)
+        return np.where(lab == BED, TABLE, lab)  # the same mistake everywhere: nothing to vote away
+
+    rep = fusion_gain([sdir], all_views_wrong, train_stride=1)
+    assert rep["mean"]["gain"] == 0.0 and rep["mean"]["prior_miou"] < 0.8
