@@ -216,7 +216,7 @@ class SimM2FParams:
     #: takes from a latent drawn once per scene for that object (Gaussian copula). 0 = independent draws per
     #: view (the ``sim-m2f-indep`` model); 1 = the decision is a deterministic function of object and viewpoint.
     #: Calibrated on the multi-view fusion gain (docs/priors.md).
-    consistency: float = 0.8
+    consistency: float = 0.5
     #: Share of the latent that is the same from every viewpoint; the rest is a smooth random function of the
     #: direction from the object's centre to the camera, so nearby views agree and far-apart views may not.
     #: With ``consistency = view_invariance = 1`` an object has the same class in every view that sees it.
