@@ -64,19 +64,12 @@ def object_labels(instance: np.ndarray, pred_class: np.ndarray, min_pixels: int)
 
 def _objects(scene_dir: Path) -> dict[int, tuple[np.ndarray, int]]:
     """Object id -> (AABB centre, class index) from gt3d.h5's instance table."""
-    import h5py
+    from dataset_tools.sim_m2f import read_object_table
 
     path = scene_dir / spec.GT3D_H5
     if not path.exists():
         raise InputError(path, "file not found: the consistency statistic needs object centres (gt3d.h5)")
-    try:
-        with h5py.File(path, "r") as f:
-            if "instances" not in f:
-                raise InputError(path, "missing dataset", key="instances")
-            table = f["instances"][...]
-    except OSError as exc:
-        raise InputError(path, f"unreadable HDF5 ({exc})") from None
-    return {int(r["id"]): (0.5 * (np.asarray(r["aabb"][:3], float) + np.asarray(r["aabb"][3:], float)), int(r["class_index"])) for r in table}
+    return {k: (0.5 * (box[:3] + box[3:]), cls) for k, (box, cls) in read_object_table(path).items()}
 
 
 def scene_pairs(scene_dir: str | Path, prior_name: str, min_pixels: int = 100) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:

@@ -252,10 +252,11 @@ class SceneContext:
         return SpuriousSites(np.array(pts), np.array(rad), np.array(cls, np.int64))
 
 
-def _object_boxes(path: Path) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Object id -> world AABB centre and AABB (min xyz, max xyz) from gt3d.h5's instance table (if present)."""
+def read_object_table(path: Path) -> dict[int, tuple[np.ndarray, int]]:
+    """Object id -> (world AABB as min xyz + max xyz, class index) from gt3d.h5's instance table (the voxel grid
+    is not read). A missing file gives an empty table: callers decide whether they need it."""
     if not path.exists():
-        return {}, {}
+        return {}
     import h5py
 
     try:
@@ -265,12 +266,14 @@ def _object_boxes(path: Path) -> tuple[dict[int, np.ndarray], dict[int, np.ndarr
             table = f["instances"][...]
     except OSError as exc:
         raise InputError(path, f"unreadable HDF5 ({exc})") from None
-    centres, boxes = {}, {}
-    for row in table:
-        box = np.asarray(row["aabb"], np.float64)
-        boxes[int(row["id"])] = box
-        centres[int(row["id"])] = 0.5 * (box[:3] + box[3:])
-    return centres, boxes
+    return {int(r["id"]): (np.asarray(r["aabb"], np.float64), int(r["class_index"])) for r in table}
+
+
+def _object_boxes(path: Path) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Object id -> AABB centre, and object id -> AABB, from :func:`read_object_table`."""
+    table = read_object_table(path)
+    boxes = {k: box for k, (box, _cls) in table.items()}
+    return {k: 0.5 * (b[:3] + b[3:]) for k, b in boxes.items()}, boxes
 
 
 # ---------------------------------------------------------------------------------------------
