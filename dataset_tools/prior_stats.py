@@ -30,7 +30,7 @@ import numpy as np
 
 from nerfseg import spec
 from nerfseg.errors import InputError
-from nerfseg.io import read_png
+from nerfseg.io import read_panoptic_png, read_png
 
 #: Angle-difference bins (degrees, [lo, hi)); the last one is closed.
 ANGLE_BINS_DEG: tuple[float, ...] = (0.0, 15.0, 30.0, 60.0, 90.0, 180.0)
@@ -251,7 +251,7 @@ def fusion_gain(scene_dirs: Iterable[str | Path], labels: LabelSource, train_str
         conf_fused = np.zeros((k, k + 1), np.int64)
         for fr in tests:
             gt = read_png(sdir / spec.SEMANTIC_DIR / f"{fr.name}.png", expect="gray8").ravel().astype(np.int64)
-            valid = read_png(sdir / spec.INSTANCE_DIR / f"{fr.name}.png", expect="gray16").ravel() >= 0
+            valid = read_panoptic_png(sdir / spec.PANOPTIC_DIR / f"{fr.name}.png").ravel() != 0  # GT void is not scored
             d = depth(fr.name).ravel()
             valid &= d > 0
             own = labels(sdir, fr.name).ravel()
@@ -282,3 +282,40 @@ def fusion_gain(scene_dirs: Iterable[str | Path], labels: LabelSource, train_str
     rows = [r for r in per_scene.values() if r["gain"] is not None]
     mean = {key: _r(float(np.mean([r[key] for r in rows]))) if rows else None for key in ("prior_miou", "fused_miou", "gain")}
     return {"train_stride": int(train_stride), "per_scene": per_scene, "mean": mean}
+
+
+def simulated_fusion_gain(
+    scene_dirs: Iterable[str | Path], params: Any = None, seeds: Iterable[int] = (0,), prior: str = "sim-m2f", train_stride: int = 3
+) -> dict[str, Any]:
+    """:func:`fusion_gain` of a simulated prior for several seeds, simulated in memory (nothing is written).
+
+    The screen for the correlation parameters (docs/priors.md): only the test views and the train views the vote
+    reads are simulated, each exactly as :func:`dataset_tools.priors.write_priors` would write it for that seed.
+    Returns ``{"per_seed": [{seed, prior_miou, fused_miou, gain, per_scene}], "mean": {...}}``.
+    """
+    from dataset_tools.priors import default_params, iter_scene_gt, scene_context, scene_id_of, simulate_frame
+
+    params = params or default_params(prior)
+    scenes = sorted((Path(d) for d in scene_dirs), key=lambda p: p.name)
+    frames: dict[Path, dict[str, Any]] = {}
+    for sdir in scenes:
+        info = spec.load_scene_info(sdir)
+        need = {f.name for f in info.frames if f.split == "test"} | {f.name for f in [f for f in info.frames if f.split == "train"][:: max(1, int(train_stride))]}
+        frames[sdir] = {fr.name: fr for fr in iter_scene_gt(sdir, info) if fr.name in need}
+    per_seed = []
+    for seed in seeds:
+        ctxs = {sdir: scene_context(sdir, params, int(seed), scene_id_of(sdir), prior) for sdir in scenes}
+        cache: dict[tuple[Path, str], np.ndarray] = {}
+
+        def labels(sdir: Path, name: str, seed: int = int(seed), ctxs: dict = ctxs, cache: dict = cache) -> np.ndarray:
+            if (sdir, name) not in cache:
+                rgb_path = sdir / spec.IMAGES_DIR / f"{name}.png"
+                ids, segs = simulate_frame(frames[sdir][name], params, seed, scene_id_of(sdir), prior, ctxs[sdir], lambda: read_png(rgb_path, expect="rgb"))
+                cache[(sdir, name)] = _prior_class_map(ids, segs)
+            return cache[(sdir, name)]
+
+        rep = fusion_gain(scenes, labels, train_stride)
+        per_seed.append({"seed": int(seed), **rep["mean"], "per_scene": rep["per_scene"]})
+    keys = ("prior_miou", "fused_miou", "gain")
+    mean = {k: _r(float(np.mean([r[k] for r in per_seed if r[k] is not None]))) if any(r[k] is not None for r in per_seed) else None for k in keys}
+    return {"prior": prior, "params": params.to_dict(), "train_stride": int(train_stride), "per_seed": per_seed, "mean": mean}

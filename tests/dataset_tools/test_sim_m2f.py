@@ -261,3 +261,10 @@ def test_fusion_vote_removes_errors_that_other_views_do_not_share(tmp_path: Path
 
     rep = fusion_gain([sdir], all_views_wrong, train_stride=1)
     assert rep["mean"]["gain"] == 0.0 and rep["mean"]["prior_miou"] < 0.8
+
+    # the in-memory screen simulates exactly the prior: with every noise stage off it is the GT, nothing to gain
+    from dataset_tools.prior_stats import simulated_fusion_gain
+
+    sim = simulated_fusion_gain([sdir], SimM2FParams.disabled(), seeds=(0, 1), train_stride=1)
+    assert [r["seed"] for r in sim["per_seed"]] == [0, 1]
+    assert sim["mean"] == {"prior_miou": 1.0, "fused_miou": 1.0, "gain": 0.0}
