@@ -5,7 +5,9 @@ output of a 2D panoptic network (COCO Mask2Former, threshold 0.5, COCO -> NYU40 
 to compare methods fairly, every method must see the *same* 2D input, so the benchmark ships it:
 
 * ``sim-m2f`` (default): made from GT by a documented, seeded noise model of a 2D panoptic network
-  (:class:`SimM2FParams`, :func:`simulate_sim_m2f`). No weights, no GPU, bit-identical on every machine.
+  (:class:`SimM2FParams`, :func:`simulate_sim_m2f`) whose mistakes persist per object across views
+  (dataset_tools/sim_m2f.py, docs/priors.md). No weights, no GPU, bit-identical on every machine.
+* ``sim-m2f-indep``: the earlier model with every mistake drawn independently per view (kept for comparison).
 * ``gt``: the GT panoptic maps with the segment ids permuted per view: an upper bound that still needs matching
   across views (what a method gets from perfect 2D masks but without multi-view consistency).
 * ``mask2former``: a real Mask2Former checkpoint run on the RGB views (``dataset_tools/mask2former.py``).
@@ -35,6 +37,24 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dataset_tools.sim_m2f import (
+    CONFUSE,
+    HOLE,
+    KEY_OBJECT,
+    KEY_PAIR,
+    MISS,
+    PART,
+    PART_CLASS,
+    SPLIT,
+    ObjectLatents,
+    SceneContext,
+    ViewContext,
+    correlated_uniform,
+    edge_map,
+    site_blobs,
+    snap_to_edges,
+    split_part_3d,
+)
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.io import (
@@ -45,7 +65,13 @@ from nerfseg.io import (
     write_panoptic_png,
 )
 
-PRIOR_NAMES: tuple[str, ...] = ("sim-m2f", "gt", "mask2former")
+PRIOR_NAMES: tuple[str, ...] = ("sim-m2f", "sim-m2f-indep", "gt", "mask2former")
+#: The simulated priors: ``sim-m2f`` errs consistently across views (dataset_tools/sim_m2f.py), ``sim-m2f-indep``
+#: is the earlier model with every error drawn independently per view, kept for comparison.
+SIM_PRIORS: tuple[str, ...] = ("sim-m2f", "sim-m2f-indep")
+#: separate random streams per prior, so the priors of one frame use unrelated draws; sim-m2f-indep keeps the
+#: stream the independent model always used, so it reproduces the earlier sim-m2f files byte for byte.
+_STREAM = {"sim-m2f": 4, "sim-m2f-indep": 1, "gt": 2, "mask2former": 3}
 #: priors made from the ground-truth masks themselves: a method that learns from one is marked uses_gt_masks
 GT_DERIVED_PRIORS: frozenset[str] = frozenset({"gt"})
 
@@ -53,8 +79,8 @@ GT_DERIVED_PRIORS: frozenset[str] = frozenset({"gt"})
 def prior_uses_gt_masks(prior_name: str) -> bool:
     """Whether a prior is derived from the GT masks (written into the prior's panoptic.json, read by methods)."""
     return prior_name in GT_DERIVED_PRIORS
-#: separate random streams per prior, so the sim-m2f and gt priors of one frame use unrelated draws
-_STREAM = {"sim-m2f": 1, "gt": 2, "mask2former": 3}
+
+
 DEFAULT_PRIOR = "sim-m2f"
 #: Largest id a COCO panoptic PNG can hold (R + 256 G + 65536 B); prior ids are drawn from 1..ID_MAX.
 ID_MAX = (1 << 24) - 1
@@ -101,8 +127,9 @@ class SimM2FParams:
     Lengths are in pixels of a ``reference_height`` (480, the paper's 640x480) image and scale with the actual
     image height, so a ``mini`` build at lower resolution sees the same relative noise. Probabilities are per
     instance (or per pair / per frame where stated). Every stage can be switched off (probability or amplitude 0)
-    so the tests can check each one alone. The defaults are calibrated (dataset_tools/PRIORS.md) so that the
-    prior's test-view quality is close to the paper's Mask2Former row on 3D-FRONT.
+    so the tests can check each one alone. The defaults are calibrated (docs/priors.md) so that the prior's
+    test-view quality is close to the paper's Mask2Former row on 3D-FRONT; :meth:`independent` gives the earlier
+    per-view-independent model (dataset_tools/PRIORS.md).
     """
 
     # --- ids ------------------------------------------------------------------------------------------
@@ -114,7 +141,7 @@ class SimM2FParams:
     # --- misses (false negatives) ---------------------------------------------------------------------
     #: Probability of missing even a large, fully visible instance (occlusion, odd viewpoint, dark texture):
     #: real networks lose some objects regardless of size.
-    miss_base: float = 0.06
+    miss_base: float = 0.08
     #: Extra miss probability for a vanishingly small instance; decays as exp(-area_fraction / miss_small_area).
     #: Mask2Former predicts masks at 1/4 resolution and its queries favour large objects: small ones vanish.
     miss_small: float = 0.9
@@ -158,7 +185,7 @@ class SimM2FParams:
     #: its own query). The part is 15-45 % of the instance, cut by a random straight line. High by default:
     #: splits and same-class merges cost PQ but no mIoU, which is how the paper's prior reaches PQ 22.5 with
     #: mIoU 31.6 (misses and confusions alone lower both together; see dataset_tools/PRIORS.md).
-    split_prob: float = 0.55
+    split_prob: float = 0.85
     #: Probability that a split-off part keeps the instance's class (else it draws from the confusion row, or
     #: becomes otherfurniture when the row is empty).
     split_same_class_prob: float = 0.8
@@ -166,7 +193,7 @@ class SimM2FParams:
     # --- boundary noise -------------------------------------------------------------------------------
     #: Standard deviation (pixels) of the smooth random field added to each segment's signed distance before
     #: re-thresholding: contours wobble by about this much, independently per segment (and per view).
-    boundary_amplitude_px: float = 8.0
+    boundary_amplitude_px: float = 12.0
     #: Correlation length (pixels) of that field: small values give ragged edges, large values bulges.
     boundary_sigma_px: float = 10.0
     #: Mean signed growth (pixels) of thing masks: negative = eroded. Upsampled low-resolution mask logits shrink
@@ -192,26 +219,66 @@ class SimM2FParams:
     score_spurious_mean: float = 0.62
     score_std: float = 0.08
 
+    # --- consistency across views (dataset_tools/sim_m2f.py; docs/priors.md) --------------------------
+    #: Correlation strength: the share of variance that every per-object decision (miss, hole-or-background,
+    #: split, confusion target, part class), every touching pair's merge and every spurious site's detection
+    #: takes from a latent drawn once per scene for that object (Gaussian copula). 0 = independent draws per
+    #: view (the ``sim-m2f-indep`` model); 1 = the decision is a deterministic function of object and viewpoint.
+    #: Calibrated on the multi-view fusion gain (docs/priors.md).
+    consistency: float = 0.5
+    #: Share of the latent that is the same from every viewpoint; the rest is a smooth random function of the
+    #: direction from the object's centre to the camera, so nearby views agree and far-apart views may not.
+    #: With ``consistency = view_invariance = 1`` an object has the same class in every view that sees it.
+    #: Needs object centres (gt3d.h5) and cameras; without them the latent is view-invariant.
+    view_invariance: float = 0.5
+    #: Angle (degrees) between two viewing directions at which the view-dependent part's correlation has
+    #: fallen to exp(-1/2) = 0.61 (Gaussian kernel on the unit sphere).
+    view_corr_deg: float = 45.0
+    #: Cut split-off parts with a fixed 3D plane per object (random normal, ``part`` fraction of the AABB
+    #: extent) so that the same physical part is split off in every view; needs depth and gt3d.h5 boxes, else
+    #: a per-object line in the image (with consistency > 0) or a random line per view.
+    split_plane_3d: bool = True
+    #: Expected number (Poisson mean, per scene) of spurious sites: points on background surfaces, drawn from
+    #: the depth of random views, that the network takes for an object whenever it sees them (replaces the
+    #: per-view blobs of ``spurious_per_frame``). Needs depth maps and cameras.
+    spurious_sites: float = 14.0
+    #: Probability that a view that sees a site (in the image, not occluded, on background) reports it;
+    #: correlated across views through the site's latent.
+    spurious_site_detect: float = 0.6
+    #: Range (metres) of a site's radius, drawn log-uniformly: its segment is the background surface within it.
+    spurious_radius_min_m: float = 0.15
+    spurious_radius_max_m: float = 0.5
+    #: Width (pixels at reference height) of the band around every noisy boundary that is re-grown by a
+    #: watershed on the RGB + depth edge map: boundaries snap to the strongest image edge within it (a mask
+    #: head follows edges). 0 = off (free-form noisy boundaries).
+    snap_band_px: float = 8.0
+    #: Weight of the log-depth gradient against the RGB gradient in that edge map.
+    edge_depth_weight: float = 1.0
+
     #: Image height at which the pixel lengths above are given.
     reference_height: int = 480
 
     def __post_init__(self) -> None:
         probs = (
             "miss_base", "miss_small", "miss_truncated", "missed_void_prob", "merge_prob_same", "merge_prob_similar",
-            "split_prob", "split_same_class_prob", "score_threshold",
+            "split_prob", "split_same_class_prob", "score_threshold", "consistency", "view_invariance", "spurious_site_detect",
         )  # fmt: skip
         for name in probs:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"SimM2FParams.{name} = {value} is not a probability in [0, 1]")
-        for name in ("miss_small_area", "boundary_sigma_px", "spurious_area_min", "spurious_area_max"):
+        for name in ("miss_small_area", "boundary_sigma_px", "spurious_area_min", "spurious_area_max", "spurious_radius_min_m", "spurious_radius_max_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SimM2FParams.{name} must be > 0")
-        for name in ("spurious_per_frame", "boundary_amplitude_px", "bias_std_px", "mask_smooth_px", "score_std", "min_area_px"):
+        for name in ("spurious_per_frame", "boundary_amplitude_px", "bias_std_px", "mask_smooth_px", "score_std", "min_area_px", "spurious_sites", "snap_band_px", "edge_depth_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SimM2FParams.{name} must be >= 0")
         if self.spurious_area_min > self.spurious_area_max:
             raise ValueError("SimM2FParams.spurious_area_min must be <= spurious_area_max")
+        if self.spurious_radius_min_m > self.spurious_radius_max_m:
+            raise ValueError("SimM2FParams.spurious_radius_min_m must be <= spurious_radius_max_m")
+        if not 0.0 < self.view_corr_deg <= 180.0:
+            raise ValueError("SimM2FParams.view_corr_deg must lie in (0, 180]")
         if not 1 <= self.id_max <= ID_MAX:
             raise ValueError(f"SimM2FParams.id_max must lie in [1, {ID_MAX}] (COCO panoptic PNG ids)")
         if self.reference_height <= 0:
@@ -263,9 +330,30 @@ class SimM2FParams:
             "miss_base": 0.0, "miss_small": 0.0, "miss_truncated": 0.0, "min_area_px": 0, "merge_prob_same": 0.0,
             "merge_prob_similar": 0.0, "confusion": {}, "spurious_per_frame": 0.0, "split_prob": 0.0,
             "boundary_amplitude_px": 0.0, "thing_bias_px": 0.0, "bias_std_px": 0.0, "stuff_bias_px": 0.0, "mask_smooth_px": 0.0,
+            "spurious_sites": 0.0, "snap_band_px": 0.0,
         }  # fmt: skip
         off.update(enable)
         return cls(**off)
+
+    @classmethod
+    def independent(cls, **changes: Any) -> SimM2FParams:
+        """The ``sim-m2f-indep`` model: the earlier calibrated defaults, every error independent per view.
+
+        Its values are frozen here (not derived from the new defaults) so that recalibrating ``sim-m2f`` never
+        changes the comparison prior; with stream 1 it reproduces the earlier ``sim-m2f`` files byte for byte.
+        """
+        return cls(**{**_INDEPENDENT_MODEL, **changes})
+
+
+#: The earlier (independent) model's calibrated values (dataset_tools/PRIORS.md), plus the new stages off.
+_INDEPENDENT_MODEL: dict[str, Any] = {
+    "miss_base": 0.06, "miss_small": 0.9, "miss_small_area": 0.05, "miss_truncated": 0.15, "min_area_px": 64,
+    "missed_void_prob": 0.3, "merge_prob_same": 0.7, "merge_prob_similar": 0.3, "merge_min_contact_px": 12,
+    "spurious_per_frame": 1.5, "spurious_area_min": 0.002, "spurious_area_max": 0.03, "split_prob": 0.55,
+    "split_same_class_prob": 0.8, "boundary_amplitude_px": 8.0, "boundary_sigma_px": 10.0, "thing_bias_px": -2.5,
+    "bias_std_px": 3.0, "stuff_bias_px": 0.0, "mask_smooth_px": 3.0,
+    "consistency": 0.0, "split_plane_3d": False, "spurious_sites": 0.0, "snap_band_px": 0.0,
+}  # fmt: skip
 
 
 def _class_index(name: str, where: str) -> int:
@@ -343,15 +431,20 @@ def simulate_sim_m2f(
     rng: np.random.Generator | None = None,
     *,
     void: np.ndarray | None = None,
+    view: ViewContext | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """One view's ``sim-m2f`` prediction from its GT instance and semantic maps.
 
     Stages, in this order (each documented on :class:`SimM2FParams`): misses -> merges of touching instances ->
-    split-off parts -> class confusion -> spurious blobs on the background -> boundary noise of every segment
-    (background stuff included) -> drop of tiny segments -> random ids and scores.
+    split-off parts -> class confusion -> spurious blobs on the background (per view) and at the scene's
+    spurious sites -> boundary noise of every segment (background stuff included) -> snapping of the
+    boundaries to image edges -> drop of tiny segments -> random ids and scores.
 
-    ``void`` (optional bool mask, GT panoptic id 0) stays void. Returns the (H, W) uint32 panoptic id map
-    (0 = void) and COCO ``segments_info`` (id, category_id, iscrowd, area, bbox, score), sorted by id.
+    ``void`` (optional bool mask, GT panoptic id 0) stays void. ``view`` (:class:`dataset_tools.sim_m2f.ViewContext`)
+    carries the scene's per-object latents and the view's geometry and pixels: without it every decision is
+    an independent draw from ``rng`` (as ``sim-m2f-indep``), the sites and the edge snapping are skipped.
+    With ``params.consistency = 0`` the draws consume ``rng`` exactly as without it. Returns the (H, W)
+    uint32 panoptic id map (0 = void) and COCO ``segments_info`` (id, category_id, iscrowd, area, bbox, score).
     """
     params = params or SimM2FParams()
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -383,6 +476,13 @@ def simulate_sim_m2f(
     lab = inv.reshape(h, w).astype(np.int32)
     lab[void_mask] = _VOID
 
+    # Per-object latents (None: independent draws). Index k of every per-instance array is GT id uniq[k].
+    rho = params.consistency if view is not None else 0.0
+    dirs = view.directions(uniq) if (view is not None and rho > 0) else None
+
+    def latent(purpose: int) -> np.ndarray | None:
+        return view.latents.values(KEY_OBJECT, uniq, dirs, purpose) if (view is not None and rho > 0) else None
+
     # 1. misses ------------------------------------------------------------------------------------
     border = np.concatenate([instance[0], instance[-1], instance[:, 0], instance[:, -1]])
     touches = np.isin(uniq, border)
@@ -392,8 +492,8 @@ def simulate_sim_m2f(
         * (1 - params.miss_small * np.exp(-frac / params.miss_small_area))
         * (1 - params.miss_truncated * touches)
     )
-    u_miss = rng.random(n)
-    u_void = rng.random(n)
+    u_miss = correlated_uniform(rng.random(n), latent(MISS), rho)
+    u_void = correlated_uniform(rng.random(n), latent(HOLE), rho)
     missed = (u_miss >= p_keep) | (area < params.min_area_px * scale * scale)
     missed[0] = False
     remap = np.arange(n, dtype=np.int32)
@@ -412,6 +512,9 @@ def simulate_sim_m2f(
     kept_lab = np.where(lab >= 0, remap[np.maximum(lab, 0)], _VOID)
     pairs = _touching_pairs(kept_lab, round(params.merge_min_contact_px * scale))
     u_merge = rng.random(len(pairs))
+    if pairs and view is not None and rho > 0:  # a pair's merge persists (view-invariant pair latent)
+        keys = np.sort(uniq[np.array(pairs)], axis=1)
+        u_merge = correlated_uniform(u_merge, view.latents.values(KEY_PAIR, keys, None, 0), rho)
     for (a, b), u in zip(pairs, u_merge):
         ca, cb = cls[a], cls[b]
         if ca == cb:
@@ -438,6 +541,9 @@ def simulate_sim_m2f(
 
     # 3. split-off parts ---------------------------------------------------------------------------
     u_split = rng.random(len(live))
+    lat_split, lat_part, lat_part_cls = latent(SPLIT), latent(PART), latent(PART_CLASS)
+    if live and lat_split is not None:
+        u_split = correlated_uniform(u_split, lat_split[live], rho)
     if live:
         objs = ndimage.find_objects(np.maximum(seg, 0))
         for s, u in zip(live, u_split):
@@ -448,25 +554,42 @@ def simulate_sim_m2f(
             ys, xs = np.nonzero(sub)
             theta = rng.uniform(0.0, math.pi)
             q = rng.uniform(0.15, 0.45)
-            proj = xs * math.cos(theta) + ys * math.sin(theta)
-            part = proj < np.quantile(proj, q)
+            part = split_part_3d(view, int(uniq[s]), sub, sl) if params.split_plane_3d else None
+            if part is None:
+                if rho > 0 and view is not None:  # the same cut of this object in every view (image-space fallback)
+                    obj = view.latents.object(int(uniq[s]))
+                    theta, q = obj.theta2d, obj.part_q
+                proj = xs * math.cos(theta) + ys * math.sin(theta)
+                part = proj < np.quantile(proj, q)
             if part.sum() < params.min_area_px * scale * scale or part.all():
                 continue
             new = len(seg_cls)
-            if rng.random() < params.split_same_class_prob:
+            u_same = rng.random()
+            if lat_part is not None:
+                u_same = float(correlated_uniform(np.array([u_same]), lat_part[s : s + 1], rho)[0])
+            if u_same < params.split_same_class_prob:
                 new_cls = seg_cls[s]
             else:
                 row = conf_mat[seg_cls[s]].copy()
                 row[seg_cls[s]] = 0.0
-                new_cls = int(rng.choice(spec.NUM_CLASSES, p=row / row.sum())) if row.sum() > 0 else _OTHER
+                if row.sum() <= 0:
+                    new_cls = _OTHER
+                elif lat_part_cls is None:
+                    new_cls = int(rng.choice(spec.NUM_CLASSES, p=row / row.sum()))
+                else:
+                    u_pc = correlated_uniform(np.array([rng.random()]), lat_part_cls[s : s + 1], rho)[0]
+                    new_cls = int(min(np.searchsorted(np.cumsum(row / row.sum()), u_pc, side="right"), spec.NUM_CLASSES - 1))
             seg_cls.append(new_cls)
             seg_kind.append(_SPURIOUS)
-            view = seg[sl]
-            view[ys[part], xs[part]] = new
+            seg_box = seg[sl]
+            seg_box[ys[part], xs[part]] = new
 
     # 4. class confusion (every object segment, independently) --------------------------------------
     cum = np.cumsum(conf_mat, axis=1)
     u_conf = rng.random(len(seg_cls))
+    lat_conf = latent(CONFUSE)
+    if lat_conf is not None:  # the confusion target persists per object (split-off parts are not _TRUE)
+        u_conf[:n] = correlated_uniform(u_conf[:n], lat_conf, rho)
     for s in range(1, len(seg_cls)):
         if seg_kind[s] != _TRUE:
             continue
@@ -503,6 +626,17 @@ def simulate_sim_m2f(
             seg_cls.append(cls_pick)
             seg_kind.append(_SPURIOUS)
 
+    # 5b. spurious segments at the scene's fixed 3D sites ----------------------------------------------
+    if view is not None and view.sites is not None and params.spurious_sites > 0:
+        u_sites = rng.random(len(view.sites.points))
+        for blob, cls_pick in site_blobs(view, seg == 0, u_sites, params):
+            blob &= seg == 0
+            if blob.sum() < max(1, params.min_area_px * scale * scale):
+                continue
+            seg[blob] = len(seg_cls)
+            seg_cls.append(cls_pick)
+            seg_kind.append(_SPURIOUS)
+
     # 6. boundary noise: argmax over segments of (smoothed signed distance + growth + smooth random field) ----
     amp = params.boundary_amplitude_px * scale
     sigma = params.boundary_sigma_px * scale
@@ -510,6 +644,13 @@ def simulate_sim_m2f(
     noisy = (amp > 0) or (params.bias_std_px > 0) or (params.thing_bias_px != 0) or (params.stuff_bias_px != 0) or (smooth > 0)
     if noisy:
         seg = _boundary_noise(seg, params, scale, amp, sigma, smooth, rng)
+    # 6b. boundaries snap to the strongest RGB / depth edge nearby (a mask head follows image edges) --------
+    if params.snap_band_px > 0 and view is not None:
+        edges = edge_map(view.rgb, view.depth, params.edge_depth_weight)
+        if edges is not None:
+            if edges.shape != seg.shape:
+                raise ValueError(f"RGB/depth {edges.shape} and instance {seg.shape} maps differ in size")
+            seg = snap_to_edges(seg, edges, params.snap_band_px * scale)
     seg[void_mask] = _VOID
     seg[seg == _MISSED_VOID] = _VOID
 
@@ -674,8 +815,8 @@ def scene_id_of(scene_dir: str | Path, info: spec.SceneInfo | None = None) -> st
 
 def prior_parameters(prior_name: str, params: SimM2FParams | None = None, seed: int | None = None) -> dict[str, Any]:
     """The settings a prior is generated with, as recorded in benchmark.json (``prior_params``)."""
-    if prior_name == "sim-m2f":
-        record: dict[str, Any] = {"model": "sim-m2f", "params": (params or SimM2FParams()).to_dict()}
+    if prior_name in SIM_PRIORS:
+        record: dict[str, Any] = {"model": prior_name, "params": (params or default_params(prior_name)).to_dict()}
     elif prior_name == "gt":
         record = {"model": "gt", "params": {"id_max": (params.id_max if params else ID_MAX)}}
     elif prior_name == "mask2former":
@@ -753,20 +894,55 @@ class PriorReport:
 FramePredictor = Callable[[FrameGT, Callable[[], np.ndarray]], tuple[np.ndarray, list[dict[str, Any]]]]
 
 
-def _make_predictor(
-    prior_name: str, scene_id: str, params: SimM2FParams | None, seed: int, mask2former_path: str | Path | None
-) -> tuple[FramePredictor, dict[str, Any]]:
+def default_params(prior_name: str) -> SimM2FParams:
+    """The calibrated parameters of a simulated prior: ``sim-m2f`` (consistent) or ``sim-m2f-indep``."""
     if prior_name == "sim-m2f":
-        p = params or SimM2FParams()
-        if not isinstance(p, SimM2FParams):
-            raise TypeError("params for sim-m2f must be a SimM2FParams")
+        return SimM2FParams()
+    if prior_name == "sim-m2f-indep":
+        return SimM2FParams.independent()
+    raise InputError(None, f"prior {prior_name!r} has no sim-m2f parameters; expected one of {list(SIM_PRIORS)}")
 
-        def sim(fr: FrameGT, _rgb: Callable[[], np.ndarray]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-            rng = frame_rng(seed, scene_id, fr.name, stream=_STREAM["sim-m2f"])
-            try:
-                return simulate_sim_m2f(fr.instance, fr.semantic, p, rng, void=fr.panoptic == 0)
-            except ValueError as exc:
-                raise InputError(f"{scene_id}/{spec.INSTANCE_DIR}/{fr.name}.png", str(exc)) from None
+
+def _uses_context(p: SimM2FParams) -> bool:
+    return p.consistency > 0 or p.spurious_sites > 0 or p.snap_band_px > 0 or p.split_plane_3d
+
+
+def scene_context(
+    scene_dir: str | Path, params: SimM2FParams, seed: int, scene_id: str, prior_name: str = "sim-m2f", info: spec.SceneInfo | None = None
+) -> SceneContext | None:
+    """The per-scene state of a simulated prior (latents, 3D boxes, cameras, spurious sites); None when the
+    parameters use none of it (then every view is simulated from its own maps and random stream alone)."""
+    if not _uses_context(params):
+        return None
+    latents = ObjectLatents(seed, scene_key(scene_id), _STREAM[prior_name], params.view_corr_deg, params.view_invariance)
+    return SceneContext(scene_dir, latents, params, info)
+
+
+def simulate_frame(
+    fr: FrameGT, params: SimM2FParams, seed: int, scene_id: str, prior_name: str, ctx: SceneContext | None, rgb: Callable[[], np.ndarray]
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """One view of a simulated prior exactly as :func:`write_priors` writes it (also used by the calibration)."""
+    rng = frame_rng(seed, scene_id, fr.name, stream=_STREAM[prior_name])
+    view = None
+    if ctx is not None:
+        view = ctx.view(fr.name, rgb() if params.snap_band_px > 0 else None, ctx.depth(fr.name))
+    try:
+        return simulate_sim_m2f(fr.instance, fr.semantic, params, rng, void=fr.panoptic == 0, view=view)
+    except ValueError as exc:
+        raise InputError(f"{scene_id}/{spec.INSTANCE_DIR}/{fr.name}.png", str(exc)) from None
+
+
+def _make_predictor(
+    prior_name: str, scene_id: str, params: SimM2FParams | None, seed: int, mask2former_path: str | Path | None, scene_dir: Path | None = None
+) -> tuple[FramePredictor, dict[str, Any]]:
+    if prior_name in SIM_PRIORS:
+        p = params or default_params(prior_name)
+        if not isinstance(p, SimM2FParams):
+            raise TypeError(f"params for {prior_name} must be a SimM2FParams")
+        ctx = scene_context(scene_dir, p, seed, scene_id, prior_name) if scene_dir is not None else None
+
+        def sim(fr: FrameGT, rgb: Callable[[], np.ndarray]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+            return simulate_frame(fr, p, seed, scene_id, prior_name, ctx, rgb)
 
         return sim, p.to_dict()
     if prior_name == "gt":
@@ -824,7 +1000,7 @@ def write_priors(
         raise InputError(None, f"unknown prior {prior_name!r}; expected one of {list(PRIOR_NAMES)}")
     info = spec.load_scene_info(scene_dir)
     scene_id = scene_id_of(scene_dir, info)
-    predict, record = _make_predictor(prior_name, scene_id, params, seed, mask2former_path)
+    predict, record = _make_predictor(prior_name, scene_id, params, seed, mask2former_path, scene_dir)
     priors_dir = scene_dir / spec.PRIORS_DIR
     priors_dir.mkdir(parents=True, exist_ok=True)
     _clean_stale(priors_dir, prior_name)
@@ -999,10 +1175,12 @@ def simulated_quality(
     seeds: Iterable[int] = (0,),
     split: str = "test",
     protocol: str = spec.DEFAULT_PROTOCOL,
+    prior: str = "sim-m2f",
 ) -> dict[str, Any]:
-    """Quality of ``sim-m2f`` with ``params`` for several seeds, simulated in memory (nothing is written).
+    """Quality of ``prior`` (``sim-m2f`` or ``sim-m2f-indep``) with ``params`` for several seeds, simulated in
+    memory (nothing is written).
 
-    The calibration tool behind dataset_tools/PRIORS.md: the prior of one seed is a small sample (a few hundred
+    The calibration tool behind docs/priors.md (and dataset_tools/PRIORS.md): the prior of one seed is a small sample (a few hundred
     instances on the demo benchmark), so the defaults are tuned on the mean over seeds. Each seed gives exactly
     the prior :func:`write_priors` would write with that seed. Returns ``{"per_seed": [{seed, pq_things,
     sq_things, rq_things, pq_stuff, miou, miou_dataset}], "mean": {...}, "num_frames": n}``.
@@ -1012,22 +1190,27 @@ def simulated_quality(
     from evaluation.types import FrameGT as EvalFrameGT
     from evaluation.types import FramePred
 
-    params = params or SimM2FParams()
+    params = params or default_params(prior)
     frames = []
+    scenes = []
     for sdir in (Path(d) for d in scene_dirs):
         gt = load_gt_scene(sdir.parent.parent, sdir.name, split)
         names = set(gt.frame_names)
         sid = scene_id_of(sdir)
+        scenes.append((sdir, sid))
         for fr in iter_scene_gt(sdir):
             if fr.name in names:
                 ids, segs = gt.frame(fr.name)
-                frames.append((sdir.name, sid, fr, EvalFrameGT(ids, segs, gt.thing_ids)))
+                rgb_path = sdir / spec.IMAGES_DIR / f"{fr.name}.png"
+                rgb = read_png(rgb_path, expect="rgb") if (params.snap_band_px > 0 and rgb_path.exists()) else None
+                frames.append((sdir.name, sid, fr, EvalFrameGT(ids, segs, gt.thing_ids), rgb))
     keys = ("pq_things", "sq_things", "rq_things", "pq_stuff", "miou", "miou_dataset")
     per_seed = []
     for seed in seeds:
         acc = get_protocol(protocol).new_accumulator()
-        for folder, sid, fr, egt in frames:
-            ids, segs = simulate_sim_m2f(fr.instance, fr.semantic, params, frame_rng(seed, sid, fr.name, stream=_STREAM["sim-m2f"]), void=fr.panoptic == 0)
+        ctxs = {sid: scene_context(sdir, params, seed, sid, prior) for sdir, sid in scenes}
+        for folder, sid, fr, egt, rgb in frames:
+            ids, segs = simulate_frame(fr, params, seed, sid, prior, ctxs[sid], lambda r=rgb: r)
             acc.update_frame(folder, fr.name, egt, FramePred(ids, {int(s["id"]): s for s in segs}))
         summary = acc.compute()["summary"]
         per_seed.append({"seed": int(seed), **{k: summary[k] for k in keys}})

@@ -73,25 +73,24 @@ def print_quality(report: dict[str, Any]) -> None:
 @click.option("--split", type=click.Choice(["all", "train", "val", "test"]), default="all", show_default=True, help="Scene split to (re)generate.")
 @click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="JSON file of sim-m2f parameter overrides.")
 @click.option("--quality/--no-quality", default=True, show_default=True, help="Print the prior's PQ / mIoU vs GT on the test views.")
-def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, split: str, params_file: Path | None, quality: bool) -> None:
-    """Write 2D panoptic priors (sim-m2f, gt or mask2former) for all views of every scene, then report their quality."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
+@click.option("--write/--no-write", default=True, show_default=True, help="(Re)generate the prior; --no-write only reports on the prior already on disk.")
+@click.option("--stats", is_flag=True, help="Cross-view consistency report (docs/priors.md): P(same class) of two views of an object by view-angle difference.")
+@click.option("--fusion", is_flag=True, help="With --stats: also the multi-view vote's mIoU gain over the prior on the test views (docs/priors.md).")
+@click.option("--stats-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where --stats writes its JSON (default: <data>/prior_stats/<prior>.json).")
+def priors(
+    data_root: Path, prior: str, weights: Path | None, seed: int | None, split: str, params_file: Path | None, quality: bool, write: bool, stats: bool, fusion: bool, stats_out: Path | None
+) -> None:
+    """Write 2D panoptic priors (sim-m2f, sim-m2f-indep, gt or mask2former) for all views of every scene, then report
+    their quality (and with --stats their cross-view consistency)."""
     from dataset_tools.priors import (
+        SIM_PRIORS,
         SimM2FParams,
+        default_params,
         evaluate_prior_quality,
-        prior_parameters,
-        write_priors,
     )
     from nerfseg import spec
 
-    if prior == "mask2former" and weights is None:
+    if write and prior == "mask2former" and weights is None:
         raise click.UsageError("--prior mask2former needs --weights PATH (a local Mask2Former checkpoint folder)")
     bench = spec.load_benchmark(data_root)
     if seed is None:
@@ -101,10 +100,48 @@ def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, 
         overrides = spec.read_json(params_file)
         if not isinstance(overrides, dict):
             raise click.UsageError(f"{params_file}: expected a JSON object of sim-m2f parameters")
-        params = SimM2FParams.from_dict({**SimM2FParams().to_dict(), **overrides}, params_file)
+        if prior not in SIM_PRIORS:
+            raise click.UsageError(f"--params applies to the simulated priors {list(SIM_PRIORS)}, not {prior!r}")
+        params = SimM2FParams.from_dict({**default_params(prior).to_dict(), **overrides}, params_file)
     scene_ids = _scene_ids(data_root, split)
     if not scene_ids:
         raise click.UsageError(f"no scenes in split {split!r} of {data_root}")
+    if write:
+        _write_all(data_root, prior, scene_ids, params, seed, weights)
+    if quality:
+        # the prior's own quality: held-out views of every scene it was written for (the prior does not
+        # depend on the scene split; `nerfseg eval` gives the test-scene-only baseline row)
+        report = evaluate_prior_quality([spec.scene_dir(data_root, s) for s in scene_ids], prior, split="test", verbose=False)
+        print_quality(report)
+    if stats:
+        from dataset_tools.prior_stats import consistency_stats, fusion_gain, print_stats, prior_labels
+        from nerfseg.io import write_json_atomic
+
+        dirs = [spec.scene_dir(data_root, s) for s in scene_ids]
+        rep = consistency_stats(dirs, prior)
+        print_stats(rep)
+        if fusion:
+            rep["fusion"] = fusion_gain(dirs, prior_labels(prior))
+            m = rep["fusion"]["mean"]
+            if m["gain"] is not None:
+                click.echo(f"multi-view vote on the test views: prior mIoU {100 * m['prior_miou']:.1f} -> fused {100 * m['fused_miou']:.1f} (gain {100 * m['gain']:+.1f}, mean over {len(dirs)} scenes)")
+        out = stats_out or data_root / "prior_stats" / f"{prior}.json"
+        write_json_atomic(out, rep)
+        click.echo(f"consistency report written to {out}")
+
+
+def _write_all(data_root: Path, prior: str, scene_ids: list[str], params: Any, seed: int, weights: Path | None) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from dataset_tools.priors import prior_parameters, write_priors
+    from nerfseg import spec
+
     total_frames = total_segments = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task(f"prior {prior}", total=len(scene_ids))
@@ -119,8 +156,3 @@ def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, 
         record["params"]["weights"] = str(weights)
     _record(data_root, prior, scene_ids, record)
     click.echo(f"{data_root}: prior {prior} (seed {seed}) written for {len(scene_ids)} scenes, {total_frames} views, {total_segments} segments")
-    if quality:
-        # the prior's own quality: held-out views of every scene it was written for (the prior does not
-        # depend on the scene split; `nerfseg eval` gives the test-scene-only baseline row)
-        report = evaluate_prior_quality([spec.scene_dir(data_root, s) for s in scene_ids], prior, split="test", verbose=False)
-        print_quality(report)
