@@ -90,7 +90,7 @@ def test_gt3d_oracle_detections_follow_the_gt_grid(bench: Path) -> None:
         assert np.array_equal(coarse.masks[k], expected) and coarse.labels[k] == classes[iid]
     assert InstanceNeRF(make_config("mini", detector="gt3d")).uses_gt_masks
     assert not InstanceNeRF(make_config("mini")).uses_gt_masks
-    with pytest.raises(InputError, match="unknown detector"):
+    with pytest.raises(InputError, match=r"detector expects \{.rcnn., .gt3d.\}"):
         make_config("mini", detector="magic")
 
 
