@@ -250,3 +250,14 @@ def test_instance_nerf_config_help_lists_rcnn_checkpoint_as_input() -> None:
     assert fld["rcnn_checkpoint"].metadata["path"] == "input"
     infos = {i.key: i for i in describe_settings(make_config("mini"))}
     assert "checked when set" in infos["rcnn_checkpoint"].help
+
+
+def test_settings_page_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/settings.md", "exec", dont_inherit=True), {"__name__": "docs_example"})  # no future import
+    assert "head.hidden (or hidden): int = 32" in capsys.readouterr().out
