@@ -18,6 +18,8 @@ the field or the ``#`` comment on its line in the class source (the convention S
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import difflib
 import inspect
@@ -26,7 +28,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar, Union
 
 from nerfseg.errors import InputError
 
@@ -37,6 +39,21 @@ TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 #: text accepted for None where a field is Optional
 NONE_WORDS = ("none", "null")
+
+
+#: the option errors are reported under when a caller does not pass ``flag`` (see :func:`settings_flag`)
+_FLAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("nerfseg_settings_flag", default=None)
+
+
+@contextlib.contextmanager
+def settings_flag(flag: str) -> Iterator[None]:
+    """Inside this block, setting errors name ``flag`` (e.g. ``--set``) even when raised deep in a factory
+    such as ``Method.make_config`` that does not know which option its overrides came from."""
+    token = _FLAG.set(flag)
+    try:
+        yield
+    finally:
+        _FLAG.reset(token)
 
 
 class SettingError(InputError):
@@ -298,6 +315,7 @@ def resolve_overrides(config: Any, overrides: Mapping[str, Any], flag: str | Non
     """
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"settings must be a dataclass instance, got {type(config).__name__}")
+    flag = flag if flag is not None else _FLAG.get()
     keys = accepted_keys(config, flat)
     leaves = _leaves(config)
     out: dict[str, Any] = {}
@@ -349,34 +367,29 @@ def _replace_nested(obj: Any, changes: Mapping[str, Any]) -> Any:
     return dataclasses.replace(obj, **own)
 
 
-def typed_overrides(make: Callable[..., Any], overrides: Mapping[str, Any], flag: str | None = "--set") -> dict[str, Any]:
+def typed_overrides(make: Callable[..., Any], overrides: Mapping[str, Any], flag: str | None = "--set",
+                    unknown: Literal["raise", "keep"] = "raise") -> dict[str, Any]:
     """``overrides`` converted to the types of the settings ``make()`` builds, keyed as given; checked up front.
 
     For a command that hands its overrides to a factory (``Method.make_config``, ``grid_settings``): the
     defaults say each key's type, so ``--set steps=abc`` fails here, naming the flag, before any work starts,
     and a factory that does not use :func:`apply_overrides` itself (a plug-in) still receives typed values.
     A factory whose settings are no dataclass gets int / float / bool / text guessed from the text.
+    ``unknown="keep"`` hands keys the defaults lack to the factory (guessed), so a plug-in's own error about
+    them is the one the user sees; the caller then calls the factory (inside :func:`settings_flag`).
     """
     base = make()
     if not dataclasses.is_dataclass(base):
         return {k: guess_value(v) if isinstance(v, str) else v for k, v in overrides.items()}
+    known = accepted_keys(base)
     out = {}
     for key, value in overrides.items():
+        if unknown == "keep" and key not in known and _section_class(base, key) is None:
+            out[key] = guess_value(value) if isinstance(value, str) else value
+            continue
         (converted,) = resolve_overrides(base, {key: value}, flag).values()
         out[key] = converted
     return out
-
-
-def check_input_paths(config: Any, flag: str | None = None) -> None:
-    """Every field marked ``metadata={"path": "input"}`` that is set must name an existing file or folder."""
-    for key, (fld, _tp) in _leaves(config).items():
-        if fld.metadata.get("path") != "input":
-            continue
-        obj: Any = config
-        for part in key.split("."):
-            obj = getattr(obj, part)
-        if obj is not None and not Path(obj).exists():
-            raise SettingError(f"{_where(flag, key, obj)}: file not found: {Path(obj)}", key)
 
 
 # ------------------------------------------------------------------------------------------------ help
@@ -466,7 +479,7 @@ def format_settings(config: Any, flat: Sequence[str] | None = None, title: str =
 
 
 __all__ = [
-    "SettingError", "SettingInfo", "accepted_keys", "apply_overrides", "check_input_paths", "convert",
-    "describe_settings", "field_help", "format_settings", "guess_value", "parse_assignments", "resolve_overrides",
+    "SettingError", "SettingInfo", "accepted_keys", "apply_overrides", "convert",
+    "describe_settings", "field_help", "format_settings", "guess_value", "parse_assignments", "resolve_overrides", "settings_flag",
     "type_name", "typed_overrides",
 ]
