@@ -8,6 +8,7 @@ it (``--method``, ``--preset``) to show the right settings.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping
 
 import click
@@ -44,7 +45,10 @@ def list_settings_option(build: Callable[[Mapping[str, Any]], tuple[Any, str]]) 
         if not value or ctx.resilient_parsing:
             return
         config, title = build(ctx.meta.get("nerfseg.raw_opts", {}))
-        click.echo(format_settings(config, title=title))
+        if dataclasses.is_dataclass(config):
+            click.echo(format_settings(config, title=title))
+        else:  # a plug-in's settings need not be a dataclass: show them as they are, without types or help
+            click.echo(f"{title}\n  {config!r}\n(not a dataclass: keys and types are up to the method's make_config)")
         ctx.exit(0)
 
     return click.option("--list-settings", is_flag=True, expose_value=False, is_eager=True, cls=_RawOptsFlag,

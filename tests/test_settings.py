@@ -261,3 +261,22 @@ def test_settings_page_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     for block in blocks:
         exec(compile(block, "docs/settings.md", "exec", dont_inherit=True), {"__name__": "docs_example"})  # no future import
     assert "head.hidden (or hidden): int = 32" in capsys.readouterr().out
+
+
+def test_list_settings_of_a_plugin_without_a_dataclass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dict_method.py").write_text(
+        "from nerfseg.methods import Method\n"
+        "class DictMethod(Method):\n"
+        "    name = 'dict-method'\n"
+        "    @classmethod\n"
+        "    def make_config(cls, preset, **overrides):\n"
+        "        return {'preset': preset, **overrides}\n"
+        "    def fit(self, scene, work_dir, resume=True):\n"
+        "        return {}\n"
+        "    def predict(self, scene, work_dir):\n"
+        "        return iter(())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    res = CliRunner().invoke(cli, ["train", "--method", "dict_method:DictMethod", "--list-settings"])
+    assert res.exit_code == 0, res.output
+    assert "{'preset': 'mini'}" in res.output and "not a dataclass" in res.output
