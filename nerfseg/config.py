@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import dataclasses
 import difflib
+import functools
 import inspect
 import re
 import types
@@ -246,19 +247,6 @@ def _flat_sections(config: Any, flat: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(flat) if flat is not None else tuple(getattr(type(config), "FLAT_SETTINGS", ()))
 
 
-def _walk(cls: type, prefix: str = "") -> Iterable[tuple[str, dataclasses.Field, Any]]:
-    """Every leaf setting of a dataclass type as (dotted key, field, type), nested dataclasses expanded."""
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        tp = hints.get(f.name, f.type)
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            yield from _walk(tp, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}", f, tp
-
-
 def _section_class(config: Any, path: str) -> type | None:
     obj: Any = config
     for part in path.split("."):
@@ -268,9 +256,16 @@ def _section_class(config: Any, path: str) -> type | None:
     return type(obj) if dataclasses.is_dataclass(obj) else None
 
 
-def _leaves(config: Any) -> dict[str, tuple[dataclasses.Field, Any]]:
-    """Dotted key -> (field, type) of every leaf of ``config`` (using the runtime class of nested values)."""
-    out: dict[str, tuple[dataclasses.Field, Any]] = {}
+class _Leaf(typing.NamedTuple):
+    field: dataclasses.Field
+    type: Any
+    value: Any
+    owner: type  # the dataclass the field belongs to (its source holds the help comments)
+
+
+def _leaves(config: Any) -> dict[str, _Leaf]:
+    """Dotted key -> leaf of every setting of ``config``, in declaration order (nested values' runtime classes)."""
+    out: dict[str, _Leaf] = {}
 
     def visit(obj: Any, prefix: str) -> None:
         hints = _hints(type(obj))
@@ -281,7 +276,7 @@ def _leaves(config: Any) -> dict[str, tuple[dataclasses.Field, Any]]:
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 visit(value, f"{prefix}{f.name}.")
             else:
-                out[f"{prefix}{f.name}"] = (f, hints.get(f.name, f.type))
+                out[f"{prefix}{f.name}"] = _Leaf(f, hints.get(f.name, f.type), value, type(obj))
 
     visit(config, "")
     return out
@@ -327,7 +322,7 @@ def resolve_overrides(config: Any, overrides: Mapping[str, Any], flag: str | Non
             close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.6)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see --list-settings for the keys"
             raise SettingError(f"{_where(flag, key, value)}: unknown setting {key!r} of {type(config).__name__}; {hint}", key)
-        fld, tp = leaves[target]
+        fld, tp = leaves[target].field, leaves[target].type
         try:
             converted = convert(value, tp)
         except _Bad:
@@ -396,6 +391,7 @@ def typed_overrides(make: Callable[..., Any], overrides: Mapping[str, Any], flag
 _FIELD_LINE = re.compile(r"^(\s*)(\w+)\s*:\s*[^\s=]")
 
 
+@functools.lru_cache(maxsize=None)  # parsed once per class: --list-settings asks for every field
 def _comment_help(cls: type) -> dict[str, str]:
     """Field name -> help text from the ``#:`` block above it and the ``#`` comment on its line."""
     try:
@@ -443,27 +439,13 @@ def field_help(cls: type, name: str) -> str:
 
 def describe_settings(config: Any, flat: Sequence[str] | None = None) -> list[SettingInfo]:
     """Every settable key of ``config`` with its type, current value and help (for ``--list-settings``)."""
-    infos = []
     sections = _flat_sections(config, flat)
-
-    def visit(obj: Any, prefix: str) -> None:
-        hints = _hints(type(obj))
-        for f in dataclasses.fields(obj):
-            if not f.init:
-                continue
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value) and not isinstance(value, type):
-                visit(value, f"{prefix}{f.name}.")
-                continue
-            key = f"{prefix}{f.name}"
-            infos.append(SettingInfo(key, type_name(hints.get(f.name, f.type)), value, field_help(type(obj), f.name)))
-
-    visit(config, "")
-    own = {i.key for i in infos if "." not in i.key}
-    for i, info in enumerate(infos):
-        section, dot, bare = info.key.partition(".")
-        if dot and section in sections and bare not in own:
-            infos[i] = dataclasses.replace(info, key=f"{info.key} (or {bare})")
+    leaves = _leaves(config)
+    infos = []
+    for key, leaf in leaves.items():
+        section, dot, bare = key.partition(".")
+        shown = f"{key} (or {bare})" if dot and section in sections and bare not in leaves else key
+        infos.append(SettingInfo(shown, type_name(leaf.type), leaf.value, field_help(leaf.owner, leaf.field.name)))
     return infos
 
 
