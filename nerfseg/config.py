@@ -453,7 +453,9 @@ def format_settings(config: Any, flat: Sequence[str] | None = None, title: str =
     """``--list-settings`` text: one line per key (key, type, value), help indented below."""
     lines = [title] if title else []
     for info in describe_settings(config, flat):
-        lines.append(f"  {info.key}: {info.type} = {info.value!r}")
+        shown = repr(info.value)
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."  # e.g. a table of rules: the key is what matters
+        lines.append(f"  {info.key}: {info.type} = {shown}")
         if info.help:
             lines.append(f"      {info.help}")
     lines.append("Change one with --set KEY=VALUE (repeatable); see docs/settings.md.")

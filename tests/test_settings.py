@@ -280,3 +280,33 @@ def test_list_settings_of_a_plugin_without_a_dataclass(tmp_path: Path, monkeypat
     res = CliRunner().invoke(cli, ["train", "--method", "dict_method:DictMethod", "--list-settings"])
     assert res.exit_code == 0, res.output
     assert "{'preset': 'mini'}" in res.output and "not a dataclass" in res.output
+
+
+def test_build_dataset_takes_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import dataset_tools.build as build
+    import dataset_tools.demo as demo
+
+    out = tmp_path / "bench"
+    code, err = _run_main(["build-dataset", "--demo", "1", "--out", str(out), "--set", "width=wide"], capsys)
+    assert code == 2 and err == "error: --set width=wide: width expects int, got 'wide'\n" and not out.exists()
+
+    seen: dict[str, object] = {}
+
+    class Paths:
+        front3d_dir = future_dir = texture_dir = tmp_path
+
+    monkeypatch.setattr(demo, "write_demo_dataset", lambda *a, **kw: (seen.update(demo_seed=kw["seed"]), Paths())[1])
+
+    def fake_build(out_dir: Path, *args: object, **kwargs: object) -> dict:
+        seen["config"] = args[3]
+        raise SystemExit(0)  # stop before anything is built: the parsed config is what this test checks
+
+    monkeypatch.setattr(build, "build_dataset", fake_build)
+    res = CliRunner().invoke(cli, ["build-dataset", "--demo", "1", "--out", str(out), "--views", "20",
+                                   "--set", "camera.radius_factor=2", "--set", "seed=7", "--set", "priors=gt"])
+    assert res.exit_code == 0, res.output
+    cfg = seen["config"]
+    assert (cfg.camera.radius_factor, cfg.seed, cfg.priors, cfg.num_views) == (2.0, 7, ("gt",), 20)  # type: ignore[attr-defined]
+    assert seen["demo_seed"] == 7
+    res = CliRunner().invoke(cli, ["build-dataset", "--list-settings", "--preset", "paper"])
+    assert res.exit_code == 0 and "width: int = 640" in res.output and "camera.radius_factor: float = 1.7" in res.output
