@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import click
 
-from nerfseg.cli import parse_override
+from nerfseg.settings_cli import list_settings_option, set_option
+
+
+def _method_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
+    """``train --list-settings``: the settings of ``--method`` at ``--preset`` (default mini)."""
+    from nerfseg.methods import get_method
+
+    name = opts.get("method_name")
+    if not name:
+        raise click.UsageError("--list-settings needs --method NAME (the settings are the method's)")
+    preset = opts.get("preset") or "mini"
+    return get_method(name).make_config(preset), f"settings of {name} (preset {preset}):"
 
 
 @click.command("train")
@@ -18,22 +30,23 @@ from nerfseg.cli import parse_override
 @click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/NAME).")
 @click.option("--no-resume", is_flag=True, help="Retrain scenes that already have predictions.")
-@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. --set steps=500.")
+@set_option("Setting KEY=VALUE (repeatable), e.g. --set steps=500; typed and checked before any work (docs/settings.md).")
+@list_settings_option(_method_settings)
 @click.option("--on-change", type=click.Choice(["refuse", "retrain"]), default="refuse", show_default=True,
               help="When the run folder holds scenes made with other inputs (prior, preset, --set, benchmark, code "
                    "version): refuse with the differences, or retrain those scenes here.")
-def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: tuple[str, ...], on_change: str) -> None:
+def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: dict[str, str], on_change: str) -> None:
     """Train METHOD on the scenes and write runs/NAME/submission (format: docs/contract.md section 4)."""
+    from nerfseg.config import settings_flag, typed_overrides
     from nerfseg.methods import get_method, method_run_name, run_method
 
-    run_name = method_run_name(method_name, get_method(method_name))  # an unknown method fails here, before any work
-
-    parsed = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        parsed[key] = parse_override(value)
+    cls = get_method(method_name)
+    run_name = method_run_name(method_name, cls)  # an unknown method fails here, before any work
+    # every --set key, type and input path is checked here, before any folder is made or scene loaded; keys the
+    # defaults lack go to make_config, so a plug-in's own message about them is what the user reads
+    parsed = typed_overrides(lambda **kw: cls.make_config(preset, **kw), overrides, unknown="keep")
+    with settings_flag("--set"):
+        cls.make_config(preset, **parsed)  # unknown keys, and the method's own checks of the combination
     out = out_dir or Path("runs") / run_name
     submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo, on_change=on_change)
     click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {run_name} --data {data_root}")

@@ -23,6 +23,7 @@ from torch import nn
 
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
+from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.methods import SceneData
@@ -46,29 +47,11 @@ TEST_RENDERS = "test_renders.npz"
 def make_method_config(cls: type[C], radiance: RadianceConfig, values: Mapping[str, Any], overrides: Mapping[str, Any]) -> C:
     """Build a method config dataclass ``cls`` (which has a ``radiance`` field) from preset ``values``.
 
-    Overrides are flat so that ``nerfseg train --set steps=500`` works: a key names a field of the
-    method config first, then a field of the radiance config; ``radiance.KEY`` forces the latter.
-    Unknown keys are an error that lists what exists (a typo must not silently do nothing).
+    Overrides go through :func:`nerfseg.config.apply_overrides`: a key names a field of the method config
+    first, then a field of the radiance config (``cls.FLAT_SETTINGS``); ``radiance.KEY`` forces the latter.
+    Unknown keys and ill-typed values are an error with a did-you-mean (a typo must not silently do nothing).
     """
-    own = {f.name for f in dataclasses.fields(cls)} - {"radiance"}  # type: ignore[arg-type]
-    rad_fields = {f.name for f in dataclasses.fields(RadianceConfig)}
-    method_values = dict(values)
-    rad_changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key.startswith("radiance."):
-            sub = key.split(".", 1)[1]
-            if sub not in rad_fields:
-                raise InputError(None, f"unknown radiance setting {sub!r}; known: {sorted(rad_fields)}")
-            rad_changes[sub] = value
-        elif key in own:
-            method_values[key] = value
-        elif key in rad_fields:
-            rad_changes[key] = value
-        else:
-            raise InputError(None, f"unknown setting {key!r} for {cls.__name__}; method settings: {sorted(own)}; radiance settings: {sorted(rad_fields)}")
-    if "adam_betas" in rad_changes:
-        rad_changes["adam_betas"] = tuple(rad_changes["adam_betas"])
-    return cls(radiance=radiance.replace(**rad_changes), **method_values)  # type: ignore[call-arg]
+    return apply_overrides(cls(radiance=radiance, **values), overrides)  # type: ignore[call-arg]
 
 
 def config_to_json(config: Any) -> dict[str, Any]:

@@ -184,6 +184,8 @@ def emptiness_loss(
 class DMNeRFConfig:
     """DM-NeRF settings; ``radiance`` is the shared core's config (steps, rays, lr, ...)."""
 
+    FLAT_SETTINGS = ("radiance",)  # `--set steps=500` means radiance.steps (no annotation: not a field)
+
     preset: str = "mini"
     radiance: RadianceConfig = field(default_factory=lambda: radiance_preset("mini"))
     max_objects: int = 24  # K object codes (+1 empty code)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from nerfseg.config import apply_overrides
 from nerfseg.methods import FramePrediction, Method, SceneData
 
 
@@ -25,7 +26,7 @@ class Prior2D(Method):
 
     @classmethod
     def make_config(cls, preset: str, **overrides: Any) -> Prior2DConfig:
-        return Prior2DConfig(preset=preset, **overrides)
+        return apply_overrides(Prior2DConfig(preset=preset), overrides)
 
     def fit(self, scene: SceneData, work_dir: Path, resume: bool = True) -> dict[str, Any]:
         return {}

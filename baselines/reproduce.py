@@ -131,6 +131,14 @@ def reproduce_table(
     scenes = spec.scenes_in_split(data_root, split)
     if not scenes:
         raise InputError(data_root / spec.BENCHMARK_JSON, f"split {split!r} has no scenes")
+    from nerfseg.methods import get_method
+
+    for row in chosen:  # every row's settings resolve (keys, types, input files) before the first row trains
+        get_method(row.method).make_config(preset, **{**(method_overrides or {}).get(row.method, {}), **row.settings})
+    if any(r.method == "instance-nerf" for r in chosen):
+        from instance_nerf.grids import grid_settings
+
+        grid_settings(preset, **(grid_overrides or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE
     state = _read_state(state_path)
@@ -171,20 +179,6 @@ def reproduce_table(
 
 
 # ------------------------------------------------------------------------------------------------ command
-def _parse_sets(items: Sequence[str], option: str) -> list[tuple[str, Any]]:
-    import click
-
-    from nerfseg.cli import parse_override
-
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
-        out.append((key, parse_override(value)))
-    return out
-
-
 def _command():
     import click
 
@@ -206,16 +200,24 @@ def _command():
     def reproduce(table: str, data_root: Path, out_dir: Path, split: str, preset: str, prior: str, rows: tuple[str, ...], rcnn_checkpoint: Path | None,
                   sets: tuple[str, ...], grid_sets: tuple[str, ...], workers: int, no_resume: bool) -> None:
         """Run every row of a results table (resumable, each row timed), evaluate, print mean ± std over the scenes."""
+        from instance_nerf.grids import grid_settings
+        from nerfseg.config import parse_assignments, typed_overrides
+        from nerfseg.methods import get_method
+
         overrides: dict[str, dict[str, Any]] = {}
-        for key, value in _parse_sets(sets, "--set"):
+        for key, value in parse_assignments(sets, "--set").items():
             method, sep, name = key.partition(":")
             if not sep or not name:
                 raise click.BadParameter(f"expected METHOD:KEY=VALUE, got {key!r}", param_hint="--set")
             overrides.setdefault(method, {})[name] = value
+        for method, values in overrides.items():  # typed and checked per method before any row runs
+            cls = get_method(method)
+            overrides[method] = typed_overrides(lambda cls=cls, **kw: cls.make_config(preset, **kw), values, flag=f"--set {method}:")
         if rcnn_checkpoint is not None:
             overrides.setdefault("instance-nerf", {})["rcnn_checkpoint"] = str(rcnn_checkpoint)
+        grid_overrides = typed_overrides(lambda **kw: grid_settings(preset, **kw), parse_assignments(grid_sets, "--grid-set"), flag="--grid-set")
         reproduce_table(int(table), data_root, out_dir, split=split, preset=preset, prior=prior, rows=list(rows) or None,
-                        method_overrides=overrides, grid_overrides=dict(_parse_sets(grid_sets, "--grid-set")), workers=workers,
+                        method_overrides=overrides, grid_overrides=grid_overrides, workers=workers,
                         resume=not no_resume, log=click.echo)
 
     return reproduce

@@ -66,6 +66,8 @@ TARGET = "semantic"
 class SemanticNeRFConfig:
     """Semantic-NeRF settings; ``radiance`` is the shared core's config (steps, rays, lr, ...)."""
 
+    FLAT_SETTINGS = ("radiance",)  # `--set steps=500` means radiance.steps (no annotation: not a field)
+
     preset: str = "mini"
     radiance: RadianceConfig = field(default_factory=lambda: radiance_preset("mini"))
     num_classes: int = spec.NUM_CLASSES

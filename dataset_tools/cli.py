@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, Mapping
 
 import click
 
+from nerfseg.settings_cli import list_settings_option, set_option
+
 DEMO_SOURCE_DIR = "demo_source"
+
+
+def _build_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
+    """``build-dataset --list-settings``: the build settings of ``--preset`` (default mini)."""
+    from dataset_tools.build import preset_config
+
+    preset = opts.get("preset") or "mini"
+    return preset_config(preset), f"settings of nerfseg build-dataset (preset {preset}):"
 
 
 @click.command("build-dataset")
@@ -34,6 +45,8 @@ DEMO_SOURCE_DIR = "demo_source"
 @click.option("--cycles-denoiser", type=click.Choice(["openimagedenoise", "optix", "none"]), default=None, help="Cycles: denoiser (default openimagedenoise).")
 @click.option("--cycles-device", type=click.Choice(["auto", "cpu", "gpu"]), default=None, help="Cycles: render device (default auto: a GPU when Cycles finds one).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@set_option("Build setting KEY=VALUE (repeatable), e.g. --set camera.KEY=..., applied after the options above (docs/settings.md).")
+@list_settings_option(_build_settings)
 def build_dataset(
     out_dir: Path,
     demo: int | None,
@@ -58,10 +71,12 @@ def build_dataset(
     cycles_denoiser: str | None,
     cycles_device: str | None,
     quiet: bool,
+    overrides: dict[str, str],
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
     from dataset_tools.build import build_dataset as run_build
     from dataset_tools.build import preset_config
+    from nerfseg.config import apply_overrides
 
     if (demo is None) == (front3d is None):
         raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
@@ -72,6 +87,7 @@ def build_dataset(
 
         room_filter = RoomFilter(ban_rules=read_ban_rules(ban_list))
     config = preset_config(preset, seed=seed, num_views=views, grid_resolution=grid_resolution, voxelization=voxelization, priors=priors, nerf_rpn_export=nerf_rpn_export, room_filter=room_filter)
+    config = apply_overrides(config, overrides, flag="--set")  # typed and checked before anything is written
     if test_rooms is not None or val_rooms is not None:
         config = dataclasses.replace(config, scene_split=demo_scene_split(demo, test_rooms, val_rooms, config.scene_split))
     if renderer == "cycles":
@@ -83,7 +99,7 @@ def build_dataset(
     if demo is not None:
         from dataset_tools.demo import write_demo_dataset
 
-        paths = write_demo_dataset(out_dir / DEMO_SOURCE_DIR, num_rooms=demo, seed=seed)
+        paths = write_demo_dataset(out_dir / DEMO_SOURCE_DIR, num_rooms=demo, seed=config.seed)  # --seed, or --set seed=
         front3d, future, texture, source, name = paths.front3d_dir, paths.future_dir, paths.texture_dir, "demo", "nerfseg-demo"
     else:
         if future is None:

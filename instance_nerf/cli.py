@@ -5,9 +5,19 @@ Thin: parses options and calls :func:`instance_nerf.grids.build_grids`; the main
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import click
 
-from nerfseg.cli import parse_override
+from nerfseg.settings_cli import list_settings_option, set_option
+
+
+def _grid_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
+    """``grids --list-settings``: the grid settings of ``--preset`` (default mini)."""
+    from instance_nerf.grids import grid_settings
+
+    preset = opts.get("preset") or "mini"
+    return grid_settings(preset), f"settings of nerfseg grids (preset {preset}):"
 
 
 @click.command("grids")
@@ -21,18 +31,16 @@ from nerfseg.cli import parse_override
               help="Only the scenes of these splits (repeatable; with --scenes: both). A set built only to train NeRF-RCNN needs train and val.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip up-to-date grids; continue interrupted radiance runs.")
-@click.option("--set", "overrides", multiple=True, help="Override KEY=VALUE (resolution, eval_views or a radiance setting such as steps).")
-def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], splits: tuple[str, ...], device: str, resume: bool, overrides: tuple[str, ...]) -> None:
+@set_option("Setting KEY=VALUE (repeatable): resolution, eval_views or a radiance setting such as steps (docs/settings.md).")
+@list_settings_option(_grid_settings)
+def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], splits: tuple[str, ...], device: str, resume: bool, overrides: dict[str, str]) -> None:
     """Train a radiance field per scene and write <data>/features/<scene>.npz (RGB + alpha over room_bbox)."""
     from instance_nerf.grids import build_grids, grid_settings
     from nerfseg import spec
 
-    parsed: dict[str, object] = {"device": device}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        parsed[key] = parse_override(value)
+    from nerfseg.config import typed_overrides
+
+    parsed = typed_overrides(lambda **kw: grid_settings(preset, **kw), {"device": device, **overrides})
     settings = grid_settings(preset, **parsed)
     chosen = list(scenes) + [sid for split in splits for sid in spec.scenes_in_split(data_root, split) if sid not in scenes]
     if splits and not chosen:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from nerfseg import spec
+from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
 from nerfseg.io import write_json_atomic
 from nerfseg.radiance.config import RadianceConfig
@@ -60,6 +61,8 @@ class GridSettings:
     reference notes section 3).
     """
 
+    FLAT_SETTINGS = ("radiance",)  # `--set steps=500` means radiance.steps (no annotation: not a field)
+
     preset: str = "mini"
     resolution: int = 64
     radiance: RadianceConfig = field(default_factory=lambda: radiance_preset("mini"))
@@ -75,27 +78,15 @@ class GridSettings:
 
 
 def grid_settings(preset: str = "mini", **overrides: Any) -> GridSettings:
-    """Settings of a preset with overrides: own fields first, then radiance fields (``radiance.KEY`` forces)."""
+    """Settings of a preset with overrides (:func:`nerfseg.config.apply_overrides`): own fields first, then
+    radiance fields (``radiance.KEY`` forces)."""
     if preset == "mini":
         base = GridSettings("mini", 64, radiance_preset("mini").replace(steps=1500, checkpoint_every=500))
     elif preset == "paper":
         base = GridSettings("paper", 256, radiance_preset("paper").replace(checkpoint_every=5000), eval_views=8)
     else:
         raise InputError(None, f"unknown grid preset {preset!r}; expected 'mini' or 'paper'")
-    own = {"resolution", "eval_views", "device"}
-    rad_fields = set(RadianceConfig.__dataclass_fields__)
-    changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key in own:
-            setattr(base, key, type(getattr(base, key))(value))
-        else:
-            sub = key.split(".", 1)[1] if key.startswith("radiance.") else key
-            if sub not in rad_fields:
-                raise InputError(None, f"unknown grid setting {key!r}; own: {sorted(own)}; radiance: {sorted(rad_fields)}")
-            changes[sub] = value
-    if changes:
-        base.radiance = base.radiance.replace(**changes)
-    return base
+    return apply_overrides(base, overrides)
 
 
 def check_grid_budget(settings: GridSettings) -> None:

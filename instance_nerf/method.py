@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ from instance_nerf.pipeline import (
 )
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
+from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d
 from nerfseg.io import atomic_path, write_json_atomic
@@ -95,17 +96,20 @@ BACKGROUND_SEGMENT_ID = spec.GT_BACKGROUND_SEGMENT_ID
 class InstanceNeRFConfig:
     """Instance-NeRF settings. ``radiance`` is used only when no ``nerfseg grids`` field is reused."""
 
+    FLAT_SETTINGS = ("radiance",)  # `--set steps=500` means radiance.steps (no annotation: not a field)
+
     preset: str = "mini"
     radiance: RadianceConfig = field(default_factory=lambda: radiance_preset("mini"))
     field: InstanceFieldConfig = field(default_factory=InstanceFieldConfig)
     grid_resolution: int = 64  # longest side of a grid exported here (when <data>/features has none)
     # NeRF-RCNN
-    rcnn_checkpoint: str | None = None  # None: <data>/../runs/rcnn/checkpoint_best.pt
+    #: a NeRF-RCNN checkpoint to use; None: <data>/../runs/rcnn/checkpoint_best.pt (checked when set)
+    rcnn_checkpoint: str | None = dataclasses.field(default=None, metadata={"path": "input"})
     rcnn_train_if_missing: bool = True
     rcnn_preset: str = "mini"
     #: "rcnn" (the method) | "gt3d": an ORACLE that takes the scene's gt3d.h5 instances as detections (GT class,
     #: score 1), to measure the stages after detection on their own; its submission is marked uses_gt_masks
-    detector: str = "rcnn"
+    detector: Literal["rcnn", "gt3d"] = "rcnn"
     score_threshold: float = 0.5  # reference: keep detections with score > 0.5
     max_instances: int = 64
     # matching
@@ -129,7 +133,8 @@ class InstanceNeRFConfig:
     regularization_weight: float = 1.0
     regularization_depth_scale: float = 1.0  # depth unit of the smoothness weight (1 = metres)
     refinement: bool = True
-    refiner_weights: str | None = None  # CascadePSP weights; None: EdgeAwareRefiner
+    #: CascadePSP weights (checked when set); None: EdgeAwareRefiner
+    refiner_weights: str | None = dataclasses.field(default=None, metadata={"path": "input"})
     checkpoint_every: int = 200
     # 3D export
     extras_alpha_threshold: float = 0.5  # a voxel is matter when one voxel-length of it has this opacity
@@ -179,43 +184,13 @@ def _presets() -> dict[str, dict[str, Any]]:
     }
 
 
-def _coerce(current: Any, value: Any) -> Any:
-    if isinstance(current, bool) and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, bool):
-        return bool(value)
-    if current is None and isinstance(value, str) and value.lower() in ("none", "null", ""):
-        return None
-    return value
-
-
 def make_config(preset: str, **overrides: Any) -> InstanceNeRFConfig:
-    """Preset + flat overrides: a method field, ``field.KEY`` (instance encoder/MLP), ``radiance.KEY``,
-    or a bare radiance key. Unknown keys raise (a typo must not silently do nothing)."""
+    """Preset + overrides (:func:`nerfseg.config.apply_overrides`): a method field, ``field.KEY`` (instance
+    encoder/MLP), ``radiance.KEY``, or a bare radiance key. Unknown keys raise (a typo must not silently do nothing)."""
     table = _presets()
     if preset not in table:
         raise InputError(None, f"unknown preset {preset!r} for instance-nerf; choose from {sorted(table)}")
-    cfg = InstanceNeRFConfig(preset=preset, **table[preset])
-    own = {f.name for f in dataclasses.fields(InstanceNeRFConfig)} - {"radiance", "field"}
-    field_keys = {f.name for f in dataclasses.fields(InstanceFieldConfig)}
-    rad_keys = {f.name for f in dataclasses.fields(RadianceConfig)}
-    rad: dict[str, Any] = {}
-    fld: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key.startswith("field.") and key[6:] in field_keys:
-            fld[key[6:]] = value
-        elif key.startswith("radiance.") and key[9:] in rad_keys:
-            rad[key[9:]] = value
-        elif key in own:
-            setattr(cfg, key, _coerce(getattr(cfg, key), value))
-        elif key in rad_keys:
-            rad[key] = value
-        else:
-            raise InputError(None, f"unknown setting {key!r} for instance-nerf; method: {sorted(own)}; field.*: {sorted(field_keys)}; radiance: {sorted(rad_keys)}")
-    if rad:
-        cfg.radiance = cfg.radiance.replace(**rad)
-    if fld:
-        cfg.field = dataclasses.replace(cfg.field, **fld)
+    cfg = apply_overrides(InstanceNeRFConfig(preset=preset, **table[preset]), overrides)
     if cfg.detector not in ("rcnn", "gt3d"):
         raise InputError(None, f"unknown detector {cfg.detector!r}; expected 'rcnn' or 'gt3d' (oracle)")
     if cfg.view_render_downscale < 1:

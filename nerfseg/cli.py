@@ -36,18 +36,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def parse_override(text: str) -> object:
-    """A ``--set KEY=VALUE`` value: int, float, true/false, else the string."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
-
-
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported only when used."""
 

@@ -5,7 +5,19 @@ Thin: parses options and calls ``instance_nerf.rcnn.train.train_rcnn``; the main
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import click
+
+from nerfseg.settings_cli import list_settings_option, set_option
+
+
+def _rcnn_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
+    """``train-rcnn --list-settings``: the NeRF-RCNN settings of ``--preset`` (default mini)."""
+    from instance_nerf.rcnn.config import preset_config
+
+    preset = opts.get("preset") or "mini"
+    return preset_config(preset), f"settings of NeRF-RCNN (preset {preset}):"
 
 
 @click.command("train-rcnn")
@@ -16,12 +28,20 @@ import click
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the run folder's last checkpoint.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override the preset's number of training steps.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_rcnn(data_root: str, preset: str, out_dir: str, device: str, resume: bool, iterations: int | None, progress: bool) -> None:
+@set_option("Setting KEY=VALUE (repeatable), e.g. --set lr=5e-4; --iterations N is --set iterations=N (docs/settings.md).")
+@list_settings_option(_rcnn_settings)
+def train_rcnn(data_root: str, preset: str, out_dir: str, device: str, resume: bool, iterations: int | None, progress: bool, overrides: dict[str, str]) -> None:
     """Train NeRF-RCNN (3D boxes + masks on the radiance grids) and print val mask AP25 / AP50."""
     from instance_nerf.rcnn.train import train_rcnn as run
 
-    overrides = {"iterations": iterations} if iterations is not None else None
-    summary = run(data_root, out_dir, preset=preset, device=device, resume=resume, overrides=overrides, progress=progress)
+    from instance_nerf.rcnn.config import preset_config
+    from nerfseg.config import typed_overrides
+
+    # checked before the data is read: a bad key, type or value is one line, not a traceback mid-training
+    parsed = typed_overrides(lambda **kw: preset_config(preset, **kw), overrides)
+    if iterations is not None:
+        parsed["iterations"] = iterations
+    summary = run(data_root, out_dir, preset=preset, device=device, resume=resume, overrides=parsed or None, progress=progress)
 
     def fmt(v: object) -> str:
         return "n/a" if v is None else f"{float(v):.4f}"  # type: ignore[arg-type]

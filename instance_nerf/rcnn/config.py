@@ -10,10 +10,10 @@ A run writes its resolved config as JSON next to its outputs, and a checkpoint c
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
+from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
 
 #: JSON has no infinity; the last FCOS size range ends here ("no upper bound").
@@ -33,7 +33,7 @@ class RCNNConfig:
     in_channels: int = 4
     # ---- backbone (VGG-style + FPN, strides s/2s/4s/8s) ---------------------------------------------------
     #: "conv7": Conv 7^3 /2 + BN + ReLU + MaxPool 3^3 /2 (reference VGG-EF); "strided": 3^3 /2 convs (cheap)
-    stem: str = "strided"
+    stem: Literal["conv7", "strided"] = "strided"
     #: stride s of the finest FPN level (1, 2 or 4). 4 = the reference at >= 160 voxels (the default, which old
     #: checkpoints without this key were trained with); the reference uses 1 below 160 voxels
     base_stride: int = 4
@@ -44,7 +44,7 @@ class RCNNConfig:
     backbone_depths: tuple[int, int, int, int] = (1, 1, 1, 1)
     fpn_channels: int = 32
     #: "bn" (reference, needs batch statistics) or "gn" (GroupNorm: batch 1 and tiny grids)
-    backbone_norm: str = "gn"
+    backbone_norm: Literal["bn", "gn"] = "gn"
     # ---- proposals (FCOS, class-agnostic AABB) -------------------------------------------------------------
     rpn_num_convs: int = 2
     #: FCOS levels take locations whose largest regression distance lies in [r_i, r_{i+1}] (voxels);
@@ -135,10 +135,8 @@ class RCNNConfig:
         return cls(**data)
 
     def replace(self, **overrides: Any) -> RCNNConfig:
-        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
-        if unknown:
-            raise InputError(None, f"unknown NeRF-RCNN config keys {unknown}")
-        return dataclasses.replace(self, **overrides)
+        """A copy with ``overrides`` applied, converted and checked by :func:`nerfseg.config.apply_overrides`."""
+        return apply_overrides(self, overrides)
 
 
 def _mini() -> RCNNConfig:

@@ -3,6 +3,8 @@ instances3d.h5; the switches of the paper's Table 2; resume; ids consistent acro
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -88,7 +90,7 @@ def test_gt3d_oracle_detections_follow_the_gt_grid(bench: Path) -> None:
         assert np.array_equal(coarse.masks[k], expected) and coarse.labels[k] == classes[iid]
     assert InstanceNeRF(make_config("mini", detector="gt3d")).uses_gt_masks
     assert not InstanceNeRF(make_config("mini")).uses_gt_masks
-    with pytest.raises(InputError, match="unknown detector"):
+    with pytest.raises(InputError, match=r"detector expects \{.rcnn., .gt3d.\}"):
         make_config("mini", detector="magic")
 
 
@@ -205,7 +207,10 @@ def test_table2_switches(bench: Path, tmp_path: Path) -> None:
 
 
 def test_missing_rcnn_checkpoint_is_reported(bench: Path, tmp_path: Path) -> None:
-    cfg = make_config("mini", **{**TINY, "rcnn_checkpoint": str(tmp_path / "nope.pt")})
+    with pytest.raises(InputError, match="rcnn_checkpoint=.*file not found"):  # refused when set, before any work
+        make_config("mini", **{**TINY, "rcnn_checkpoint": str(tmp_path / "nope.pt")})
+    # and again when used (a checkpoint deleted after the config was made)
+    cfg = dataclasses.replace(make_config("mini", **TINY), rcnn_checkpoint=str(tmp_path / "nope.pt"))
     with pytest.raises(InputError, match="rcnn_checkpoint not found"):
         InstanceNeRF(cfg, log=lambda *_: None)._rcnn_path(_scene(bench))
     cfg = make_config("mini", **{**TINY, "rcnn_train_if_missing": False})
