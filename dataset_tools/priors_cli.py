@@ -75,14 +75,6 @@ def print_quality(report: dict[str, Any]) -> None:
 @click.option("--quality/--no-quality", default=True, show_default=True, help="Print the prior's PQ / mIoU vs GT on the test views.")
 def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, split: str, params_file: Path | None, quality: bool) -> None:
     """Write 2D panoptic priors (sim-m2f, gt or mask2former) for all views of every scene, then report their quality."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from dataset_tools.priors import (
         SimM2FParams,
         evaluate_prior_quality,
@@ -90,6 +82,7 @@ def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, 
         write_priors,
     )
     from nerfseg import spec
+    from nerfseg.progress import Progress
 
     if prior == "mask2former" and weights is None:
         raise click.UsageError("--prior mask2former needs --weights PATH (a local Mask2Former checkpoint folder)")
@@ -106,14 +99,12 @@ def priors(data_root: Path, prior: str, weights: Path | None, seed: int | None, 
     if not scene_ids:
         raise click.UsageError(f"no scenes in split {split!r} of {data_root}")
     total_frames = total_segments = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task(f"prior {prior}", total=len(scene_ids))
+    with Progress(len(scene_ids), f"prior {prior}", "scene") as bar:
         for sid in scene_ids:
-            bar.update(task, description=f"prior {prior}: {sid}")
             rep = write_priors(spec.scene_dir(data_root, sid), prior, params=params, seed=seed, mask2former_path=weights)
             total_frames += rep.frames
             total_segments += rep.segments
-            bar.advance(task)
+            bar.advance(info=f"last {sid}")
     record = prior_parameters(prior, params, seed)
     if prior == "mask2former":
         record["params"]["weights"] = str(weights)

@@ -32,12 +32,12 @@ def eval_command(
 
     with tempfile.TemporaryDirectory(prefix="nerfseg-eval-") as tmp:
         path = predictions or _default_predictions(method_name, data_root, split, prior, Path(tmp))
-        from rich.progress import Progress
+        from nerfseg.progress import Progress
 
         scenes = spec.scenes_in_split(data_root, split)
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"evaluating {method_name}", total=len(scenes))
-            report = evaluate_submission(data_root, path, split=split, protocol=protocol, workers=workers, progress=lambda _sid: bar.advance(task))
+        with Progress(len(scenes), f"eval {method_name}", "scene") as bar:
+            report = evaluate_submission(data_root, path, split=split, protocol=protocol, workers=workers,
+                                         progress=lambda sid: bar.advance(info=f"last {sid}"))
         click.echo(f"\n{method_name} on {data_root} ({split} split, protocol {report['protocol']} v{report['protocol_version']}, "
                    f"{report['counts']['num_scenes']} scenes, {report['counts']['num_frames']} views; benchmark "
                    f"{report['benchmark']['name']}, GT {report['benchmark']['fingerprint'][:12]}):\n")
