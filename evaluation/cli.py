@@ -18,7 +18,7 @@ from nerfseg import spec
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--protocol", default=spec.DEFAULT_PROTOCOL, show_default=True, help="nerfseg-v1 | instance-nerf | panoptic-lifting")
 @click.option("--prior", default="sim-m2f", show_default=True, help="Prior for --method prior2d when no run exists.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full report here.")
+@click.option("--out", "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full JSON report here (--json: the old name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Draw per-class bars and overlays here.")
 @click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
 @click.option("--per-class/--no-per-class", default=True, show_default=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from nerfseg.cli import parse_override
+from nerfseg.cli import DEVICES, parse_override
 
 
 @click.command("grids")
@@ -19,7 +19,7 @@ from nerfseg.cli import parse_override
 @click.option("--scenes", multiple=True, help="Only these scene ids (repeatable; default: train, val and test scenes).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Only the scenes of these splits (repeatable; with --scenes: both). A set built only to train NeRF-RCNN needs train and val.")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto: CUDA when available, else CPU.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip up-to-date grids; continue interrupted radiance runs.")
 @click.option("--set", "overrides", multiple=True, help="Override KEY=VALUE (resolution, eval_views or a radiance setting such as steps).")
 def grids(data_root: str, preset: str, workers: int, executor: str, scenes: tuple[str, ...], splits: tuple[str, ...], device: str, resume: bool, overrides: tuple[str, ...]) -> None:
