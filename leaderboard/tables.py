@@ -495,6 +495,7 @@ def render_html(models: Sequence[TableModel]) -> str:
     body = "\n".join(render_html_table(m) for m in models)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{TABLE_CSS}</style></head>\n<body>\n{body}\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
     )
 
