@@ -13,7 +13,10 @@ Design choices, and why:
   and time while it is received, and the file is limited again while it is copied. uvicorn runs with a
   request-head timeout (docs/leaderboard-security.md).
 - Pages are plain server-side HTML with one small vanilla script (table sorting); plots are inline SVG drawn by
-  matplotlib on the server.
+  matplotlib on the server. The index names the benchmark (name and GT fingerprint) and each row's team,
+  upload date and paper/code links; tables scroll inside the page on a phone.
+- ``/docs`` loads nothing from the network: its Swagger UI files come from the fastapi-offline package and
+  are routed by fixed name (``add_offline_docs``), so the API page works on an offline server.
 """
 
 from __future__ import annotations
