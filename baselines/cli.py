@@ -49,6 +49,24 @@ def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str
         cls.make_config(preset, **parsed)  # unknown keys, and the method's own checks of the combination
     out = out_dir or Path("runs") / run_name
     submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo, on_change=on_change)
-    click.echo(f"submission written to {submission}; evaluate with: nerfseg eval --method {run_name} --data {data_root}")
+    hint = eval_hint(run_name, data_root, split, submission)
+    click.echo(f"submission written to {submission}" + (f"; evaluate with: {hint}" if hint else
+                                                          " (the train split has no evaluation; use --split val or test)"))
+
+
+def eval_hint(run_name: str, data_root: Path, split: str, submission: Path) -> str | None:
+    """The ``nerfseg eval`` command that evaluates what ``train`` just wrote, runnable as printed from the same
+    folder: the split it was trained for, and ``--predictions`` unless the run is where ``eval --method``
+    looks by itself (runs/NAME/submission). None for the train split, which eval does not score."""
+    import shlex
+
+    if split not in ("val", "test"):
+        return None
+    args = ["nerfseg", "eval", "--method", run_name, "--data", str(data_root)]
+    if split != "test":
+        args += ["--split", split]
+    if Path(submission).resolve() != (Path("runs") / run_name / "submission").resolve():
+        args += ["--predictions", str(submission)]
+    return shlex.join(args)
 
 

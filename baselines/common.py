@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
@@ -144,7 +143,10 @@ class FeatureHead(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # training with resume
 def show_progress() -> bool:
-    return sys.stderr.isatty()
+    """Always report training progress: nerfseg.progress draws a bar on a terminal and writes periodic lines
+    with an ETA when stderr is a file, so a job run under nohup or a scheduler is not silent for hours
+    (``NERFSEG_PROGRESS=off`` silences it)."""
+    return True
 
 
 def open_trainer(

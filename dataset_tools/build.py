@@ -26,6 +26,7 @@ from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
 from nerfseg.identity import IDENTITY_KEY, identity_record
 from nerfseg.gt3d import GT3D, make_instance_table, read_gt3d, write_gt3d
+from nerfseg.progress import Progress
 from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
 
 from dataset_tools.cameras import CameraConfig, sample_cameras, split_views
@@ -536,7 +537,7 @@ def build_dataset(
         else:
             todo.append(job)
     t0 = time.perf_counter()
-    with _progress(show_progress, len(plan.jobs), len(records)) as advance:
+    with Progress(len(plan.jobs), "build", "scene", enabled=show_progress, completed=len(records)) as bar:
 
         def done(record: dict[str, Any]) -> None:
             warn.issues(record.get("issues", []))
@@ -544,7 +545,7 @@ def build_dataset(
                 dropped_at_build.append(record)
             else:
                 records[record["scene_id"]] = record
-            advance(record["scene_id"])
+            bar.advance(info=f"last {record['scene_id']}")
 
         _run_jobs(todo, workers, executor, done)
     elapsed = time.perf_counter() - t0
@@ -717,24 +718,3 @@ def export_nerf_rpn(out_root: Path, scene_ids: Iterable[str], splits: dict[str, 
                 np.save(fh, arr)
     with atomic_path(out_root / "3dfront_split.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{f"{k}_scenes": np.array(v) for k, v in splits.items()})
-
-
-class _progress:
-    """A rich progress bar over scenes (silent when disabled or not on a terminal)."""
-
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.enabled, self.total, self.completed = enabled, total, completed
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda _sid: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("[bold]building scenes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
-        self.bar.start()
-        self.task = self.bar.add_task("build", total=self.total, completed=self.completed, last="")
-        return lambda sid: self.bar.update(self.task, advance=1, last=sid)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()

@@ -150,7 +150,7 @@ def show(scene_dir: Path, out_file: Path, num_views: int, frames: tuple[str, ...
 @click.option("--future", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="3D-FUTURE-model folder (with model_info.json).")
 @click.option("--texture", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT-texture folder (optional).")
 @click.option("--parse-models", type=int, default=0, show_default=True, help="Also parse this many referenced OBJs (a seeded sample; -1 = all, about a second each).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the full report (every jid) as JSON.")
+@click.option("--out", "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the full report (every jid) as JSON (--json: the old name).")
 def verify_front3d_command(front3d: Path, future: Path, texture: Path | None, parse_models: int, json_out: Path | None) -> None:
     """Check a 3D-FRONT / 3D-FUTURE download before a long build: layout, counts, unknown pairs, unreadable or missing models."""
     from dataset_tools.verify_front3d import verify_front3d

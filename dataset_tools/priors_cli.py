@@ -131,26 +131,17 @@ def priors(
 
 
 def _write_all(data_root: Path, prior: str, scene_ids: list[str], params: Any, seed: int, weights: Path | None) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from dataset_tools.priors import prior_parameters, write_priors
     from nerfseg import spec
+    from nerfseg.progress import Progress
 
     total_frames = total_segments = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task(f"prior {prior}", total=len(scene_ids))
+    with Progress(len(scene_ids), f"prior {prior}", "scene") as bar:
         for sid in scene_ids:
-            bar.update(task, description=f"prior {prior}: {sid}")
             rep = write_priors(spec.scene_dir(data_root, sid), prior, params=params, seed=seed, mask2former_path=weights)
             total_frames += rep.frames
             total_segments += rep.segments
-            bar.advance(task)
+            bar.advance(info=f"last {sid}")
     record = prior_parameters(prior, params, seed)
     if prior == "mask2former":
         record["params"]["weights"] = str(weights)

@@ -18,7 +18,7 @@ from nerfseg import spec
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
 @click.option("--protocol", default=spec.DEFAULT_PROTOCOL, show_default=True, help="nerfseg-v1 | instance-nerf | panoptic-lifting")
 @click.option("--prior", default="sim-m2f", show_default=True, help="Prior for --method prior2d when no run exists.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full report here.")
+@click.option("--out", "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the full JSON report here (--json: the old name).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Draw per-class bars and one overlay per test view here.")
 @click.option("--views", "views", default="all", show_default=True, metavar="all|N|NAMES",
               help="Overlays for --plots: all test views, N evenly spaced per scene, or frame names (0011,0019 or scene/0011).")
@@ -41,12 +41,12 @@ def eval_command(
         raise click.BadParameter(str(exc), param_hint="--views") from None
     with tempfile.TemporaryDirectory(prefix="nerfseg-eval-") as tmp:
         path = predictions or _default_predictions(method_name, data_root, split, prior, Path(tmp))
-        from rich.progress import Progress
+        from nerfseg.progress import Progress
 
         scenes = spec.scenes_in_split(data_root, split)
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"evaluating {method_name}", total=len(scenes))
-            report = evaluate_submission(data_root, path, split=split, protocol=protocol, workers=workers, progress=lambda _sid: bar.advance(task))
+        with Progress(len(scenes), f"eval {method_name}", "scene") as bar:
+            report = evaluate_submission(data_root, path, split=split, protocol=protocol, workers=workers,
+                                         progress=lambda sid: bar.advance(info=f"last {sid}"))
         click.echo(f"\n{method_name} on {data_root} ({split} split, protocol {report['protocol']} v{report['protocol_version']}, "
                    f"{report['counts']['num_scenes']} scenes, {report['counts']['num_frames']} views; benchmark "
                    f"{report['benchmark']['name']}, GT {report['benchmark']['fingerprint'][:12]}):\n")

@@ -13,7 +13,7 @@ import click
     "--pred-folder", type=click.Path(file_okay=False), default=None, help="Prediction PNGs (default: prediction JSON path without .json)."
 )
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: all cores).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the results dict as JSON here.")
+@click.option("--out", "--output", "output", type=click.Path(dir_okay=False), default=None, help="Also write the results dict as JSON here (--output: the old name).")
 def pq_compute_command(
     gt_json: str, pred_json: str, gt_folder: str | None, pred_folder: str | None, workers: int | None, output: str | None
 ) -> None:

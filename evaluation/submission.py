@@ -6,7 +6,9 @@ The submission format (this module is its definition; SPEC section 4 is the summ
       meta.json                        {"method": str (required, non-empty),
                                         "uses_gt_masks": bool (required),
                                         "spec_version": "1" (required),
-                                        "description": str, "url": str, "paper": str (optional),
+                                        "description": str, "url": str, "paper": str, "code": str (optional:
+                                                          the leaderboard links "paper" and "code", and "url" as
+                                                          the project page, when they are http(s) URLs),
                                         "prior": str | null (optional: the 2D prior the method learnt from),
                                         "semantic_only": bool (optional, default false: a semantic method such
                                                           as Semantic-NeRF whose instance metrics are shown as "-")}
@@ -76,7 +78,7 @@ MAX_SEGMENT_ID = (1 << 24) - 1  # COCO panoptic PNGs hold 24-bit ids
 MAX_INSTANCE_ID = int(np.iinfo(np.uint16).max)
 #: meta.json keys that must be present, and their types
 META_REQUIRED: dict[str, type] = {"method": str, "uses_gt_masks": bool, "spec_version": str}
-_META_OPTIONAL_STR = ("description", "url", "paper")
+_META_OPTIONAL_STR = ("description", "url", "paper", "code")
 _SCENE_ENTRIES = {spec.PANOPTIC_DIR, spec.PANOPTIC_JSON, spec.INSTANCES3D_H5}
 _MAX_LISTED = 10  # ids listed in one message
 _MAX_TABLE_BYTES = 64 << 20  # an /instances table never needs more

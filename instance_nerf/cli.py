@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import click
 
+from nerfseg.cli import DEVICES
 from nerfseg.settings_cli import list_settings_option, set_option
 
 
@@ -29,7 +30,7 @@ def _grid_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
 @click.option("--scenes", multiple=True, help="Only these scene ids (repeatable; default: train, val and test scenes).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Only the scenes of these splits (repeatable; with --scenes: both). A set built only to train NeRF-RCNN needs train and val.")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto: CUDA when available, else CPU.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip up-to-date grids; continue interrupted radiance runs.")
 @set_option("Setting KEY=VALUE (repeatable): resolution, eval_views or a radiance setting such as steps (docs/settings.md).")
 @list_settings_option(_grid_settings)

@@ -37,6 +37,7 @@ import torch
 from nerfseg import spec
 from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
+from nerfseg.progress import Progress
 from nerfseg.io import write_json_atomic
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.config import preset as radiance_preset
@@ -312,8 +313,11 @@ def build_grids(
     executor: str = "process",
     resume: bool = True,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Grids for ``scenes`` (default: all splits) in a process pool or on Ray; returns one record per scene."""
+    """Grids for ``scenes`` (default: all splits) in a process pool or on Ray; returns one record per scene.
+
+    ``progress``: a bar over scenes on a terminal, periodic lines with an ETA in a log (nerfseg.progress)."""
     root = Path(data_root)
     ids = benchmark_scenes(root, scenes)
     for sid in ids:
@@ -337,7 +341,9 @@ def build_grids(
 
     from dataset_tools.ray_executor import map_scenes
 
-    for rec in map_scenes(build_scene_grid, jobs, workers, executor):
-        done(rec)
+    with Progress(len(jobs), "grids", "scene", enabled=progress) as bar:
+        for rec in map_scenes(build_scene_grid, jobs, workers, executor):
+            done(rec)
+            bar.advance(info=f"last {rec['scene']}")
     order = {sid: i for i, sid in enumerate(ids)}
     return sorted(records, key=lambda r: order[r["scene"]])

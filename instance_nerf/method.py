@@ -254,7 +254,8 @@ class InstanceNeRF(Method):
         shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
         if shared.exists():
             return shared, "nerfseg grids"
-        trainer = train_radiance(scene.path, self.config.radiance, work / "radiance", self.device, resume=resume, log=self.log)
+        trainer = train_radiance(scene.path, self.config.radiance, work / "radiance", self.device, resume=resume, log=self.log,
+                                 progress=True)  # a bar on a terminal, periodic lines in a log (nerfseg.progress)
         return work / "radiance" / CHECKPOINT, f"trained here ({trainer.step} steps)"
 
     def _grid(self, scene: SceneData, work: Path, ckpt: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -297,7 +298,7 @@ class InstanceNeRF(Method):
         self.log(f"no NeRF-RCNN checkpoint at {path}: building grids for {len(ids)} train/val scenes and training NeRF-RCNN "
                  f"({self.config.rcnn_preset}) on them now")
         build_grids(root, grid_settings(self.config.preset, device=self.config.device), scenes=ids, log=self.log)
-        summary = train_rcnn(root, path.parent, preset=self.config.rcnn_preset, device=self.device, progress=False)
+        summary = train_rcnn(root, path.parent, preset=self.config.rcnn_preset, device=self.device, progress=True)
         self.log(f"NeRF-RCNN trained: {summary['iterations']} iterations, val AP25 {summary['ap25']}")
         return path
 
@@ -363,12 +364,13 @@ class InstanceNeRF(Method):
         own = out / CHECKPOINT
         extra = {TARGET: targets}
         if resume and own.exists():
-            trainer = RadianceTrainer.resume(own, device=self.device, out_dir=out, scene_dir=scene.path, setup=lambda t: self.setup(t, num_labels), extra=extra, progress=False)
+            trainer = RadianceTrainer.resume(own, device=self.device, out_dir=out, scene_dir=scene.path, setup=lambda t: self.setup(t, num_labels), extra=extra, progress=True)
             self.log(f"{scene.scene_id}: instance field resumed at step {trainer.step}/{self.config.total_steps}")
             return trainer
         for name in (CHECKPOINT, "train_log.jsonl"):
             (out / name).unlink(missing_ok=True)
         trainer = load_radiance(ckpt, scene.path, self.device, self._instance_config(ckpt), out_dir=out, extra=extra)
+        trainer.progress = True  # the instance field's training reports progress like any radiance training
         self.setup(trainer, num_labels)
         return trainer
 

@@ -124,8 +124,8 @@ def leaderboard() -> None:
 @protocol_option
 @click.option("--split", default="test", show_default=True)
 @click.option("--per-class", is_flag=True, help="Add per-class IoU and PQ tables.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to a file (atomically) instead of stdout.")
+@click.option("--out", "--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to a file (atomically) instead of stdout (--output, -o: the old names).")
 @click.option("--benchmark", default=None,
               help=f"Which benchmark's results: a GT fingerprint (or a unique prefix), its name, or '{UNRECORDED}' for "
                    "results recorded before benchmark identities. Default: the most recently used one.")

@@ -13,7 +13,10 @@ Design choices, and why:
   and time while it is received, and the file is limited again while it is copied. uvicorn runs with a
   request-head timeout (docs/leaderboard-security.md).
 - Pages are plain server-side HTML with one small vanilla script (table sorting); plots are inline SVG drawn by
-  matplotlib on the server.
+  matplotlib on the server. The index names the benchmark (name and GT fingerprint) and each row's team,
+  upload date and paper/code links; tables scroll inside the page on a phone.
+- ``/docs`` loads nothing from the network: its Swagger UI files come from the fastapi-offline package and
+  are routed by fixed name (``add_offline_docs``), so the API page works on an offline server.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from leaderboard.store import DailyLimitExceeded, MethodDetail, ResultsStore, St
 from leaderboard.tables import (
     SORT_SCRIPT,
     TABLE_CSS,
+    HtmlColumn,
     build_per_class_table,
     build_table,
     format_value,
+    meta_links,
     render_html_table,
+    safe_url,
     table_to_dict,
 )
 from leaderboard.worker import Worker
@@ -305,8 +311,16 @@ BodySizeLimit = UploadGuard  # the name this middleware had when it only limited
 # HTML helpers
 
 PAGE_CSS = TABLE_CSS + """
-body { font-family: system-ui, sans-serif; max-width: 70em; margin: 1.5em auto; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 84em; margin: 1.5em auto; padding: 0 1em; color: #222; }
 nav a { margin-right: 1em; }
+.dataset { background: #f6f8fa; border-left: 4px solid #4C72B0; padding: .5em .8em; }
+code.fingerprint { word-break: break-all; }
+td.links a { margin-right: .5em; }
+.plot svg { max-width: 100%; height: auto; }
+@media (max-width: 640px) {
+  body { margin: .5em auto; padding: 0 .6em; }
+  h1 { font-size: 1.4em; } h2 { font-size: 1.15em; }
+}
 .status { font-weight: bold; }
 .status.rejected { color: #a00; } .status.evaluated { color: #070; }
 .error { color: #a00; font-weight: bold; }
@@ -352,9 +366,41 @@ def _page(title: str, body: str, refresh: int | None = None, status_code: int = 
 
 def _safe_url(url: str | None) -> str | None:
     """Only http(s) links from a submitter's meta.json become links (no javascript: URLs)."""
-    if url and url.strip().lower().startswith(("http://", "https://")):
-        return url.strip()
-    return None
+    return safe_url(url)
+
+
+def _day(t: float | None) -> str:
+    """A table cell's date: the day only (the method page has the time)."""
+    return "-" if t is None else time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def _links_html(links: dict[str, str]) -> str:
+    """``paper`` / ``code`` / ``project`` anchors; the URLs were checked by :func:`safe_url`."""
+    return " ".join(f'<a href="{_esc(url)}" rel="nofollow noopener" class="link-{_esc(label)}">{_esc(label)}</a>'
+                    for label, url in links.items())
+
+
+def _scroll(table_html: str) -> str:
+    """A table that scrolls sideways on a narrow screen instead of widening the page."""
+    return f'<div class="table-scroll">{table_html}</div>'
+
+
+#: the ranked table's extra columns on the web page: who submitted it, when, and where to read about it
+BOARD_COLUMNS: tuple[HtmlColumn, ...] = (
+    HtmlColumn("Team", lambda row: (_esc(row.entry.team), row.entry.team or ""), "team"),
+    HtmlColumn("Submitted", lambda row: (_day(row.entry.submitted_at),
+                                         "" if row.entry.submitted_at is None else f"{row.entry.submitted_at:.0f}"),
+               "date"),
+    HtmlColumn("Links", lambda row: (_links_html(row.entry.links), " ".join(row.entry.links)), "links"),
+)
+
+
+def _dataset_html(name: str, fingerprint: str, stored: bool) -> str:
+    """The benchmark every number on the page was measured on: its name and full GT fingerprint."""
+    note = "" if stored else " (computed from the files: run <code>nerfseg benchmark-id --write</code> to store it)"
+    return (f'<p class="dataset" id="dataset">Dataset: <strong id="dataset-name">{_esc(name)}</strong><br>'
+            f'GT fingerprint: <code class="fingerprint" id="dataset-fingerprint" title="sha256 of the val and test '
+            f'ground truth (nerfseg benchmark-id)">{_esc(fingerprint)}</code>{note}</p>')
 
 
 def method_plot_svg(detail: MethodDetail) -> str:
@@ -427,7 +473,9 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
                 state["thread"].join(timeout=30)
 
     app = FastAPI(title=settings.title, lifespan=lifespan, default_response_class=SafeJSONResponse,
-                  description="Submit predictions with a team token; results appear when the worker evaluated them.")
+                  description="Submit predictions with a team token; results appear when the worker evaluated them.",
+                  docs_url=None, redoc_url=None)  # /docs is served below from local assets, never a CDN
+    add_offline_docs(app, settings.title)
     app.add_middleware(UploadGuard, max_bytes=settings.max_upload_bytes,
                        authenticate=lambda token: store.team_by_token(token) is not None,
                        max_total=settings.max_concurrent_uploads, max_per_client=settings.max_uploads_per_client,
@@ -534,6 +582,7 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         """The table for one protocol and split (values x100, one decimal; 'raw' holds the fractions)."""
         entries = store.leaderboard(protocol, split, per_class=per_class, benchmark=bench.fingerprint)
         out = table_to_dict(build_table(entries, protocol, split, bench.label))
+        out["dataset"] = {"name": bench.name, "fingerprint": bench.fingerprint}
         if per_class:
             out["per_class"] = [table_to_dict(build_per_class_table(entries, protocol, split, m)) for m in ("iou", "pq")]
         return out
@@ -582,14 +631,15 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         entries = store.leaderboard(protocol, split, benchmark=bench.fingerprint)
         model = build_table(entries, protocol, split, bench.label)
         table = render_html_table(model, lambda row: None if row.entry.method_id is None else
-                                  f"/methods/{row.entry.method_id}?protocol={protocol}&split={split}")
+                                  f"/methods/{row.entry.method_id}?protocol={protocol}&split={split}", BOARD_COLUMNS)
         boards = store.boards(bench.fingerprint)
         if (protocol, split) not in boards:
             boards.insert(0, (protocol, split))
         links = " ".join(
             f'<a href="/?protocol={_esc(p)}&amp;split={_esc(s)}">{"<b>" if (p, s) == (protocol, split) else ""}'
             f'{_esc(p)} / {_esc(s)}{"</b>" if (p, s) == (protocol, split) else ""}</a>' for p, s in boards)
-        body = (f"<p>Protocol / split: {links}</p>\n{table}\n"
+        body = (f"{_dataset_html(bench.name, bench.fingerprint, bench.stored)}\n"
+                f"<p>Protocol / split: {links}</p>\n{table}\n"
                 '<p>Click a column header to sort. <a href="/submit">Submit a result</a>.</p>')
         return _page(settings.title, body)
 
@@ -598,12 +648,17 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         detail = public_method(method_id, protocol, split)
         if detail is None:
             return _page("Not found", "<p>No such method.</p>", status_code=404)
-        url = _safe_url(detail.url)
-        info = [f"<p>Team: {_esc(detail.team)}. Protocol {_esc(protocol)}, {_esc(split)} split.</p>"]
+        links = meta_links(detail.submission.meta if detail.submission is not None else None)
+        if not links and _safe_url(detail.url):
+            links = {"project": str(_safe_url(detail.url))}
+        info = [_dataset_html(bench.name, bench.fingerprint, bench.stored),
+                f"<p>Team: {_esc(detail.team)}. Protocol {_esc(protocol)}, {_esc(split)} split.</p>"]
         if detail.description:
             info.append(f"<p>{_esc(detail.description)}</p>")
-        if url:
-            info.append(f'<p>Paper / code: <a href="{_esc(url)}" rel="nofollow noopener">{_esc(url)}</a></p>')
+        if links:
+            info.append('<p class="links">' + " - ".join(
+                f'{_esc(label.capitalize())}: <a href="{_esc(url)}" rel="nofollow noopener">{_esc(url)}</a>'
+                for label, url in links.items()) + "</p>")
         flags = [f"prior: {_esc(detail.prior)}" if detail.prior else "",
                  "uses ground-truth masks" if detail.uses_gt_masks else "",
                  "semantic only (no instances)" if detail.semantic_only else ""]
@@ -635,16 +690,21 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         head = lambda cols: "".join(f'<th class="num" data-sort="num">{_esc(c)}</th>' for c in cols)  # noqa: E731
         history = "".join(f"<li>#{h['submission_id']} {_when(h.get('finished_at'))}: mIoU {format_value(h.get('miou'))}, "
                           f"PQ {format_value(h.get('pq_things'))}</li>" for h in detail.history)
+        summary_table = _scroll(f'<table class="leaderboard" id="summary"><tbody>{summary_rows}</tbody></table>')
+        scene_table = _scroll(f'<table class="leaderboard sortable" id="per-scene"><thead><tr><th data-sort="text">'
+                              f'scene</th>{head(scene_metrics)}<th class="num" data-sort="num">frames</th></tr></thead>'
+                              f'<tbody>{scene_rows}</tbody></table>')
+        class_table = _scroll(f'<table class="leaderboard sortable" id="per-class"><thead><tr><th data-sort="text">'
+                              f'class</th>{head(class_metrics)}</tr></thead><tbody>{class_rows}</tbody></table>')
         body = "\n".join(info) + f"""
-<h2>Summary (x100), submission #{detail.submission.id}, evaluated {_when(detail.submission.finished_at)}</h2>
-<table class="leaderboard" id="summary"><tbody>{summary_rows}</tbody></table>
+<h2>Summary (x100), submission #{detail.submission.id}</h2>
+<p>Submitted {_when(detail.submission.created_at)}, evaluated {_when(detail.submission.finished_at)}.</p>
+{summary_table}
 <h2>Plots</h2><div class="plot">{method_plot_svg(detail)}</div>
 <h2>Per scene</h2>
-<table class="leaderboard sortable" id="per-scene"><thead><tr><th data-sort="text">scene</th>{head(scene_metrics)}
-<th class="num" data-sort="num">frames</th></tr></thead><tbody>{scene_rows}</tbody></table>
+{scene_table}
 <h2>Per class</h2>
-<table class="leaderboard sortable" id="per-class"><thead><tr><th data-sort="text">class</th>{head(class_metrics)}
-</tr></thead><tbody>{class_rows}</tbody></table>
+{class_table}
 <h2>History</h2><ul>{history}</ul>"""
         return _page(detail.name, body)
 
@@ -715,6 +775,62 @@ def create_app(store: ResultsStore, settings: ServerSettings, evaluate: Evaluato
         return _page(f"Submission {sub.key}", body, refresh=refresh)
 
     return app
+
+
+#: the Swagger UI files /docs needs, served from the fastapi-offline package (the ``server`` extra), which
+#: ships a Swagger UI 5 build: FastAPI writes OpenAPI 3.1, which Swagger UI 4 cannot draw
+SWAGGER_ASSETS: dict[str, str] = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+                                  "swagger-ui.css": "text/css; charset=utf-8", "favicon.png": "image/png"}
+SWAGGER_ASSET_PREFIX = "/docs/assets/"
+
+
+def swagger_asset_dir() -> Path | None:
+    """The folder of the Swagger UI files that fastapi-offline installs, or None without it."""
+    import importlib.util
+
+    found = importlib.util.find_spec("fastapi_offline")
+    if found is None or not found.submodule_search_locations:
+        return None
+    folder = Path(next(iter(found.submodule_search_locations))) / "static"
+    return folder if all((folder / name).is_file() for name in SWAGGER_ASSETS) else None
+
+
+def add_offline_docs(app: FastAPI, title: str) -> None:
+    """``/docs`` (Swagger UI) with its JavaScript and CSS served by this app.
+
+    Why: FastAPI's default page loads Swagger UI from a CDN, so on a server without internet access (or a
+    reader behind a strict proxy) the API page is blank. The assets come from the fastapi-offline package;
+    only the three files the page loads are routed, by fixed name (there is still no static mount). Without
+    the package, /docs says how to get it and points at /openapi.json instead of loading anything remote.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    folder = swagger_asset_dir()
+    cache: dict[str, bytes] = {}
+
+    def asset_route(name: str, media_type: str) -> None:
+        def asset() -> Response:
+            if folder is None:
+                raise HTTPException(404, "Swagger UI assets are not installed (pip install fastapi-offline)")
+            if name not in cache:
+                cache[name] = (folder / name).read_bytes()
+            return Response(cache[name], media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+        app.add_api_route(SWAGGER_ASSET_PREFIX + name, asset, methods=["GET"], include_in_schema=False)
+
+    for name, media_type in SWAGGER_ASSETS.items():
+        asset_route(name, media_type)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if folder is None:
+            return _page("API", '<p>The interactive API page needs the <code>fastapi-offline</code> package '
+                                '(<code>pip install "nerfseg[server]"</code>). The API schema is at '
+                                '<a href="/openapi.json">/openapi.json</a>.</p>')
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{title} - API",
+                                   swagger_js_url=SWAGGER_ASSET_PREFIX + "swagger-ui-bundle.js",
+                                   swagger_css_url=SWAGGER_ASSET_PREFIX + "swagger-ui.css",
+                                   swagger_favicon_url=SWAGGER_ASSET_PREFIX + "favicon.png")
 
 
 def header_timeout_protocol(seconds: float) -> type:

@@ -31,7 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from leaderboard.tables import LeaderboardEntry
+from leaderboard.tables import LeaderboardEntry, meta_links
 from leaderboard.tables import finite_or_none as _num
 from nerfseg.errors import NerfsegError
 from nerfseg.spec import DEFAULT_PROTOCOL
@@ -1243,6 +1243,7 @@ class ResultsStore:
                 method_id=int(r["method_id"]), submission_id=int(r["id"]), submission_key=r["key"],
                 finished_at=r["finished_at"], per_class=classes.get(int(r["id"]), {}),
                 benchmark=r["benchmark"], benchmark_name=r["benchmark_name"],
+                submitted_at=r["created_at"], links=meta_links(meta),
             ))
         for r in reported:
             entries.append(LeaderboardEntry(

@@ -45,6 +45,37 @@ class LeaderboardEntry:
     benchmark: str | None = None  # GT fingerprint of the benchmark a measured row was evaluated on
     benchmark_name: str | None = None
     dataset: str | None = None  # a reported row: the dataset the source measured on (e.g. "3D-FRONT")
+    submitted_at: float | None = None  # a measured row: when its submission was uploaded (unix time)
+    links: dict[str, str] = field(default_factory=dict)  # "paper" / "code" / "project" -> http(s) URL (meta_links)
+
+
+#: meta.json keys that become links on the leaderboard page, and the link's label
+META_LINK_KEYS: tuple[tuple[str, str], ...] = (("paper", "paper"), ("code", "code"), ("url", "project"))
+MAX_URL_CHARS = 2000
+
+
+def safe_url(url: Any) -> str | None:
+    """An http(s) URL from a submitter's meta.json, or None: no ``javascript:`` or ``data:`` links, nothing
+    with whitespace or control characters (a URL is one token), nothing absurdly long."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return None
+    return url
+
+
+def meta_links(meta: dict[str, Any] | None) -> dict[str, str]:
+    """The links a row shows, from meta.json's ``paper``, ``code`` and ``url`` (project page), http(s) only;
+    a project page equal to the paper or code link is not repeated."""
+    out: dict[str, str] = {}
+    for key, label in META_LINK_KEYS:
+        url = safe_url((meta or {}).get(key))
+        if url and url not in out.values():
+            out[label] = url
+    return out
 
 
 @dataclass(frozen=True)
@@ -376,34 +407,61 @@ table.leaderboard td.num, table.leaderboard th.num { text-align: right; font-var
 table.leaderboard thead th { border-bottom: 2px solid #333; user-select: none; }
 table.leaderboard tr.reported td { color: #555; font-style: italic; }
 .footnotes { font-size: 90%; color: #444; }
+.table-scroll { overflow-x: auto; max-width: 100%; margin: 1em 0; -webkit-overflow-scrolling: touch; }
+.table-scroll table.leaderboard { margin: 0; }
+table.leaderboard th, table.leaderboard td { white-space: nowrap; }
+table.leaderboard tr > :first-child { position: sticky; left: 0; background: #fff; z-index: 1;
+  white-space: normal; min-width: 12em; max-width: 20em; }
+.table-scroll caption { position: sticky; left: 0; text-align: left; max-width: calc(100vw - 2em); }
+@media (max-width: 640px) {
+  table.leaderboard { font-size: 80%; }
+  table.leaderboard th, table.leaderboard td { padding: .2em .4em; }
+  table.leaderboard tr > :first-child { min-width: 7em; max-width: 40vw; }
+}
 """
 
 
-def render_html_table(model: TableModel, method_href: Callable[[TableRow], str | None] | None = None) -> str:
-    """A sortable ``<table>``; ``method_href`` turns a row's label into a link (the server's method pages).
-    Reported rows follow in a second table (``id="<name>-reported"``), labelled and never ranked."""
+@dataclass(frozen=True)
+class HtmlColumn:
+    """An extra column of the HTML table after the method (the server's team, date and links): ``cell`` gives a
+    row's cell as (escaped HTML, sort value)."""
+
+    header: str
+    cell: Callable[[TableRow], tuple[str, str]]
+    css: str = ""
+
+
+def render_html_table(model: TableModel, method_href: Callable[[TableRow], str | None] | None = None,
+                      extra_columns: Sequence[HtmlColumn] = ()) -> str:
+    """A sortable ``<table>``; ``method_href`` turns a row's label into a link (the server's method pages),
+    ``extra_columns`` follow the method column in the ranked table. Reported rows follow in a second table
+    (``id="<name>-reported"``), labelled and never ranked. Each table sits in a ``div.table-scroll``: on a
+    narrow screen the table scrolls sideways (method column pinned) instead of widening the page."""
     esc = html.escape
-    out = [f'<table class="leaderboard sortable" id="{esc(model.name)}">', f"<caption>{esc(model.title)}</caption>"]
+    out = ['<div class="table-scroll">', f'<table class="leaderboard sortable" id="{esc(model.name)}">',
+           f"<caption>{esc(model.title)}</caption>"]
     out.append('<thead><tr><th data-sort="text">Method</th>')
+    out.extend(f'<th data-sort="text" class="{esc(c.css)}">{esc(c.header)}</th>' for c in extra_columns)
     out.extend(f'<th class="num" data-sort="num">{c.html}</th>' for c in model.columns)
     out.append("</tr></thead><tbody>")
-    out += _html_rows(model.rows, method_href)
-    out.append("</tbody></table>")
+    out += _html_rows(model.rows, method_href, extra_columns=extra_columns)
+    out.append("</tbody></table></div>")
     if model.reported_rows:
+        out.append('<div class="table-scroll">')
         out.append(f'<table class="leaderboard sortable reported" id="{esc(model.name)}-reported">')
         out.append(f"<caption>{esc(model.reported_title)}</caption>")
         out.append('<thead><tr><th data-sort="text">Method</th><th data-sort="text">Dataset</th>')
         out.extend(f'<th class="num" data-sort="num">{c.html}</th>' for c in model.columns)
         out.append("</tr></thead><tbody>")
         out += _html_rows(model.reported_rows, None, dataset=True)
-        out.append("</tbody></table>")
+        out.append("</tbody></table></div>")
     if model.footnotes:
         out.append('<div class="footnotes">' + "".join(f"<p>{esc(n)}</p>" for n in model.footnotes) + "</div>")
     return "\n".join(out)
 
 
 def _html_rows(rows: Sequence[TableRow], method_href: Callable[[TableRow], str | None] | None,
-               dataset: bool = False) -> list[str]:
+               dataset: bool = False, extra_columns: Sequence[HtmlColumn] = ()) -> list[str]:
     esc = html.escape
     out = []
     for row in rows:
@@ -418,6 +476,9 @@ def _html_rows(rows: Sequence[TableRow], method_href: Callable[[TableRow], str |
             label += f'<sup title="uses ground-truth masks">{GT_MASKS_MARK}</sup>'
         cls = ' class="reported"' if e.reported else ""
         out.append(f'<tr{cls} data-method="{esc(e.method)}"><td data-value="{esc(row.label)}">{label}</td>')
+        for col in extra_columns:
+            cell, value = col.cell(row)
+            out.append(f'<td class="{esc(col.css)}" data-value="{esc(value)}">{cell}</td>')
         if dataset:
             out.append(f'<td data-value="{esc(e.dataset or "")}">{esc(e.dataset or "not stated")}</td>')
         for c in row.cells:
@@ -434,6 +495,7 @@ def render_html(models: Sequence[TableModel]) -> str:
     body = "\n".join(render_html_table(m) for m in models)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{TABLE_CSS}</style></head>\n<body>\n{body}\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
     )
 
@@ -539,6 +601,8 @@ def _rows_to_dicts(model: TableModel, table_rows: Sequence[TableRow]) -> list[di
                 "best": [c.key for c, cell in zip(model.columns, row.cells, strict=True) if cell.best],
                 "benchmark": e.benchmark,
                 "dataset": e.dataset,
+                "submitted_at": e.submitted_at,
+                "links": dict(e.links),
             }
         )
     return rows

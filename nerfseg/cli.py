@@ -17,6 +17,10 @@ from nerfseg.errors import NerfsegError
 #: every command (and sub-command) takes ``-h`` as well as ``--help``
 HELP_OPTION_NAMES = ["-h", "--help"]
 
+#: the ``--device`` choices of every command that has one; "auto" (the default everywhere) is CUDA when
+#: torch sees a GPU, else the CPU. Output files and folders are ``--out`` everywhere (older names stay aliases).
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
 #: verb -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
     "build-dataset": "dataset_tools.cli:build_dataset",

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import click
 
+from nerfseg.cli import DEVICES
 from nerfseg.settings_cli import list_settings_option, set_option
 
 
@@ -24,7 +25,7 @@ def _rcnn_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False), help="Built benchmark root (with features/ and scenes/).")
 @click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True, help="mini: CPU minutes; paper: the reference scale (GPU).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/rcnn", show_default=True, help="Run folder (config, log, checkpoints).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto: CUDA when available, else CPU.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from the run folder's last checkpoint.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Override the preset's number of training steps.")
 @click.option("--progress/--no-progress", default=True, show_default=True)

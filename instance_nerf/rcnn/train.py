@@ -45,6 +45,7 @@ from instance_nerf.rcnn.model import (
 from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d
 from nerfseg.io import atomic_path, dumps_json, write_bytes_atomic, write_json_atomic
+from nerfseg.progress import Progress
 from nerfseg.spec import GT3D_H5, NUM_CLASSES, scene_dir, scenes_in_split
 
 CONFIG_JSON = "config.json"
@@ -70,7 +71,10 @@ __all__ = [
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device, with a clear error when CUDA is asked for but absent."""
+    """The torch device ("auto": CUDA when available, else CPU), with a clear error when CUDA is asked for but
+    absent."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(None, "device 'cuda' requested but torch.cuda.is_available() is False")
@@ -230,27 +234,6 @@ def _log(path: Path, record: dict[str, Any]) -> None:
         f.write(dumps_json(record, indent=None) + "\n")
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]NeRF-RCNN"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        disable=not enabled,
-    )
-
-
 def train_rcnn(
     data_root: str | Path,
     out_dir: str | Path = "runs/rcnn",
@@ -357,8 +340,8 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
     n_sum = 0
     step_seconds = 0.0
     last_val: dict[str, Any] | None = None
-    with _progress(progress) as bar:
-        task = bar.add_task("train", total=cfg.iterations, completed=start, info="")
+    with Progress(cfg.iterations, "NeRF-RCNN", "iteration", enabled=progress, completed=start) as bar:
+        info: str | None = None
         for samples in loader:
             t0 = time.perf_counter()
             grids, shapes, targets = sample_to_inputs(samples, dev)
@@ -382,9 +365,9 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
             if it % cfg.log_every == 0 or it == cfg.iterations:
                 rec = {k: v / n_sum for k, v in sums.items()}
                 _log(log_path, {"type": "train", "iteration": it, "lr": scheduler.get_last_lr()[0], "sec_per_iter": dt, **rec})
-                bar.update(task, info=" ".join(f"{k}={v:.3f}" for k, v in rec.items()))
+                info = " ".join(f"{k}={v:.3f}" for k, v in rec.items())
                 sums, n_sum = {}, 0
-            bar.update(task, completed=it)
+            bar.advance(info=info)
             is_last = it == cfg.iterations
             if (cfg.val_every > 0 and it % cfg.val_every == 0) or is_last:
                 last_val = validate(it)

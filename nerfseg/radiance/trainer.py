@@ -24,6 +24,7 @@ from torch import nn
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
+from nerfseg.progress import Progress
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.data import RayBank, RayBatch, load_scene_rays, world_rays_torch
 from nerfseg.radiance.field import RadianceField
@@ -237,13 +238,13 @@ class RadianceTrainer:
     def train(self, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> dict[str, float]:
         """Run ``steps`` more steps (default: up to ``config.steps``); returns the last logs.
 
-        Shows a rich progress bar (loss, PSNR), appends to ``train_log.jsonl``, evaluates test PSNR every
+        Reports progress (nerfseg.progress: a bar on a terminal, periodic lines in a log; loss, PSNR), appends to ``train_log.jsonl``, evaluates test PSNR every
         ``eval_every`` steps and checkpoints every ``checkpoint_every`` steps and at the end.
         """
         cfg = self.config
         todo = max(cfg.steps - self.step, 0) if steps is None else int(steps)
         logs: dict[str, float] = {}
-        progress = _Progress(todo, enabled=self.progress)
+        progress = Progress(self.step + todo, "radiance", "step", enabled=self.progress and todo > 0, completed=self.step)
         with progress:
             for _ in range(todo):
                 t0 = time.perf_counter()
@@ -261,7 +262,7 @@ class RadianceTrainer:
                     self.save_checkpoint()
                 for cb in callbacks:
                     cb(self, step, logs)
-                progress.advance(logs)
+                progress.advance(info=_progress_info(logs))
         if self.out_dir is not None and todo > 0:
             self.save_checkpoint()
         return logs
@@ -444,35 +445,8 @@ class RadianceTrainer:
         return trainer
 
 
-class _Progress:
-    """A rich progress bar with loss / PSNR fields, or nothing (tests, non-interactive logs)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled = enabled and total > 0
-        self.total = total
-        self._progress = None
-        self._task = None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("radiance"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  psnr {task.fields[psnr]:.2f}  spr {task.fields[spr]:.1f}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=self.total, loss=float("nan"), psnr=float("nan"), spr=0.0)
-        return self
-
-    def advance(self, logs: dict[str, float]) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, loss=logs.get("loss", float("nan")), psnr=logs.get("psnr", float("nan")), spr=logs.get("samples_per_ray", 0.0))
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+def _progress_info(logs: dict[str, float]) -> str:
+    """The training numbers worth watching, shown after the step count (bar or log line)."""
+    nan = float("nan")
+    return (f"loss {logs.get('loss', nan):.4f}  psnr {logs.get('psnr', nan):.2f}  "
+            f"spr {logs.get('samples_per_ray', 0.0):.1f}")

@@ -88,8 +88,9 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
         browser.get(server.url + "/")
         row = browser.find_element(By.CSS_SELECTOR, 'table#leaderboard tr[data-method="BrowserNet"]')
         cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-        assert cells[0] == "BrowserNet" and cells[1:] == ["100.0"] * 7  # the demo archive holds the GT
-        assert row.find_element(By.CSS_SELECTOR, "td:nth-child(3) strong").text == "100.0"  # the best PQ is bold
+        # method, team, submitted (date), links, then the 7 metrics: the demo archive holds the GT
+        assert cells[0] == "BrowserNet" and cells[1] == "browser-team" and cells[4:] == ["100.0"] * 7
+        assert row.find_element(By.CSS_SELECTOR, "td:nth-child(6) strong").text == "100.0"  # the best PQ is bold
 
         def order() -> list[str]:
             return [r.get_attribute("data-method")
@@ -99,7 +100,8 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
         assert bench.short in browser.find_element(By.CSS_SELECTOR, "table#leaderboard caption").text
         reported = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard-reported tbody tr")
         assert [r.get_attribute("data-method") for r in reported] == ["Instance-NeRF"]  # never ranked
-        miou = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard thead th")[1]
+        miou = browser.find_elements(By.CSS_SELECTOR, "table#leaderboard thead th")[4]
+        assert miou.text == "mIoU"
         miou.click()  # numbers sort descending first: mIoU 100.0 (BrowserNet) vs 43.0
         assert order() == ["BrowserNet", "Measured"]
         miou.click()
