@@ -55,8 +55,8 @@ def check_pruned(occupancy: OccupancyGrid | None, source: str | Path | None = No
 
 def grid_shape(room_bbox: Sequence[Sequence[float]], resolution: int) -> tuple[int, int, int]:
     """(X, Y, Z) voxels: the longest side gets ``resolution``, the others ``max(1, round(extent/longest*res))``
-    (the convention of ``dataset_tools.voxelize.grid_shape``, repeated here because nerfseg must not
-    import dataset_tools; a test checks the two agree)."""
+    (the convention of ``dataset_tools.voxelize.grid_shape``, repeated here because the radiance core does not
+    depend on the dataset tools; a test checks the two agree)."""
     box = np.asarray(room_bbox, dtype=np.float64).reshape(2, 3)
     extent = box[1] - box[0]
     if not np.all(np.isfinite(extent)) or np.any(extent <= 0):
