@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from dataset_tools.boxes import Y_UP_TO_Z_UP, quat_xyzw_to_matrix  # noqa: E402
+from nerfseg.dataset_tools.boxes import Y_UP_TO_Z_UP, quat_xyzw_to_matrix  # noqa: E402
 
 #: an L-shaped block (y-up model frame, standing on y = 0): asymmetric in x and z
 BOXES = [((-1.0, 0.0, -0.4), (1.0, 0.8, 0.4)), ((0.6, 0.0, 0.4), (1.0, 0.8, 1.6))]

@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.cameras import sample_cameras
-from dataset_tools.demo import write_demo_dataset
-from dataset_tools.front3d import iter_houses, load_house
-from dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools.build import build_dataset, preset_config
+from nerfseg.dataset_tools.cameras import sample_cameras
+from nerfseg.dataset_tools.demo import write_demo_dataset
+from nerfseg.dataset_tools.front3d import iter_houses, load_house
+from nerfseg.dataset_tools.raycast import SceneRaycaster
 from nerfseg.cameras import Intrinsics
 
 
@@ -77,7 +77,7 @@ def main() -> None:
 
 def cycles_speed(samples: list[int], num_views: int) -> None:
     """Seconds per view of Cycles (default denoiser, adaptive sampling) vs the Embree shader, same views."""
-    from dataset_tools.cycles import CyclesScene, CyclesSettings, require_bpy
+    from nerfseg.dataset_tools.cycles import CyclesScene, CyclesSettings, require_bpy
 
     bpy = require_bpy()
     config = preset_config("mini")

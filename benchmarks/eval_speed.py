@@ -36,9 +36,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.metrics import _fastpng
-from evaluation.metrics import frame as frame_mod
-from evaluation.pq_compute import _evaluate_chunk, pq_compute
+from nerfseg.evaluation.metrics import _fastpng
+from nerfseg.evaluation.metrics import frame as frame_mod
+from nerfseg.evaluation.pq_compute import _evaluate_chunk, pq_compute
 from nerfseg.io import id2rgb
 
 H, W = 480, 640
@@ -157,7 +157,7 @@ def _traced_peak(fn) -> int:
 _RSS_PROBE = r"""
 import re, resource, sys
 sys.path.insert(0, sys.argv[1])
-from evaluation.pq_compute import pq_compute
+from nerfseg.evaluation.pq_compute import pq_compute
 pq_compute(sys.argv[2], sys.argv[3], gt_folder=sys.argv[4], pred_folder=sys.argv[5], workers=int(sys.argv[6]))
 try:
     with open("/proc/self/status") as f:

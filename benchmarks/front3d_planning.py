@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from dataset_tools.build import build_dataset, plan_build, preset_config
-from dataset_tools.demo import write_demo_dataset
+from nerfseg.dataset_tools.build import build_dataset, plan_build, preset_config
+from nerfseg.dataset_tools.demo import write_demo_dataset
 
 
 def clone_houses(src_front: Path, src_future: Path, dst: Path, n: int) -> tuple[Path, Path]:

@@ -1,5 +1,5 @@
 """What the GT resampling keeps: per thin-object class, GT voxels kept by nearest sampling vs the max-pooling of
-``instance_nerf.rcnn.data.pool_instance_masks`` at NeRF-RCNN's working resolution, instances lost, and how many
+``nerfseg.instance_nerf.rcnn.data.pool_instance_masks`` at NeRF-RCNN's working resolution, instances lost, and how many
 cells of the finest FPN level an object spans at each backbone stride. Needs only gt3d.h5 (build the rooms with
 few views and no prior to measure quickly)::
 
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instance_nerf.rcnn.data import resample_gt_instances, resample_labels_nearest, working_shape
+from nerfseg.instance_nerf.rcnn.data import resample_gt_instances, resample_labels_nearest, working_shape
 from nerfseg import spec
 from nerfseg.gt3d import read_gt3d
 

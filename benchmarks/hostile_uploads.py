@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evaluation.reference import write_gt_submission  # noqa: E402
+from nerfseg.evaluation.reference import write_gt_submission  # noqa: E402
 from tests import hostile  # noqa: E402
 from tests.evaluation.fixtures import make_tiny_benchmark  # noqa: E402
 
@@ -34,7 +34,7 @@ import json, resource, sys, time
 cap = int(sys.argv[4])
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 sys.path.insert(0, sys.argv[1])
-from evaluation.submission import validate_submission
+from nerfseg.evaluation.submission import validate_submission
 t0 = time.perf_counter()
 try:
     result = validate_submission(sys.argv[2], sys.argv[3])

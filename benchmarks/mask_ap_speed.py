@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.metrics.mask_ap import MaskAP, encode_segments, evaluate_coco_segm  # noqa: E402
+from nerfseg.evaluation.metrics.mask_ap import MaskAP, encode_segments, evaluate_coco_segm  # noqa: E402
 
 H, W = 480, 640
 BACKGROUND = 1 << 16

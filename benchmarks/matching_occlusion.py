@@ -1,4 +1,4 @@
-"""What the depth-based occlusion test of the 2D-3D mask matching buys (instance_nerf.matching).
+"""What the depth-based occlusion test of the 2D-3D mask matching buys (nerfseg.instance_nerf.matching).
 
 The reference Instance-NeRF splatted NeRF-RCNN's 3D masks into the views without any occlusion test (only a
 z-buffer among the instance points). Here the GT 3D instance grid of demo scenes stands in for perfect
@@ -9,14 +9,14 @@ and for every splat mode:
 
 * projection vs GT instance map: pixel accuracy on the pixels of detected instances, false-positive rate on the
   other pixels (background and missed instances: what occlusion should protect), mean over detected instances of the IoU pooled over all views of a scene;
-* matching of the ``sim-m2f`` prior (instance_nerf.matching.match_prior_to_instances): every non-void,
+* matching of the ``sim-m2f`` prior (nerfseg.instance_nerf.matching.match_prior_to_instances): every non-void,
   non-background prior segment is judged against the GT instance that covers most of it: correct (labelled
   with it), wrong (labelled with another instance), unlabelled (-1); segments lying mostly over background or a
   missed instance must stay unlabelled (-1), any id there is wrong; plus pixel-level label accuracy on the
   pixels of detected instances and the error rate among pixels given an id.
 
 ``--refine`` also refines the projected label maps (default splat and tolerance, with depth) with
-instance_nerf.refine.EdgeAwareRefiner guided by the view's RGB image and depth, and reports the projection metrics
+nerfseg.instance_nerf.refine.EdgeAwareRefiner guided by the view's RGB image and depth, and reports the projection metrics
 before and after.
 
 Prints numbers, asserts nothing. Run from the repository root::
@@ -38,15 +38,15 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_tools.priors import load_prior_json, read_prior_frame
-from instance_nerf.matching import (
+from nerfseg.dataset_tools.priors import load_prior_json, read_prior_frame
+from nerfseg.instance_nerf.matching import (
     SPLAT_MODES,
     VoxelCloud,
     match_prior_to_instances,
     project_cloud,
     resolve_instance_masks,
 )
-from instance_nerf.refine import EdgeAwareRefiner, refine_instance_map
+from nerfseg.instance_nerf.refine import EdgeAwareRefiner, refine_instance_map
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.gt3d import read_gt3d

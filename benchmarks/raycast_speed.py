@@ -20,10 +20,10 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_tools.cameras import CameraConfig, sample_cameras
-from dataset_tools.raycast import SceneRaycaster
-from dataset_tools.scene import MeshPart, ObjectInstance, Scene
-from dataset_tools.voxelize import voxelize_scene
+from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras
+from nerfseg.dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools.scene import MeshPart, ObjectInstance, Scene
+from nerfseg.dataset_tools.voxelize import voxelize_scene
 from nerfseg.cameras import Intrinsics
 from tests.dataset_tools.scenes import make_box_room
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instance_nerf.rcnn.train import evaluate_rcnn, load_rcnn  # noqa: E402
+from nerfseg.instance_nerf.rcnn.train import evaluate_rcnn, load_rcnn  # noqa: E402
 from nerfseg import spec  # noqa: E402
 
 

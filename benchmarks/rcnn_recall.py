@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instance_nerf.rcnn.train import detection_recall, load_rcnn
+from nerfseg.instance_nerf.rcnn.train import detection_recall, load_rcnn
 from nerfseg import spec
 
 

@@ -25,10 +25,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instance_nerf.rcnn.config import preset_config
-from instance_nerf.rcnn.model import NeRFRCNN, pad_grids, predict_scene
-from instance_nerf.rcnn.synthetic import make_scene
-from instance_nerf.rcnn.train import one_cycle, sample_to_inputs
+from nerfseg.instance_nerf.rcnn.config import preset_config
+from nerfseg.instance_nerf.rcnn.model import NeRFRCNN, pad_grids, predict_scene
+from nerfseg.instance_nerf.rcnn.synthetic import make_scene
+from nerfseg.instance_nerf.rcnn.train import one_cycle, sample_to_inputs
 
 
 def step_flops(preset: str, shape: tuple[int, int, int], overrides: dict | None = None) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """The ``nerfseg`` command line: a thin front door that parses and calls one function per verb.
 
-Each verb lives next to the code it drives (``dataset_tools/cli.py``, ``evaluation/cli.py``, ...) and is
+Each verb lives next to the code it drives (``nerfseg/dataset_tools/cli.py``, ``nerfseg/evaluation/cli.py``, ...) and is
 imported lazily, so ``nerfseg eval`` works on a machine without torch and ``nerfseg --help`` is fast.
 """
 
@@ -23,19 +23,19 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 #: verb -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
-    "build-dataset": "dataset_tools.cli:build_dataset",
-    "show": "dataset_tools.cli:show",
-    "verify-front3d": "dataset_tools.cli:verify_front3d_command",
-    "priors": "dataset_tools.priors_cli:priors",
-    "eval": "evaluation.cli:eval_command",
-    "pq-compute": "evaluation.pq_cli:pq_compute_command",
-    "export-coco": "evaluation.coco_cli:export_coco_command",
-    "train": "baselines.cli:train",
-    "grids": "instance_nerf.cli:grids",
-    "train-rcnn": "instance_nerf.rcnn.cli:train_rcnn",
-    "reproduce": "baselines.reproduce:reproduce",
-    "submit": "leaderboard.cli:submit",
-    "leaderboard": "leaderboard.cli:leaderboard",
+    "build-dataset": "nerfseg.dataset_tools.cli:build_dataset",
+    "show": "nerfseg.dataset_tools.cli:show",
+    "verify-front3d": "nerfseg.dataset_tools.cli:verify_front3d_command",
+    "priors": "nerfseg.dataset_tools.priors_cli:priors",
+    "eval": "nerfseg.evaluation.cli:eval_command",
+    "pq-compute": "nerfseg.evaluation.pq_cli:pq_compute_command",
+    "export-coco": "nerfseg.evaluation.coco_cli:export_coco_command",
+    "train": "nerfseg.baselines.cli:train",
+    "grids": "nerfseg.instance_nerf.cli:grids",
+    "train-rcnn": "nerfseg.instance_nerf.rcnn.cli:train_rcnn",
+    "reproduce": "nerfseg.baselines.reproduce:reproduce",
+    "submit": "nerfseg.leaderboard.cli:submit",
+    "leaderboard": "nerfseg.leaderboard.cli:leaderboard",
     "benchmark-id": "nerfseg.identity:benchmark_id",
 }
 

@@ -35,10 +35,10 @@ from nerfseg.errors import InputError
 
 #: method name -> "module:Class"
 METHODS: dict[str, str] = {
-    "prior2d": "baselines.prior2d:Prior2D",
-    "semantic-nerf": "baselines.semantic_nerf:SemanticNeRF",
-    "dm-nerf": "baselines.dm_nerf:DMNeRF",
-    "instance-nerf": "instance_nerf.method:InstanceNeRF",
+    "prior2d": "nerfseg.baselines.prior2d:Prior2D",
+    "semantic-nerf": "nerfseg.baselines.semantic_nerf:SemanticNeRF",
+    "dm-nerf": "nerfseg.baselines.dm_nerf:DMNeRF",
+    "instance-nerf": "nerfseg.instance_nerf.method:InstanceNeRF",
 }
 #: entry-point group in which installed packages register methods (name -> "module:Class")
 ENTRY_POINT_GROUP = "nerfseg.methods"
@@ -96,12 +96,12 @@ class SceneData:
         """Whether the prior is derived from the ground-truth masks (the ``gt`` prior).
 
         The code that writes a prior records it in the prior's panoptic.json (``uses_gt_masks``); a prior
-        written before that is asked of :func:`dataset_tools.priors.prior_uses_gt_masks` by name.
+        written before that is asked of :func:`nerfseg.dataset_tools.priors.prior_uses_gt_masks` by name.
         """
         flag = self._prior_doc().get("uses_gt_masks")
         if isinstance(flag, bool):
             return flag
-        from dataset_tools.priors import prior_uses_gt_masks
+        from nerfseg.dataset_tools.priors import prior_uses_gt_masks
 
         return prior_uses_gt_masks(self.prior)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
+from nerfseg.dataset_tools.build import build_dataset, preset_config
+from nerfseg.dataset_tools.demo import write_demo_dataset
 
 
 def build_one_room_benchmark(root: Path, **preset_overrides: Any) -> Path:

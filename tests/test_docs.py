@@ -191,7 +191,7 @@ def _tree_names(block: str, max_indent: int = 10) -> set[str]:
 
 
 def test_contract_layout_trees_use_spec_names() -> None:
-    from instance_nerf.grids import FEATURES_DIR
+    from nerfseg.instance_nerf.grids import FEATURES_DIR
 
     known = {v for k, v in vars(spec).items() if re.fullmatch(r"[A-Z0-9_]+_(DIR|JSON|H5)", k)} | {FEATURES_DIR}
     placeholder = re.compile(r"^<[a-z_]+>(\.png|\.npz)?$")
@@ -207,7 +207,7 @@ def test_contract_layout_trees_use_spec_names() -> None:
 
 
 def test_contract_submission_section_lists_the_validators_rules() -> None:
-    from evaluation.submission import _META_OPTIONAL_STR, META_REQUIRED, Limits
+    from nerfseg.evaluation.submission import _META_OPTIONAL_STR, META_REQUIRED, Limits
 
     section = _section(CONTRACT, "## 4. Submissions")
     for key in META_REQUIRED:
@@ -231,7 +231,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """A report of each protocol from the tiny benchmark, written through `nerfseg eval --json`."""
     from click.testing import CliRunner
 
-    from evaluation.reference import write_prior_submission
+    from nerfseg.evaluation.reference import write_prior_submission
     from nerfseg.cli import cli
     from tests.evaluation.fixtures import make_tiny_benchmark
 
@@ -254,7 +254,7 @@ def _documented(key: str) -> bool:
 
 
 def test_metrics_page_documents_every_protocol() -> None:
-    from evaluation.protocols import PROTOCOLS
+    from nerfseg.evaluation.protocols import PROTOCOLS
 
     rows = set(re.findall(r"^\| `([a-z0-9.-]+)` \|", _section(METRICS, "## Protocols"), re.M))
     assert rows == set(PROTOCOLS)
@@ -275,8 +275,8 @@ def test_metrics_page_documents_every_report_key(reports: dict[str, dict]) -> No
 
 def test_metrics_page_states_the_facts_it_claims(reports: dict[str, dict]) -> None:
     """pq = Things, pq_scene = All, fractions in the JSON (x100 in tables): checked on the real report."""
-    from evaluation.protocols import SUMMARY_KEYS
-    from evaluation.report import TABLE_COLUMNS
+    from nerfseg.evaluation.protocols import SUMMARY_KEYS
+    from nerfseg.evaluation.report import TABLE_COLUMNS
 
     v1 = reports["nerfseg-v1"]
     assert set(v1["summary"]) == set(SUMMARY_KEYS)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluation.api import evaluate_submission
+from nerfseg.evaluation.api import evaluate_submission
 from nerfseg import methods
 from nerfseg.cli import cli
 from nerfseg.errors import InputError
@@ -126,12 +126,12 @@ def test_entry_points_resolve_and_builtins_cannot_be_shadowed(monkeypatch: pytes
     group = methods.ENTRY_POINT_GROUP
     fake = {
         "prior2d": EntryPoint("prior2d", "json:loads", group),  # a plug-in may not replace a built-in
-        "other-prior": EntryPoint("other-prior", "baselines.prior2d:Prior2D", group),
+        "other-prior": EntryPoint("other-prior", "nerfseg.baselines.prior2d:Prior2D", group),
         "broken": EntryPoint("broken", "no_such_module_xyz:A", group),
         "bad-name": EntryPoint("bad-name", f"{__name__}:_Unnamed", group),
     }
     monkeypatch.setattr(methods, "plugin_methods", lambda: fake)
-    from baselines.prior2d import Prior2D
+    from nerfseg.baselines.prior2d import Prior2D
 
     assert methods.get_method("prior2d") is Prior2D
     assert methods.get_method("other-prior") is Prior2D

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluation.api import evaluate_submission
+from nerfseg.evaluation.api import evaluate_submission
 from nerfseg import runs, spec
 from nerfseg.cli import cli
 from nerfseg.errors import InputError
@@ -125,7 +125,7 @@ def test_subset_rerun_never_ships_scenes_of_other_inputs(bench: Path, tmp_path: 
 
 
 def test_a_run_killed_while_retraining_leaves_no_meta(bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from baselines.prior2d import Prior2D
+    from nerfseg.baselines.prior2d import Prior2D
 
     run = tmp_path / "run"
     sub = run_method("prior2d", bench, run, prior="sim-m2f", log=quiet)
@@ -208,8 +208,8 @@ def test_benchmark_id_command(bench: Path) -> None:
 
 
 def test_build_stores_the_identity(tmp_path: Path) -> None:
-    from dataset_tools.build import build_dataset, preset_config
-    from dataset_tools.demo import write_demo_dataset
+    from nerfseg.dataset_tools.build import build_dataset, preset_config
+    from nerfseg.dataset_tools.demo import write_demo_dataset
 
     src = write_demo_dataset(tmp_path / "src", num_rooms=2, seed=5)
     cfg = preset_config("mini", width=40, height=30, focal=25.0, num_views=8, grid_resolution=16, priors=())

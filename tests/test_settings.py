@@ -149,10 +149,10 @@ def test_help_comes_from_metadata_and_comments() -> None:
 
 
 def test_method_configs_take_typed_text() -> None:
-    from baselines.dm_nerf import DMNeRF
-    from instance_nerf.grids import grid_settings
-    from instance_nerf.method import make_config
-    from instance_nerf.rcnn.config import preset_config
+    from nerfseg.baselines.dm_nerf import DMNeRF
+    from nerfseg.instance_nerf.grids import grid_settings
+    from nerfseg.instance_nerf.method import make_config
+    from nerfseg.instance_nerf.rcnn.config import preset_config
 
     assert DMNeRF.make_config("mini", steps="500") == DMNeRF.make_config("mini", steps=500)
     cfg = make_config("mini", **{"field.hidden": "8", "regularization": "false", "detector": "gt3d"})
@@ -203,7 +203,7 @@ def test_bad_settings_are_one_line_before_any_work(argv: list[str], expected: st
 
 
 def test_train_rcnn_takes_set(bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import instance_nerf.rcnn.train as rcnn_train
+    import nerfseg.instance_nerf.rcnn.train as rcnn_train
 
     seen: dict[str, object] = {}
 
@@ -217,7 +217,7 @@ def test_train_rcnn_takes_set(bench: Path, tmp_path: Path, monkeypatch: pytest.M
                                    "--set", "lr=5e-4", "--set", "stem=conv7", "--iterations", "2"])
     assert res.exit_code == 0, res.output
     assert seen["overrides"] == {"lr": 5e-4, "stem": "conv7", "iterations": 2}
-    from instance_nerf.rcnn.config import preset_config
+    from nerfseg.instance_nerf.rcnn.config import preset_config
 
     cfg = preset_config("mini", **seen["overrides"])  # type: ignore[arg-type]
     assert (cfg.lr, cfg.stem, cfg.iterations) == (5e-4, "conv7", 2)
@@ -244,7 +244,7 @@ def test_list_settings_needs_a_method() -> None:
 
 
 def test_instance_nerf_config_help_lists_rcnn_checkpoint_as_input() -> None:
-    from instance_nerf.method import InstanceNeRFConfig, make_config
+    from nerfseg.instance_nerf.method import InstanceNeRFConfig, make_config
 
     fld = {f.name: f for f in dataclasses.fields(InstanceNeRFConfig)}
     assert fld["rcnn_checkpoint"].metadata["path"] == "input"
@@ -283,8 +283,8 @@ def test_list_settings_of_a_plugin_without_a_dataclass(tmp_path: Path, monkeypat
 
 
 def test_build_dataset_takes_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import dataset_tools.build as build
-    import dataset_tools.demo as demo
+    import nerfseg.dataset_tools.build as build
+    import nerfseg.dataset_tools.demo as demo
 
     out = tmp_path / "bench"
     code, err = _run_main(["build-dataset", "--demo", "1", "--out", str(out), "--set", "width=wide"], capsys)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_tools.priors import write_priors
-from evaluation.reference import write_gt_submission
+from nerfseg.dataset_tools.priors import write_priors
+from nerfseg.evaluation.reference import write_gt_submission
 from nerfseg import io
 from tests.evaluation.fixtures import make_tiny_benchmark
 

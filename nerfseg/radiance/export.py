@@ -1,7 +1,7 @@
 """Export a trained field as a radiance grid ``features/<scene>.npz`` (SPEC 3.2) for NeRF-RPN style detectors.
 
 Layout: key ``rgbsigma`` (X, Y, Z, 4) float32 in world axes (z-up), sampled at voxel centres over
-room_bbox with the grid convention of the 3D ground truth (``dataset_tools/voxelize.py``): the longest
+room_bbox with the grid convention of the 3D ground truth (``nerfseg/dataset_tools/voxelize.py``): the longest
 side has ``resolution`` voxels, the others ``max(1, round(extent / longest * resolution))``, centre of
 voxel i at ``bbox_min + (i + 0.5) * (bbox_max - bbox_min) / shape``. So a voxel of this grid and a voxel
 of gt3d.h5 are the same box in space.
@@ -55,7 +55,7 @@ def check_pruned(occupancy: OccupancyGrid | None, source: str | Path | None = No
 
 def grid_shape(room_bbox: Sequence[Sequence[float]], resolution: int) -> tuple[int, int, int]:
     """(X, Y, Z) voxels: the longest side gets ``resolution``, the others ``max(1, round(extent/longest*res))``
-    (the convention of ``dataset_tools.voxelize.grid_shape``, repeated here because the radiance core does not
+    (the convention of ``nerfseg.dataset_tools.voxelize.grid_shape``, repeated here because the radiance core does not
     depend on the dataset tools; a test checks the two agree)."""
     box = np.asarray(room_bbox, dtype=np.float64).reshape(2, 3)
     extent = box[1] - box[0]

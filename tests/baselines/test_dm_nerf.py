@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.common import IGNORE, NEGATIVE, open_trainer, prior_instance_targets
-from baselines.dm_nerf import HEAD, NO_OBJECT, DMNeRF, FewImageTrainer
-from evaluation.api import evaluate_submission
-from evaluation.submission import validate_submission
+from nerfseg.baselines.common import IGNORE, NEGATIVE, open_trainer, prior_instance_targets
+from nerfseg.baselines.dm_nerf import HEAD, NO_OBJECT, DMNeRF, FewImageTrainer
+from nerfseg.evaluation.api import evaluate_submission
+from nerfseg.evaluation.submission import validate_submission
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.common import IGNORE
-from baselines.dm_nerf import (
+from nerfseg.baselines.common import IGNORE
+from nerfseg.baselines.dm_nerf import (
     emptiness_loss,
     hungarian_loss,
     match_costs,

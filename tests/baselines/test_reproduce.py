@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from baselines.reproduce import TABLES, format_table, reproduce, reproduce_table, row_stats
+from nerfseg.baselines.reproduce import TABLES, format_table, reproduce, reproduce_table, row_stats
 from nerfseg import spec
 from nerfseg.errors import InputError
 from tests.demo_bench import build_one_room_benchmark

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.common import (
+from nerfseg.baselines.common import (
     FIT_SUMMARY,
     config_to_json,
     open_trainer,
     prior_semantic_targets,
 )
-from baselines.semantic_nerf import HEAD, SemanticNeRF, semantic_loss, semantic_panoptic
-from evaluation.api import evaluate_submission
-from evaluation.submission import validate_submission
+from nerfseg.baselines.semantic_nerf import HEAD, SemanticNeRF, semantic_loss, semantic_panoptic
+from nerfseg.evaluation.api import evaluate_submission
+from nerfseg.evaluation.submission import validate_submission
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import trimesh
 
-from dataset_tools.scene import MeshPart, ObjectInstance, Scene
+from nerfseg.dataset_tools.scene import MeshPart, ObjectInstance, Scene
 
 ROOM_SIZE = (5.0, 4.0, 2.8)
 ROOM_ORIGIN = (-1.0, -2.0, 0.0)  # a non-zero minimum corner catches "assumes min = 0" bugs

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dataset_tools import build as build_mod
-from dataset_tools.build import build_dataset, preset_config
-from dataset_tools.demo import write_demo_dataset
-from dataset_tools.front3d import iter_houses, load_house
-from dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools import build as build_mod
+from nerfseg.dataset_tools.build import build_dataset, preset_config
+from nerfseg.dataset_tools.demo import write_demo_dataset
+from nerfseg.dataset_tools.front3d import iter_houses, load_house
+from nerfseg.dataset_tools.raycast import SceneRaycaster
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics, project_points, world_rays
 from nerfseg.cli import cli

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from dataset_tools.cameras import CameraConfig, inside_polygons, sample_camera_set, sample_cameras, split_views
-from dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools.cameras import CameraConfig, inside_polygons, sample_camera_set, sample_cameras, split_views
+from nerfseg.dataset_tools.raycast import SceneRaycaster
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
 from tests.dataset_tools.scenes import ObjectSpec, Primitive, make_box_room

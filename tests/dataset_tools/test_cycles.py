@@ -16,13 +16,13 @@ import pytest
 from click.testing import CliRunner
 from scipy import ndimage
 
-from dataset_tools import cycles as cycles_mod
-from dataset_tools.build import build_dataset, check_renderer, preset_config
-from dataset_tools.cameras import CameraConfig, sample_cameras
-from dataset_tools.cycles import CyclesSettings, MissingExtraError, bpy_available, unsupported_materials
-from dataset_tools.demo import write_demo_dataset
-from dataset_tools.raycast import SceneRaycaster
-from dataset_tools.scene import MeshPart
+from nerfseg.dataset_tools import cycles as cycles_mod
+from nerfseg.dataset_tools.build import build_dataset, check_renderer, preset_config
+from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras
+from nerfseg.dataset_tools.cycles import CyclesSettings, MissingExtraError, bpy_available, unsupported_materials
+from nerfseg.dataset_tools.demo import write_demo_dataset
+from nerfseg.dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools.scene import MeshPart
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.cli import cli

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from dataset_tools.boxes import aabb_contains, aabb_from_points, obb_corners, pairwise_overlap
-from dataset_tools.demo import ARCH_TEXTURE_SIZE, ATLAS_SIZE, MANIFEST, MARGIN, ROOM_TYPES, write_demo_dataset
-from dataset_tools.front3d import RoomFilter, iter_houses, load_house
-from dataset_tools.scene import Scene
+from nerfseg.dataset_tools.boxes import aabb_contains, aabb_from_points, obb_corners, pairwise_overlap
+from nerfseg.dataset_tools.demo import ARCH_TEXTURE_SIZE, ATLAS_SIZE, MANIFEST, MARGIN, ROOM_TYPES, write_demo_dataset
+from nerfseg.dataset_tools.front3d import RoomFilter, iter_houses, load_house
+from nerfseg.dataset_tools.scene import Scene
 from nerfseg import spec
 from nerfseg.errors import InputError
 
@@ -170,7 +170,7 @@ def test_default_selection_bans_fixtures_and_small_decor(demo: tuple[Path, Any, 
 
 
 def test_demo_labels_follow_the_real_pair_frequencies() -> None:
-    from dataset_tools.demo import _FAMILY_PAIRS, _real_pair
+    from nerfseg.dataset_tools.demo import _FAMILY_PAIRS, _real_pair
 
     real = {(sup, cat): n for sup, cat, n in spec.real_category_pairs()}
     assert {p for ps in _FAMILY_PAIRS.values() for p in ps} == set(real)  # every real pair can be drawn, nothing else

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from dataset_tools.build import split_scenes
-from dataset_tools.cli import demo_scene_split
+from nerfseg.dataset_tools.build import split_scenes
+from nerfseg.dataset_tools.cli import demo_scene_split
 
 
 @pytest.mark.parametrize(("rooms", "test", "val", "want"), [(12, 8, None, (3, 1, 8)), (16, 8, 2, (6, 2, 8)), (11, 8, 2, (1, 2, 8)), (40, 8, 4, (28, 4, 8)), (6, None, None, (4, 1, 1))])
@@ -31,7 +31,7 @@ def test_bad_counts_are_usage_errors() -> None:
 def test_cli_options_are_wired(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from dataset_tools.cli import build_dataset
+    from nerfseg.dataset_tools.cli import build_dataset
 
     res = CliRunner().invoke(build_dataset, ["--demo", "8", "--test-rooms", "8", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "do not fit in --demo 8 rooms" in res.output

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_tools.boxes import (
+from nerfseg.dataset_tools.boxes import (
     Y_UP_TO_Z_UP,
     aabb_contains,
     aabb_from_points,
@@ -26,8 +26,8 @@ from dataset_tools.boxes import (
     yup_to_zup,
     zup_to_yup,
 )
-from dataset_tools.front3d import LIGHT_BAND_STRENGTH, RoomFilter, floor_outlines, iter_houses, load_house, load_model_info
-from dataset_tools.obj import format_obj, read_obj
+from nerfseg.dataset_tools.front3d import LIGHT_BAND_STRENGTH, RoomFilter, floor_outlines, iter_houses, load_house, load_model_info
+from nerfseg.dataset_tools.obj import format_obj, read_obj
 from nerfseg import spec
 from nerfseg.errors import InputError, UnknownCategoryError
 
@@ -245,7 +245,7 @@ def test_architecture_materials_lights_and_outline(tmp_path: Path) -> None:
 
 
 def test_floor_outline_of_two_triangulated_quads() -> None:
-    from dataset_tools.scene import MeshPart
+    from nerfseg.dataset_tools.scene import MeshPart
 
     # two 1x1 squares side by side, every triangle with its own vertices (as 3D-FRONT floors often are)
     tris = np.array([[[0, 0], [1, 0], [1, 1]], [[0, 0], [1, 1], [0, 1]], [[1, 0], [2, 0], [2, 1]], [[1, 0], [2, 1], [1, 1]]], float)

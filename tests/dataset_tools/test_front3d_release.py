@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_tools import front3d as f3
-from dataset_tools.build import build_dataset, label_maps, plan_build, preset_config, split_scenes
-from dataset_tools.cameras import inside_polygons, sample_cameras
-from dataset_tools.front3d import RoomFilter, load_house
-from dataset_tools.raycast import SceneRaycaster
+from nerfseg.dataset_tools import front3d as f3
+from nerfseg.dataset_tools.build import build_dataset, label_maps, plan_build, preset_config, split_scenes
+from nerfseg.dataset_tools.cameras import inside_polygons, sample_cameras
+from nerfseg.dataset_tools.front3d import RoomFilter, load_house
+from nerfseg.dataset_tools.raycast import SceneRaycaster
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics, look_at
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_tools.mask2former import coco_mapping, label_table, map_panoptic
+from nerfseg.dataset_tools.mask2former import coco_mapping, label_table, map_panoptic
 from nerfseg import spec
 from nerfseg.errors import InputError
 from tests.dataset_tools.test_priors import make_tiny_scene
@@ -106,8 +106,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tiny_mask2former_prior_end_to_end(tmp_path: Path, offline: None) -> None:
-    from dataset_tools.mask2former import Mask2FormerPrior
-    from dataset_tools.priors import load_prior_json, read_prior_frame, write_priors
+    from nerfseg.dataset_tools.mask2former import Mask2FormerPrior
+    from nerfseg.dataset_tools.priors import load_prior_json, read_prior_frame, write_priors
 
     scene = make_tiny_scene(tmp_path / "data", n_frames=2)
     chair_ckpt = _tiny_checkpoint(tmp_path / "chair", "chair")
@@ -138,7 +138,7 @@ def test_tiny_mask2former_prior_end_to_end(tmp_path: Path, offline: None) -> Non
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     pytest.importorskip("transformers", reason="the mask2former prior needs transformers")
-    from dataset_tools.mask2former import Mask2FormerPrior
+    from nerfseg.dataset_tools.mask2former import Mask2FormerPrior
 
     with pytest.raises(InputError, match="config.json missing"):
         Mask2FormerPrior(tmp_path)

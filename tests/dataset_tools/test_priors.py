@@ -1,4 +1,4 @@
-"""Tests of the 2D priors (dataset_tools/priors.py): each noise stage measurably does what it says, the prior
+"""Tests of the 2D priors (nerfseg/dataset_tools/priors.py): each noise stage measurably does what it says, the prior
 is deterministic per (seed, scene, frame), and the written folder is valid COCO panoptic."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dataset_tools.priors import (
+from nerfseg.dataset_tools.priors import (
     ID_MAX,
     SimM2FParams,
     frame_rng,
@@ -438,8 +438,8 @@ def _tiny_benchmark(root: Path) -> list[Path]:
 
 
 def test_quality_of_gt_prior_is_perfect_per_frame_but_not_across_views(tmp_path: Path) -> None:
-    pytest.importorskip("evaluation.protocols")
-    from dataset_tools.priors import evaluate_prior_quality
+    pytest.importorskip("nerfseg.evaluation.protocols")
+    from nerfseg.dataset_tools.priors import evaluate_prior_quality
 
     scenes = _tiny_benchmark(tmp_path)
     for s in scenes:
@@ -453,7 +453,7 @@ def test_quality_of_gt_prior_is_perfect_per_frame_but_not_across_views(tmp_path:
     sim = evaluate_prior_quality(scenes, "sim-m2f", verbose=False)
     assert sim["overall"]["pq_things"] < 1.0 and set(sim["per_scene"]) == {"tiny_0000", "tiny_0001"}
     # the in-memory calibration tool scores exactly what write_priors wrote for that seed
-    from dataset_tools.priors import simulated_quality
+    from nerfseg.dataset_tools.priors import simulated_quality
 
     q = simulated_quality(scenes, seeds=(0, 1))
     assert q["num_frames"] == 4 and [r["seed"] for r in q["per_seed"]] == [0, 1]
@@ -464,10 +464,10 @@ def test_quality_of_gt_prior_is_perfect_per_frame_but_not_across_views(tmp_path:
 
 
 def test_priors_cli_writes_all_scenes_and_records(tmp_path: Path) -> None:
-    pytest.importorskip("evaluation.protocols")
+    pytest.importorskip("nerfseg.evaluation.protocols")
     from click.testing import CliRunner
 
-    from dataset_tools.priors_cli import priors
+    from nerfseg.dataset_tools.priors_cli import priors
 
     scenes = _tiny_benchmark(tmp_path)
     overrides = tmp_path / "p.json"

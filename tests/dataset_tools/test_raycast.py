@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataset_tools.raycast import Hits, Lighting, SceneRaycaster, bilinear_lookup, srgb_to_linear
-from dataset_tools.scene import MeshPart
+from nerfseg.dataset_tools.raycast import Hits, Lighting, SceneRaycaster, bilinear_lookup, srgb_to_linear
+from nerfseg.dataset_tools.scene import MeshPart
 from nerfseg.cameras import Intrinsics, look_at, project_points, world_rays
 from nerfseg.errors import InputError
 from tests.dataset_tools.scenes import DEFAULT_OBJECTS, ROOM_ORIGIN, ROOM_SIZE, checker_texture, make_box_room

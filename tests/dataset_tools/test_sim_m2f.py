@@ -1,5 +1,5 @@
-"""Tests of the view-consistent sim-m2f (dataset_tools/sim_m2f.py) and the cross-view consistency report
-(dataset_tools/prior_stats.py): correlation 0 = the independent model's draws, correlation 1 = one class per
+"""Tests of the view-consistent sim-m2f (nerfseg/dataset_tools/sim_m2f.py) and the cross-view consistency report
+(nerfseg/dataset_tools/prior_stats.py): correlation 0 = the independent model's draws, correlation 1 = one class per
 object in every view, nearby views agree more than distant ones, spurious sites stay put in 3D, boundaries
 snap to image edges, and the report is deterministic for a seed."""
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dataset_tools.priors import SimM2FParams, simulate_sim_m2f, write_priors
-from dataset_tools.sim_m2f import ObjectLatents, SpuriousSites, ViewContext, correlated_uniform
+from nerfseg.dataset_tools.priors import SimM2FParams, simulate_sim_m2f, write_priors
+from nerfseg.dataset_tools.sim_m2f import ObjectLatents, SpuriousSites, ViewContext, correlated_uniform
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics, look_at
 from nerfseg.gt3d import GT3D, make_instance_table, write_gt3d
@@ -188,10 +188,10 @@ def _geo_benchmark(root: Path) -> list[Path]:
 
 
 def test_stats_report_is_deterministic_and_gt_is_fully_consistent(tmp_path: Path) -> None:
-    pytest.importorskip("evaluation.protocols")
+    pytest.importorskip("nerfseg.evaluation.protocols")
     from click.testing import CliRunner
 
-    from dataset_tools.priors_cli import priors
+    from nerfseg.dataset_tools.priors_cli import priors
 
     _geo_benchmark(tmp_path)
     run = CliRunner()
@@ -214,7 +214,7 @@ def test_stats_report_is_deterministic_and_gt_is_fully_consistent(tmp_path: Path
 
 
 def test_written_prior_at_full_correlation_keeps_each_class(tmp_path: Path) -> None:
-    from dataset_tools.prior_stats import consistency_stats
+    from nerfseg.dataset_tools.prior_stats import consistency_stats
 
     scenes = _geo_benchmark(tmp_path)
     full = SimM2FParams.disabled(confusion={"desk": {"table": 0.5}, "chair": {"sofa": 0.5}, "bed": {"sofa": 0.5}}, consistency=1.0, view_invariance=1.0)
@@ -231,7 +231,7 @@ def test_written_prior_at_full_correlation_keeps_each_class(tmp_path: Path) -> N
 
 def test_fusion_vote_removes_errors_that_other_views_do_not_share(tmp_path: Path) -> None:
     """Six views from one camera over a flat floor: the vote at a test pixel is the train views' label there."""
-    from dataset_tools.prior_stats import fusion_gain
+    from nerfseg.dataset_tools.prior_stats import fusion_gain
     from nerfseg.io import read_png, write_png
 
     sdir = make_tiny_scene(tmp_path, n_frames=6)
@@ -263,7 +263,7 @@ def test_fusion_vote_removes_errors_that_other_views_do_not_share(tmp_path: Path
     assert rep["mean"]["gain"] == 0.0 and rep["mean"]["prior_miou"] < 0.8
 
     # the in-memory screen simulates exactly the prior: with every noise stage off it is the GT, nothing to gain
-    from dataset_tools.prior_stats import simulated_fusion_gain
+    from nerfseg.dataset_tools.prior_stats import simulated_fusion_gain
 
     sim = simulated_fusion_gain([sdir], SimM2FParams.disabled(), seeds=(0, 1), train_stride=1)
     assert [r["seed"] for r in sim["per_seed"]] == [0, 1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataset_tools.scene import MeshPart, ObjectInstance
-from dataset_tools.voxelize import boxes_to_voxel_units, grid_shape, voxel_centers, voxelize_scene
+from nerfseg.dataset_tools.scene import MeshPart, ObjectInstance
+from nerfseg.dataset_tools.voxelize import boxes_to_voxel_units, grid_shape, voxel_centers, voxelize_scene
 from nerfseg.errors import InputError
 from nerfseg.gt3d import GT3D, make_instance_table
 from tests.dataset_tools.scenes import DEFAULT_OBJECTS, ROOM_ORIGIN, ObjectSpec, Primitive, make_box_room, primitive_mesh

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.reference import write_gt_submission
+from nerfseg.evaluation.reference import write_gt_submission
 from tests.evaluation.fixtures import make_tiny_benchmark
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluation.api import evaluate_submission
-from evaluation.reference import write_prior_submission
-from evaluation.submission import SubmissionError
+from nerfseg.evaluation.api import evaluate_submission
+from nerfseg.evaluation.reference import write_prior_submission
+from nerfseg.evaluation.submission import SubmissionError
 from nerfseg.cli import cli
 from nerfseg.methods import run_method
 
@@ -70,7 +70,7 @@ def test_invalid_submission_lists_problems(tiny_benchmark: Path, tmp_path: Path)
 def test_semantic_only_report_blanks_every_instance_number(submission_copy: Path, tiny_benchmark: Path) -> None:
     """A semantic-only submission gets mIoU and binary metrics, and '-' for instance metrics in every table,
     per class and per scene included (its class regions are not instance claims)."""
-    from evaluation.report import per_class_table, per_scene_table, summary_table
+    from nerfseg.evaluation.report import per_class_table, per_scene_table, summary_table
 
     meta_path = submission_copy / "meta.json"
     meta = json.loads(meta_path.read_text())

@@ -13,9 +13,9 @@ pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 
-from evaluation.coco_instances import export_coco, views_for  # noqa: E402
-from evaluation.gt import load_gt_scene  # noqa: E402
-from evaluation.metrics.mask_ap import encode_segments, rle_counts_from_ids  # noqa: E402
+from nerfseg.evaluation.coco_instances import export_coco, views_for  # noqa: E402
+from nerfseg.evaluation.gt import load_gt_scene  # noqa: E402
+from nerfseg.evaluation.metrics.mask_ap import encode_segments, rle_counts_from_ids  # noqa: E402
 from nerfseg import io, spec  # noqa: E402
 from nerfseg.cli import cli  # noqa: E402
 from nerfseg.errors import InputError  # noqa: E402

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.metrics import _fastpng
-from evaluation.metrics import frame as frame_mod
-from evaluation.metrics.frame import (
+from nerfseg.evaluation.metrics import _fastpng
+from nerfseg.evaluation.metrics import frame as frame_mod
+from nerfseg.evaluation.metrics.frame import (
     frame_stats,
     frame_stats_rgb,
     joint_counts,

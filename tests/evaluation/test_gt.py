@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from evaluation.gt import gt3d_grid_shape, load_gt3d, load_gt3d_for_eval, load_gt_scene
+from nerfseg.evaluation.gt import gt3d_grid_shape, load_gt3d, load_gt3d_for_eval, load_gt_scene
 from nerfseg import io, spec
 from nerfseg.errors import InputError
 from tests.evaluation.fixtures import make_tiny_benchmark

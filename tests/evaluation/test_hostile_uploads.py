@@ -21,10 +21,10 @@ import h5py
 import numpy as np
 import pytest
 
-from evaluation import archive
-from evaluation import submission as subm
-from evaluation.archive import Limits, clean_stale_extractions
-from evaluation.submission import Problem, SubmissionError, require_valid, validate_submission
+from nerfseg.evaluation import archive
+from nerfseg.evaluation import submission as subm
+from nerfseg.evaluation.archive import Limits, clean_stale_extractions
+from nerfseg.evaluation.submission import Problem, SubmissionError, require_valid, validate_submission
 from nerfseg.text import printable
 from tests import hostile
 
@@ -43,7 +43,7 @@ def peak_kb():
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
-from evaluation.submission import validate_submission
+from nerfseg.evaluation.submission import validate_submission
 r = validate_submission(sys.argv[1], sys.argv[2])
 print(json.dumps({"ok": r.ok, "problems": [str(p) for p in r.problems], "text": len(str(r)),
                   "rss_kb": peak_kb()}))
@@ -386,7 +386,7 @@ def test_meta_text_that_no_page_can_show_is_a_problem(key: str, value: str, need
 
 
 def test_archives_without_a_known_suffix_are_recognised_by_content(gt_submission: Path, tiny_benchmark: Path, tmp_path: Path) -> None:
-    from evaluation.submission import pack_submission
+    from nerfseg.evaluation.submission import pack_submission
 
     tgz = pack_submission(gt_submission, tmp_path / "s.tar.gz").rename(tmp_path / "upload.bin")
     zipped = pack_submission(gt_submission, tmp_path / "s.zip").rename(tmp_path / "upload")

@@ -18,11 +18,11 @@ from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
-from evaluation.api import evaluate_submission  # noqa: E402
-from evaluation.gt import load_gt_scene  # noqa: E402
-from evaluation.metrics.mask_ap import STAT_KEYS, MaskAP, evaluate_coco_segm  # noqa: E402
-from evaluation.protocols import accumulator_from_state, get_protocol  # noqa: E402
-from evaluation.types import FrameGT, FramePred  # noqa: E402
+from nerfseg.evaluation.api import evaluate_submission  # noqa: E402
+from nerfseg.evaluation.gt import load_gt_scene  # noqa: E402
+from nerfseg.evaluation.metrics.mask_ap import STAT_KEYS, MaskAP, evaluate_coco_segm  # noqa: E402
+from nerfseg.evaluation.protocols import accumulator_from_state, get_protocol  # noqa: E402
+from nerfseg.evaluation.types import FrameGT, FramePred  # noqa: E402
 from nerfseg import io, spec  # noqa: E402
 from nerfseg.cli import cli  # noqa: E402
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingScene, resize_nearest
-from evaluation.metrics.frame import frame_stats
-from evaluation.metrics.panoptic import PanopticQuality
+from nerfseg.evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingScene, resize_nearest
+from nerfseg.evaluation.metrics.frame import frame_stats
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality
 
 CATS = {c: c > 0 for c in range(11)}
 

@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_maps, confusion_from_stats
-from evaluation.metrics.frame import frame_stats
-from evaluation.types import VOID, semantic_from_panoptic
+from nerfseg.evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_maps, confusion_from_stats
+from nerfseg.evaluation.metrics.frame import frame_stats
+from nerfseg.evaluation.types import VOID, semantic_from_panoptic
 from nerfseg.errors import InputError
 
 V = VOID

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluation.metrics.frame import _runs, frame_stats, label_image, read_panoptic_ids, rgb_to_ids
-from evaluation.metrics.panoptic import PanopticQuality
+from nerfseg.evaluation.metrics.frame import _runs, frame_stats, label_image, read_panoptic_ids, rgb_to_ids
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality
 from nerfseg.errors import InputError
 from nerfseg.io import id2rgb, write_png
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluation.metrics.panoptic import PanopticQuality
-from evaluation.metrics.scene_panoptic import ScenePanopticQuality, SparseSum
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality
+from nerfseg.evaluation.metrics.scene_panoptic import ScenePanopticQuality, SparseSum
 from tests.evaluation.test_metrics_panoptic import assert_same
 
 CATS = {0: False, 1: True, 2: True, 3: True, 7: False}

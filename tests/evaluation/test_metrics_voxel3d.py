@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from evaluation.metrics.voxel3d import Voxel3D, voc_ap
-from evaluation.types import GT3D, Pred3D
+from nerfseg.evaluation.metrics.voxel3d import Voxel3D, voc_ap
+from nerfseg.evaluation.types import GT3D, Pred3D
 from nerfseg.errors import InputError
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from evaluation.gt import load_gt_scene
-from evaluation.metrics.frame import frame_stats
-from evaluation.metrics.panoptic import CategoryTable, frame_pq_counts
-from evaluation.plots import (
+from nerfseg.evaluation.gt import load_gt_scene
+from nerfseg.evaluation.metrics.frame import frame_stats
+from nerfseg.evaluation.metrics.panoptic import CategoryTable, frame_pq_counts
+from nerfseg.evaluation.plots import (
     BACKGROUND_COLOUR,
     FN_COLOUR,
     FP_COLOUR,
@@ -29,7 +29,7 @@ from evaluation.plots import (
     plot_per_class,
     segment_colour,
 )
-from evaluation.protocols import CATEGORIES
+from nerfseg.evaluation.protocols import CATEGORIES
 from nerfseg import spec
 from nerfseg.cli import cli
 from nerfseg.io import read_png

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import evaluation
-from evaluation.metrics import frame as frame_mod
-from evaluation.metrics.frame import read_panoptic_ids
-from evaluation.pq_cli import pq_compute_command
-from evaluation.pq_compute import format_table, pq_compute
+from nerfseg import evaluation
+from nerfseg.evaluation.metrics import frame as frame_mod
+from nerfseg.evaluation.metrics.frame import read_panoptic_ids
+from nerfseg.evaluation.pq_cli import pq_compute_command
+from nerfseg.evaluation.pq_compute import format_table, pq_compute
 from nerfseg.errors import InputError
 from nerfseg.io import id2rgb, read_panoptic_png, write_png
 from tests.evaluation.test_metrics_panoptic import assert_parity, hotcoco_pq, make_coco_case

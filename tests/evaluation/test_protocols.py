@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluation.metrics.compat import PanopticLiftingScene, resize_nearest
-from evaluation.metrics.frame import frame_stats
-from evaluation.metrics.panoptic import PanopticQuality
-from evaluation.metrics.scene_panoptic import ScenePanopticQuality
-from evaluation.protocols import CATEGORIES, SUMMARY_KEYS, accumulator_from_state, get_protocol, list_protocols
-from evaluation.types import GT3D, FrameGT, FramePred, Pred3D
+from nerfseg.evaluation.metrics.compat import PanopticLiftingScene, resize_nearest
+from nerfseg.evaluation.metrics.frame import frame_stats
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality
+from nerfseg.evaluation.metrics.scene_panoptic import ScenePanopticQuality
+from nerfseg.evaluation.protocols import CATEGORIES, SUMMARY_KEYS, accumulator_from_state, get_protocol, list_protocols
+from nerfseg.evaluation.types import GT3D, FrameGT, FramePred, Pred3D
 from nerfseg import spec
 from nerfseg.errors import InputError
 from tests.evaluation.test_metrics_panoptic import assert_same

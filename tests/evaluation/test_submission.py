@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation import submission as subm
-from evaluation.gt import load_gt3d, load_gt_scene
-from evaluation.reference import write_gt_submission, write_prior_submission
-from evaluation.submission import (
+from nerfseg.evaluation import submission as subm
+from nerfseg.evaluation.gt import load_gt3d, load_gt_scene
+from nerfseg.evaluation.reference import write_gt_submission, write_prior_submission
+from nerfseg.evaluation.submission import (
     Limits,
     Problem,
     SubmissionError,

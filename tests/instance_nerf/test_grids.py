@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from instance_nerf.cli import grids as grids_command
-from instance_nerf.grids import (
+from nerfseg.instance_nerf.cli import grids as grids_command
+from nerfseg.instance_nerf.grids import (
     GRID_RECORD,
     build_grids,
     feature_file,
@@ -96,7 +96,7 @@ def test_never_pruned_budget_is_refused_and_settings_are_compared(bench: Path, t
     """A budget that ends before the first occupancy update (README's old `--set steps=200` at mini) is
     refused before any training; train/val grids of mixed settings are refused; a detector trained on grids
     of other settings than a scene's is reported."""
-    from instance_nerf.grids import detector_grid_mismatch, recorded_grid_settings
+    from nerfseg.instance_nerf.grids import detector_grid_mismatch, recorded_grid_settings
 
     mini = grid_settings("mini")
     assert mini.radiance.first_occupancy_update() == 208 and mini.radiance.steps >= 208

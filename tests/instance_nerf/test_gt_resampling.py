@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from instance_nerf.rcnn.data import (
+from nerfseg.instance_nerf.rcnn.data import (
     instance_label_grid,
     pool_instance_masks,
     resample_gt_instances,
     resample_labels_nearest,
 )
-from instance_nerf.rcnn.roi_align import crop_and_resize_binary, crop_and_resize_masks
+from nerfseg.instance_nerf.rcnn.roi_align import crop_and_resize_binary, crop_and_resize_masks
 from nerfseg import spec
 from nerfseg.gt3d import read_gt3d
 from tests.demo_bench import build_one_room_benchmark
@@ -95,9 +95,9 @@ def test_detection_recall_counts_found_instances(tmp_path: Path, monkeypatch: py
     with chosen scores and one wrong class."""
     from types import SimpleNamespace
 
-    from instance_nerf.rcnn import train as train_mod
-    from instance_nerf.rcnn.model import Detections
-    from instance_nerf.rcnn.synthetic import write_synthetic_benchmark
+    from nerfseg.instance_nerf.rcnn import train as train_mod
+    from nerfseg.instance_nerf.rcnn.model import Detections
+    from nerfseg.instance_nerf.rcnn.synthetic import write_synthetic_benchmark
 
     ids_by_split = write_synthetic_benchmark(tmp_path, {"test": 1}, shape=(24, 20, 12), num_objects=3, size_range=(4, 8))
     sid = ids_by_split["test"][0]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from instance_nerf.field import (
+from nerfseg.instance_nerf.field import (
     HEAD,
     TARGET,
     InstanceField,
@@ -18,7 +18,7 @@ from instance_nerf.field import (
     InstanceLoss,
     smoothness_loss,
 )
-from instance_nerf.pipeline import render_train_views, stage2_targets, upsample_render
+from nerfseg.instance_nerf.pipeline import render_train_views, stage2_targets, upsample_render
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.render import render_rays

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instance_nerf import matching
-from instance_nerf.matching import (
+from nerfseg.instance_nerf import matching
+from nerfseg.instance_nerf.matching import (
     MatchView,
     VoxelCloud,
     match_prior_to_instances,

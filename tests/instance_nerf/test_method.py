@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.submission import validate_submission
-from instance_nerf import method as method_mod
-from instance_nerf.method import (
+from nerfseg.evaluation.submission import validate_submission
+from nerfseg.instance_nerf import method as method_mod
+from nerfseg.instance_nerf.method import (
     DETECTIONS,
     FIT_SUMMARY,
     MATCHED,
@@ -22,11 +22,11 @@ from instance_nerf.method import (
     instance_panoptic,
     make_config,
 )
-from instance_nerf.field import TARGET
-from instance_nerf.pipeline import KeptDetections, gt3d_detections, keep_detections
-from instance_nerf.rcnn.model import Detections
-from instance_nerf.rcnn.synthetic import write_synthetic_benchmark
-from instance_nerf.rcnn.train import train_rcnn
+from nerfseg.instance_nerf.field import TARGET
+from nerfseg.instance_nerf.pipeline import KeptDetections, gt3d_detections, keep_detections
+from nerfseg.instance_nerf.rcnn.model import Detections
+from nerfseg.instance_nerf.rcnn.synthetic import write_synthetic_benchmark
+from nerfseg.instance_nerf.rcnn.train import train_rcnn
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from instance_nerf.rcnn.data import (
+from nerfseg.instance_nerf.rcnn.data import (
     TrainStream,
     augment_sample,
     flip_sample,
@@ -18,7 +18,7 @@ from instance_nerf.rcnn.data import (
     rot90_sample,
     working_shape,
 )
-from instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
+from nerfseg.instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
 from nerfseg.errors import InputError
 
 

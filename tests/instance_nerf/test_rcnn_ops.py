@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from instance_nerf.rcnn.box_ops import (
+from nerfseg.instance_nerf.rcnn.box_ops import (
     BoxCoder,
     batched_nms_3d,
     box_iou_3d,
@@ -19,7 +19,7 @@ from instance_nerf.rcnn.box_ops import (
     nms_3d,
     remove_small_boxes,
 )
-from instance_nerf.rcnn.roi_align import (
+from nerfseg.instance_nerf.rcnn.roi_align import (
     assign_levels,
     crop_and_resize_binary,
     multilevel_roi_align,
@@ -211,7 +211,7 @@ def test_nms_keeps_and_suppresses():
 
 
 def test_nms_matrix_and_stepwise_variants_agree(monkeypatch):
-    from instance_nerf.rcnn import box_ops
+    from nerfseg.instance_nerf.rcnn import box_ops
 
     rng = np.random.default_rng(0)
     for trial in range(12):
@@ -236,8 +236,8 @@ def test_nms_matrix_and_stepwise_variants_agree(monkeypatch):
 def test_mini_backbone_keeps_small_objects_several_cells_wide():
     """mini: the finest FPN level has stride 2, so a 6-voxel chair of a 64-voxel grid spans 3 cells (1.5 at
     stride 4); old checkpoints without the key load with the reference's stride 4; stride 1 and 4 stems work."""
-    from instance_nerf.rcnn.config import RCNNConfig, preset_config
-    from instance_nerf.rcnn.model import NeRFRCNN
+    from nerfseg.instance_nerf.rcnn.config import RCNNConfig, preset_config
+    from nerfseg.instance_nerf.rcnn.model import NeRFRCNN
     from nerfseg.errors import InputError
 
     mini = preset_config("mini")

@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner
 
-from evaluation.metrics.voxel3d import Voxel3D
-from evaluation.types import GT3D, Pred3D
-from instance_nerf.rcnn.cli import train_rcnn as train_rcnn_command
-from instance_nerf.rcnn.config import RCNNConfig, preset_config
-from instance_nerf.rcnn.model import NeRFRCNN, predict_scene
-from instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
-from instance_nerf.rcnn.train import load_rcnn, one_cycle, sample_to_inputs, train_rcnn
+from nerfseg.evaluation.metrics.voxel3d import Voxel3D
+from nerfseg.evaluation.types import GT3D, Pred3D
+from nerfseg.instance_nerf.rcnn.cli import train_rcnn as train_rcnn_command
+from nerfseg.instance_nerf.rcnn.config import RCNNConfig, preset_config
+from nerfseg.instance_nerf.rcnn.model import NeRFRCNN, predict_scene
+from nerfseg.instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
+from nerfseg.instance_nerf.rcnn.train import load_rcnn, one_cycle, sample_to_inputs, train_rcnn
 from nerfseg.errors import InputError
 
 SMALL = {"input_resolution": None, "roi_canonical_size": 32.0, "rpn_size_ranges": (-1.0, 3.2, 6.4, 12.8, 1e8)}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from instance_nerf.refine import (
+from nerfseg.instance_nerf.refine import (
     CascadePSPRefiner,
     EdgeAwareRefiner,
     Refiner,

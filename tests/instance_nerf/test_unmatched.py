@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from instance_nerf.matching import project_label_grid
-from instance_nerf.method import make_config
-from instance_nerf.pipeline import backproject_pixels, gt3d_detections, keep_detections, lift_unmatched_segments, match_train_views
+from nerfseg.instance_nerf.matching import project_label_grid
+from nerfseg.instance_nerf.method import make_config
+from nerfseg.instance_nerf.pipeline import backproject_pixels, gt3d_detections, keep_detections, lift_unmatched_segments, match_train_views
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.gt3d import read_gt3d

@@ -3,8 +3,8 @@
 Why: the leaderboard tests are about the store, the queue, the server and the tables, so they need reports
 whose numbers they control (``meta.json["fake_scores"]``) and an evaluation that can be made slow
 (``NERFSEG_FAKE_EVAL_DELAY`` seconds, so a worker can be killed mid-evaluation). Validation is the real
-``evaluation.submission.require_valid``, so rejected submissions carry the validator's own messages.
-The report has the shape of evaluation.api.evaluate_submission's (see leaderboard/README in the report).
+``nerfseg.evaluation.submission.require_valid``, so rejected submissions carry the validator's own messages.
+The report has the shape of nerfseg.evaluation.api.evaluate_submission's (see leaderboard/README in the report).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluation.submission import require_valid
+from nerfseg.evaluation.submission import require_valid
 from nerfseg.identity import benchmark_identity
 from nerfseg.spec import CLASS_NAMES, SPEC_VERSION, scenes_in_split
 
@@ -56,7 +56,7 @@ def evaluate(data_root: str | Path, submission_path: str | Path, split: str = "t
         per_class[name] = {"iou": iou, "pq": pq, "sq": summary["sq"], "rq": summary["rq"], "tp": 3, "fp": 1,
                            "fn": 1, "iou_sum": 2.1}
     return {"protocol": protocol, "protocol_version": "1", "spec_version": SPEC_VERSION, "summary": summary,
-            "meta": meta,  # what validation read, as evaluation.api.evaluate_submission reports it
+            "meta": meta,  # what validation read, as nerfseg.evaluation.api.evaluate_submission reports it
             "per_class": per_class, "per_scene": per_scene,
             "counts": {"num_scenes": len(scenes), "num_frames": 2 * len(scenes)},
             "benchmark": benchmark_identity(data_root).to_json()}

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from evaluation.submission import pack_submission
+from nerfseg.evaluation.submission import pack_submission
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE_EVALUATOR = f"{REPO_ROOT / 'tests' / 'leaderboard' / 'fake_eval.py'}:evaluate"

@@ -34,7 +34,7 @@ class LiveServer:
 
     def __init__(self, db: Path, data: Path, log: Path, worker: str = "none", extra: Sequence[str] = (),
                  env: dict[str, str] | None = None, evaluator: str | None = FAKE_EVALUATOR):
-        """``evaluator=None``: the standard one (evaluation.api:evaluate_submission)."""
+        """``evaluator=None``: the standard one (nerfseg.evaluation.api:evaluate_submission)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "wb")

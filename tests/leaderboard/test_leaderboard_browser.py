@@ -18,7 +18,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from nerfseg.identity import benchmark_identity  # noqa: E402
 from tests.leaderboard.livesite import LiveServer  # noqa: E402
 
@@ -69,7 +69,7 @@ def test_upload_in_the_browser_and_see_the_new_row(browser, tmp_path: Path, lb_b
                               stored_path=None, split="test", protocol="nerfseg-v1",
                               report={"protocol": "nerfseg-v1", "summary": {"miou": 0.43, "pq_things": 0.324},
                                       "benchmark": bench.to_json()})
-    # the standard evaluator (evaluation.api) in the server's worker thread: a true end-to-end run
+    # the standard evaluator (nerfseg.evaluation.api) in the server's worker thread: a true end-to-end run
     server = LiveServer(db, lb_benchmark, tmp_path / "server.log", worker="thread", extra=("--poll", "0.1"),
                         evaluator=None)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from leaderboard.store import ResultsStore
+from nerfseg.leaderboard.store import ResultsStore
 from nerfseg.cli import cli
 from tests.leaderboard.helpers import FAKE_EVALUATOR
 
@@ -83,7 +83,7 @@ def test_add_team_prints_a_working_token_once(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "exists" in str(res.exception)  # nerfseg.cli.main prints it as "error: ..."
 
 
-@pytest.mark.skipif(importlib.util.find_spec("evaluation.api") is None, reason="evaluation/api.py not written yet")
+@pytest.mark.skipif(importlib.util.find_spec("nerfseg.evaluation.api") is None, reason="nerfseg/evaluation/api.py not written yet")
 def test_submit_with_the_real_evaluator_scores_the_gt_100(tmp_path: Path, lb_benchmark: Path, lb_gt: Path) -> None:
     db = tmp_path / "lb.db"
     res = _run("submit", lb_gt, "--method", "GT", "--data", lb_benchmark, "--db", db)

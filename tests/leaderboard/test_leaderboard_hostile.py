@@ -24,11 +24,11 @@ pytest.importorskip("httpx", reason="the server extra (httpx) is not installed")
 
 from click.testing import CliRunner  # noqa: E402
 
-from evaluation import archive  # noqa: E402
-from evaluation.submission import SubmissionError, require_valid  # noqa: E402
-from leaderboard.evaluate import safe_reasons, validated_meta  # noqa: E402
-from leaderboard.server import UploadGuard  # noqa: E402
-from leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.evaluation import archive  # noqa: E402
+from nerfseg.evaluation.submission import SubmissionError, require_valid  # noqa: E402
+from nerfseg.leaderboard.evaluate import safe_reasons, validated_meta  # noqa: E402
+from nerfseg.leaderboard.server import UploadGuard  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from nerfseg.cli import cli  # noqa: E402
 from tests import hostile  # noqa: E402
 from tests.leaderboard.helpers import FAKE_EVALUATOR, free_port, make_variant, scores  # noqa: E402
@@ -227,7 +227,7 @@ def test_the_form_with_a_wrong_token_through_the_app(env: Env, demo: dict[str, P
 def _serve(settings_env: Env) -> tuple[Any, threading.Thread, int]:
     import uvicorn
 
-    from leaderboard.server import uvicorn_config
+    from nerfseg.leaderboard.server import uvicorn_config
 
     port = free_port()
     server = uvicorn.Server(uvicorn_config(settings_env.app, settings_env.settings, "127.0.0.1", port))

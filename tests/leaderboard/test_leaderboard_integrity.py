@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from leaderboard.store import (
+from nerfseg.leaderboard.store import (
     LATEST_SCHEMA_VERSION,
     _tables_v1,
     db_url as to_db_url,
@@ -30,8 +30,8 @@ from leaderboard.store import (
     StoreError,
     make_engine,
 )
-from leaderboard.tables import LeaderboardEntry, build_table, csv_cell, latex_escape, md_escape, render
-from leaderboard.worker import Worker
+from nerfseg.leaderboard.tables import LeaderboardEntry, build_table, csv_cell, latex_escape, md_escape, render
+from nerfseg.leaderboard.worker import Worker
 from nerfseg.cli import cli
 from nerfseg.identity import benchmark_identity
 from tests.evaluation.fixtures import make_tiny_benchmark
@@ -356,7 +356,7 @@ def test_server_shows_its_benchmark_only(tmp_path: Path, lb_benchmark: Path, dem
     pytest.importorskip("httpx", reason="the server extra (httpx) is not installed")
     from fastapi.testclient import TestClient
 
-    from leaderboard.server import ServerSettings, create_app
+    from nerfseg.leaderboard.server import ServerSettings, create_app
 
     bench = benchmark_identity(lb_benchmark)
     with ResultsStore(tmp_path / "lb.db") as store:

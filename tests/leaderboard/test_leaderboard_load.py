@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 httpx = pytest.importorskip("httpx", reason="the server extra (httpx) is not installed")
 
-from leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from tests.leaderboard.helpers import make_variant, scores  # noqa: E402
 from tests.leaderboard.livesite import LiveServer, start_worker, stop_process  # noqa: E402
 

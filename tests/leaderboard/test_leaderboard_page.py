@@ -15,9 +15,9 @@ pytest.importorskip("httpx", reason="the server extra (httpx) is not installed")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from leaderboard.server import ServerSettings, create_app, swagger_asset_dir  # noqa: E402
-from leaderboard.store import ResultsStore  # noqa: E402
-from leaderboard.tables import meta_links, safe_url  # noqa: E402
+from nerfseg.leaderboard.server import ServerSettings, create_app, swagger_asset_dir  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.leaderboard.tables import meta_links, safe_url  # noqa: E402
 from nerfseg.identity import benchmark_identity  # noqa: E402
 from tests.leaderboard.fake_eval import evaluate as fake_evaluate  # noqa: E402
 

@@ -24,8 +24,8 @@ from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from leaderboard.server import swagger_asset_dir  # noqa: E402
-from leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.leaderboard.server import swagger_asset_dir  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from nerfseg.identity import benchmark_identity  # noqa: E402
 from tests.leaderboard.livesite import LiveServer  # noqa: E402
 from tests.leaderboard.test_leaderboard_browser import CHROMEDRIVER, CHROMIUM  # noqa: E402

@@ -17,9 +17,9 @@ from fastapi.routing import APIRoute  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
-from leaderboard.server import ServerSettings, create_app  # noqa: E402
-from leaderboard.store import ResultsStore  # noqa: E402
-from leaderboard.worker import Worker  # noqa: E402
+from nerfseg.leaderboard.server import ServerSettings, create_app  # noqa: E402
+from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
+from nerfseg.leaderboard.worker import Worker  # noqa: E402
 from tests.leaderboard.fake_eval import evaluate as fake_evaluate  # noqa: E402
 
 
@@ -238,10 +238,10 @@ def test_worker_thread_evaluates_in_the_background(tmp_path: Path, lb_benchmark:
 
 
 def test_the_standard_evaluator_end_to_end(tmp_path: Path, lb_benchmark: Path, demo: dict[str, Path]) -> None:
-    """Through the API with evaluation.api.evaluate_submission: the GT scores 100, a broken archive is rejected
+    """Through the API with nerfseg.evaluation.api.evaluate_submission: the GT scores 100, a broken archive is rejected
     with the validator's messages, and the per-scene/per-class numbers reach the method page."""
-    pytest.importorskip("evaluation.api", reason="evaluation/api.py not available")
-    from leaderboard.evaluate import load_evaluator
+    pytest.importorskip("nerfseg.evaluation.api", reason="nerfseg/evaluation/api.py not available")
+    from nerfseg.leaderboard.evaluate import load_evaluator
 
     e = Env(tmp_path, lb_benchmark)
     try:

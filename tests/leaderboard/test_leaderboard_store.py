@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from leaderboard.store import (
+from nerfseg.leaderboard.store import (
     LATEST_SCHEMA_VERSION,
     MIGRATIONS,
     VERSION_TABLE,
@@ -22,7 +22,7 @@ from leaderboard.store import (
     make_engine,
     migrate,
 )
-from leaderboard.worker import Worker
+from nerfseg.leaderboard.worker import Worker
 from tests.leaderboard.fake_eval import evaluate as fake_evaluate
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.tables import (
+from nerfseg.leaderboard.tables import (
     LeaderboardEntry,
     build_per_class_table,
     build_table,

@@ -13,7 +13,7 @@ from nerfseg.radiance.scene_box import SceneBox
 
 
 def test_grid_shape_matches_voxelizer() -> None:
-    voxelize = __import__("dataset_tools.voxelize", fromlist=["grid_shape"])
+    voxelize = __import__("nerfseg.dataset_tools.voxelize", fromlist=["grid_shape"])
     for bbox, res in [([[0, 0, 0], [5, 4, 2.8]], 64), ([[-1, 2, 0], [3.3, 2.4, 2.6]], 160), ([[0, 0, 0], [1, 1, 1]], 7)]:
         assert grid_shape(bbox, res) == voxelize.grid_shape(np.array(bbox, dtype=float), res)
 

@@ -1,0 +1,720 @@
+"""Build orchestration for ``nerfseg build-dataset``: 3D-FRONT (or demo) rooms -> benchmark scenes (SPEC 3).
+
+Each scene is built by one picklable function (:func:`build_scene`) so that a process pool or a Ray
+cluster can run it unchanged. A scene is written into a hidden partial folder and renamed into place
+only when every file and its manifest are complete, so a killed build never leaves a scene that looks
+finished; a re-run skips scenes whose manifest and checksums match the current settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from nerfseg import __version__, spec
+from nerfseg.cameras import Intrinsics
+from nerfseg.errors import InputError
+from nerfseg.identity import IDENTITY_KEY, identity_record
+from nerfseg.gt3d import GT3D, make_instance_table, read_gt3d, write_gt3d
+from nerfseg.progress import Progress
+from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_json_atomic, write_panoptic_png, write_png
+
+from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras, split_views
+from nerfseg.dataset_tools.cycles import CyclesSettings
+from nerfseg.dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, LoadedHouse, RoomFilter, iter_houses, load_house, load_model_info, read_house
+from nerfseg.dataset_tools.ray_executor import map_scenes
+from nerfseg.dataset_tools.raycast import Lighting, SceneRaycaster
+from nerfseg.dataset_tools.scene import Scene
+from nerfseg.dataset_tools.voxelize import voxelize_scene
+
+MANIFEST = "scene_manifest.json"
+PARTIAL_PREFIX = ".partial-"
+
+
+@dataclass
+class BuildConfig:
+    """Every setting that changes the built files; recorded in benchmark.json and in each scene manifest."""
+
+    preset: str = "mini"
+    width: int = 256
+    height: int = 192
+    focal: float = 160.0  # fx = fy; cx, cy at the image centre
+    num_views: int = 100  # target views per scene (close-ups around objects + global views)
+    grid_resolution: int = 128  # longest side of the voxel grid
+    voxelization: str = "solid"  # "solid" | "surface"
+    test_every: int = spec.TEST_EVERY
+    seed: int = 0
+    renderer: str = "raycast"  # "raycast" | "cycles" (RGB from Cycles, labels and depth still from Embree)
+    priors: tuple[str, ...] = ("sim-m2f", "gt")
+    nerf_rpn_export: bool = False
+    scene_split: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test fractions of scenes
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    room_filter: RoomFilter = field(default_factory=RoomFilter)
+    lighting: Lighting = field(default_factory=Lighting)
+    cycles: CyclesSettings = field(default_factory=CyclesSettings)  # used when renderer == "cycles"
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        return Intrinsics(self.width, self.height, self.focal, self.focal, self.width / 2.0, self.height / 2.0)
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that affect one scene's files (not the scene split, which is dataset-wide)."""
+        d = to_jsonable(self)
+        d.pop("scene_split", None)
+        d.pop("nerf_rpn_export", None)
+        d["prior_params"] = _prior_params(self)  # new prior defaults must rebuild the priors
+        if self.renderer == "cycles":  # device / threads change the speed, not the pixels
+            d["cycles"] = {k: v for k, v in d["cycles"].items() if k not in CyclesSettings.RUNTIME_ONLY}
+        else:
+            d.pop("cycles", None)  # ray-cast builds keep their fingerprint
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU-friendly: ~100 views at 256x192 (the paper camera scaled by 0.4), 128-voxel grid.
+    # Fewer fixed light / AO samples at mini: shading costs one shadow-ray batch per sample (7 rays a pixel
+    # instead of 13), soft shadows get coarser steps but stay deterministic and view-consistent.
+    "mini": dict(width=256, height=192, focal=160.0, num_views=100, grid_resolution=128, lighting=Lighting(light_samples=4, ao_samples=2)),
+    # The paper's setting: 640x480, fx = fy = 400, 150-200 views, grid 256.
+    "paper": dict(width=640, height=480, focal=400.0, num_views=180, grid_resolution=256),
+}
+
+
+def preset_config(name: str, **overrides: Any) -> BuildConfig:
+    if name not in PRESETS:
+        raise InputError(None, f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return BuildConfig(preset=name, **values)
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: which rooms become scenes
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """Everything one worker needs to build one scene (picklable, no open handles)."""
+
+    scene_id: str
+    house_json: str
+    future_dir: str
+    texture_dir: str | None
+    house_index: int
+    out_root: str
+    config: BuildConfig
+    room_index: int = -1  # the scene's scene.room[] index (-1: find it by scene id)
+    house_id: str = ""  # the house uid: the unit of the scene split
+
+
+@dataclass
+class Plan:
+    """What planning decided, from the house JSONs and model_info.json alone (no model is parsed)."""
+
+    jobs: list[SceneJob]
+    dropped_rooms: list[dict[str, str]]
+    missing_models: list[str]
+    warnings: list[str]
+    issues: list[dict[str, str]] = field(default_factory=list)  # Issue.to_json() of the house JSONs
+    bad_houses: list[dict[str, str]] = field(default_factory=list)  # houses that stopped: {house, reason}
+    unknown_pairs: dict[tuple[str | None, str | None], dict[str, Any]] = field(default_factory=dict)  # -> {models, objects}
+    notes: dict[str, int] = field(default_factory=dict)
+    houses: int = 0
+    seconds: float = 0.0
+
+
+def _plan_house(args: tuple[int, str, str, RoomFilter]) -> dict[str, Any]:
+    """Planning's view of one house, small and picklable (a planning worker returns it; no model is opened)."""
+    house_index, house_json, future_dir, rf = args
+    path = Path(house_json)
+    try:
+        hd = read_house(path, load_model_info(future_dir), rf)
+    except InputError as exc:
+        kind = HOUSE_NOT_JSON if "JSON" in exc.problem or "UTF-8" in exc.problem else HOUSE_MALFORMED
+        issue = Issue(kind, path.name, path.name, f"{exc.problem}{f' [{exc.key}]' if exc.key else ''}; house skipped")
+        return {"index": house_index, "path": house_json, "bad": {"house": path.name, "kind": kind, "reason": str(exc)}, "issues": [issue.to_json()]}
+    objects: dict[tuple[str | None, str | None], int] = {}
+    for room in hd.rooms:
+        for _, child in room.furniture:
+            pair = hd.pairs.get(str(hd.furniture_by_uid[str(child["ref"])]["jid"]))
+            if pair is not None and (pair[1], pair[0]) in hd.unknown_pairs:
+                objects[(pair[1], pair[0])] = objects.get((pair[1], pair[0]), 0) + 1
+    return {
+        "index": house_index,
+        "path": house_json,
+        "house_id": hd.house_id or path.stem,
+        "issues": [i.to_json() for i in hd.issues.issues],
+        "notes": dict(hd.issues.notes),
+        "unknown": {pair: (jids, objects.get(pair, 0)) for pair, jids in hd.unknown_pairs.items()},
+        "rooms": [(r.index, r.instanceid, r.drop, r.layout) for r in hd.rooms],
+    }
+
+
+def _plan_summaries(args: list[tuple[int, str, str, RoomFilter]], workers: int) -> Iterable[dict[str, Any]]:
+    """House summaries in the sorted house order (a process pool when ``workers`` > 1: JSON parsing dominates)."""
+    if workers <= 1 or len(args) < 2 * workers:
+        return map(_plan_house, args)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_plan_house, args, chunksize=max(1, len(args) // (8 * workers))))
+
+
+def plan_build(front3d_dir: Path, future_dir: Path, texture_dir: Path | None, out_root: Path, config: BuildConfig, houses: list[str] | None = None, workers: int = 1) -> Plan:
+    """Decide the scenes from the house JSONs and model_info.json only; models are parsed by the workers.
+
+    A house that is not a JSON house is recorded in ``bad_houses`` and skipped (never the build). With
+    ``room_filter.dedup_layouts`` a room whose ``instanceid`` or furniture set (sorted jids) repeats one
+    already taken, in this or an earlier house of the sorted listing, is dropped with the scene id it
+    repeats, so no layout can land in two splits. ``workers`` > 1 parses the house JSONs on a process
+    pool; the decisions are the same (they are taken in house order here).
+    """
+    t0 = time.perf_counter()
+    rf = config.room_filter
+    load_model_info(future_dir)  # a missing or broken model_info.json stops the build here, before any work
+    plan = Plan([], [], [], [])
+    seen_instanceid: dict[str, str] = {}
+    seen_layout: dict[tuple[str, ...], str] = {}
+    args = [(i, str(p), str(future_dir), rf) for i, p in iter_houses(front3d_dir, houses)]
+    for summary in _plan_summaries(args, workers):
+        plan.houses += 1
+        plan.issues += summary["issues"]
+        house_name = Path(summary["path"]).name
+        if "bad" in summary:
+            plan.bad_houses.append(summary["bad"])
+            continue
+        for kind, n in summary["notes"].items():
+            plan.notes[kind] = plan.notes.get(kind, 0) + n
+        for pair, (jids, n_objects) in summary["unknown"].items():
+            entry = plan.unknown_pairs.setdefault(pair, {"models": [], "objects": 0})
+            entry["models"] = sorted(set(entry["models"]) | set(jids))
+            entry["objects"] += n_objects
+        for room_index, instanceid, reason, layout in summary["rooms"]:
+            scene_id = f"3dfront_{summary['index']:04d}_{room_index:02d}"
+            if reason is None and rf.dedup_layouts:
+                if instanceid in seen_instanceid:
+                    reason = f"repeats the layout of {seen_instanceid[instanceid]} (same room instanceid {instanceid})"
+                elif layout and layout in seen_layout:
+                    reason = f"repeats the layout of {seen_layout[layout]} (same furniture set)"
+            if reason is not None:
+                plan.dropped_rooms.append({"house": house_name, "room": instanceid, "scene_id": scene_id, "reason": reason})
+                continue
+            seen_instanceid[instanceid] = scene_id
+            if layout:
+                seen_layout[layout] = scene_id
+            plan.jobs.append(
+                SceneJob(scene_id, summary["path"], str(future_dir), None if texture_dir is None else str(texture_dir), summary["index"], str(out_root), config, room_index, summary["house_id"])
+            )
+    plan.warnings = [Issue(**i).line() for i in plan.issues]
+    plan.seconds = time.perf_counter() - t0
+    return plan
+
+
+def split_scenes(scene_ids: list[str], fractions: tuple[float, float, float], seed: int, groups: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Seeded train/val/test split, by house: every scene of a house lands in the same split.
+
+    ``groups`` maps scene id -> house (None: each scene its own group). Houses are shuffled and taken
+    for test, then val, until each holds its fraction of the scenes; at least one test group (and one
+    val group when there are >= 3 groups). With a single house the scenes themselves are split (the
+    only way a one-house build gets a test scene; recorded as ``split_unit`` in benchmark.json).
+    """
+    ids = sorted(scene_ids)
+    groups = groups or {}
+    members: dict[str, list[str]] = {}
+    for sid in ids:
+        members.setdefault(groups.get(sid, sid), []).append(sid)
+    if len(members) < 2:
+        members = {sid: [sid] for sid in ids}
+    keys = sorted(members)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    n, g = len(ids), len(keys)
+    want_test = max(1, int(round(fractions[2] * n))) if g >= 2 else 0
+    want_val = max(1, int(round(fractions[1] * n))) if g >= 3 else 0
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for rank, k in enumerate(order):
+        key = keys[k]
+        left = g - rank  # groups not yet placed, this one included
+        if len(out["test"]) < want_test and left > (1 if g >= 2 else 0):
+            out["test"] += members[key]
+        elif len(out["val"]) < want_val and left > 1:
+            out["val"] += members[key]
+        else:
+            out["train"] += members[key]
+    return {k: sorted(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# One scene
+
+
+def _load_job(job: SceneJob) -> tuple[Scene | None, LoadedHouse]:
+    """The job's scene (whole-house geometry) or None when loading the models dropped the room."""
+    rooms = [job.room_index] if job.room_index >= 0 else None
+    loaded = load_house(Path(job.house_json), Path(job.future_dir), None if job.texture_dir is None else Path(job.texture_dir), job.house_index, job.config.room_filter, rooms=rooms)
+    for scene in loaded.scenes:
+        if scene.scene_id == job.scene_id:
+            return scene, loaded
+    return None, loaded
+
+
+def _house_report(loaded: LoadedHouse) -> dict[str, Any]:
+    """The per-scene record's share of the build report: what loading the house's models ran into."""
+    return {
+        "issues": [i.to_json() for i in loaded.issues],
+        "textures": dict(loaded.textures),
+        "notes": dict(loaded.notes),
+        "missing_models": list(loaded.missing_models),
+    }
+
+
+def scene_is_complete(scene_path: Path, config: BuildConfig, verify: bool = True) -> bool:
+    """A scene counts as finished only if its manifest exists, matches the settings, and (verify) checksums match."""
+    manifest_path = scene_path / MANIFEST
+    if not manifest_path.exists():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if manifest.get("fingerprint") != config.fingerprint():
+        return False
+    if not verify:
+        return True
+    for rel, digest in manifest.get("files", {}).items():
+        if rel.startswith(f"{spec.PRIORS_DIR}/"):
+            continue  # priors may be regenerated in place by `nerfseg priors` (atomically); checked below
+        f = scene_path / rel
+        if not f.exists() or sha256_file(f) != digest:
+            return False
+    return all((scene_path / spec.PRIORS_DIR / p / spec.PANOPTIC_JSON).exists() for p in config.priors)
+
+
+def label_maps(instance: np.ndarray, semantic: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(instance uint16, semantic uint8, panoptic ids uint32) to write, from a renderer's per-pixel labels.
+
+    Pixels of :data:`~nerfseg.spec.UNLABELLED_INSTANCE_ID` (other rooms' furniture, unknown categories) become
+    VOID: panoptic id 0, instance 0 and semantic 0 (as a ray that hit nothing); any renderer that fills
+    ``instance`` from the scene's part ids gets the same treatment here.
+    """
+    void = instance == spec.UNLABELLED_INSTANCE_ID
+    inst = np.where(void, 0, instance).astype(np.uint16)
+    sem = np.where(void, 0, semantic).astype(np.uint8)
+    ids = inst.astype(np.uint32)
+    ids[(inst == 0) & hit & ~void] = spec.GT_BACKGROUND_SEGMENT_ID
+    return inst, sem, ids
+
+
+def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Render and write one scene; returns its record (files with sha256, counts, timings, warnings)."""
+    t0 = time.perf_counter()
+    config = job.config
+    final = spec.scene_dir(job.out_root, job.scene_id)
+    partial = final.parent / f"{PARTIAL_PREFIX}{job.scene_id}-{os.getpid()}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        scene, loaded = _load_job(job)
+        if scene is None:  # the models left the room too few objects (or the room is gone): not a scene
+            shutil.rmtree(partial, ignore_errors=True)
+            reason = next((r for name, r in loaded.dropped_rooms), "room not kept by the room filter")
+            return {"scene_id": job.scene_id, "house": Path(job.house_json).name, "dropped": reason, **_house_report(loaded)}
+        # One seed stream per scene, independent of build order and worker count.
+        scene_seed = np.random.SeedSequence([config.seed, int(hashlib.sha256(job.scene_id.encode()).hexdigest()[:8], 16)])
+        rng = np.random.default_rng(scene_seed)
+        intr = config.intrinsics
+        raycaster = SceneRaycaster(scene, lighting=config.lighting)
+        rgb_source = _cycles_rgb(job, scene) if config.renderer == "cycles" else None
+        t_load = time.perf_counter()
+        poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views, raycaster=raycaster)
+        is_test = split_views(len(poses), int(scene_seed.generate_state(1)[0]), every=config.test_every)
+        t_cams = time.perf_counter()
+        class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
+        class_of[spec.GT_BACKGROUND_SEGMENT_ID] = spec.BACKGROUND
+        frames, annotations, images = [], [], []
+        for i, c2w in enumerate(poses):
+            name = spec.frame_name(i)
+            out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
+            rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
+            depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
+            inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
+            write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
+            write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
+            write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
+            write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
+            write_panoptic_png(partial / spec.PANOPTIC_DIR / f"{name}.png", pan)
+            split = "test" if is_test[i] else "train"
+            frames.append(
+                {
+                    "file_path": f"{spec.IMAGES_DIR}/{name}.png",
+                    "depth_file_path": f"{spec.DEPTH_DIR}/{name}.png",
+                    "transform_matrix": np.asarray(c2w).tolist(),
+                    "split": split,
+                }
+            )
+            images.append({"id": name, "file_name": f"{name}.png", "width": intr.width, "height": intr.height})
+            annotations.append({"image_id": name, "file_name": f"{name}.png", "segments_info": segments_info_from_ids(pan, class_of)})
+            if progress is not None:
+                progress(i + 1, len(poses))
+        t_render = time.perf_counter()
+        _write_transforms(partial, scene, intr, frames)
+        write_json_atomic(partial / spec.PANOPTIC_JSON, {"images": images, "annotations": annotations, "categories": spec.category_info()}, indent=None)
+        labelled = dataclasses.replace(scene, parts=[p for p in scene.parts if p.instance_id != spec.UNLABELLED_INSTANCE_ID])
+        grid = voxelize_scene(labelled, config.grid_resolution, mode=config.voxelization)
+        gt = GT3D(
+            instance=grid.instance,
+            semantic=grid.semantic,
+            bbox_min=np.asarray(grid.bbox_min),
+            bbox_max=np.asarray(grid.bbox_max),
+            mode=config.voxelization,
+            instances=make_instance_table(
+                [
+                    {
+                        "id": inst.instance_id,
+                        "class_index": inst.class_index,
+                        "nyu40_id": inst.nyu40_id,
+                        "category": inst.category or "",
+                        "super_category": inst.super_category or "",
+                        "jid": inst.jid,
+                        "uid": inst.uid,
+                        "aabb": inst.aabb,
+                        "obb": inst.obb,
+                    }
+                    for inst in scene.instances
+                ]
+            ),
+        )
+        write_gt3d(partial / spec.GT3D_H5, gt)
+        t_voxel = time.perf_counter()
+        for prior in config.priors:
+            _write_prior(partial, prior, config.seed)
+        t_priors = time.perf_counter()
+        files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+        record = {
+            "scene_id": job.scene_id,
+            "house": Path(job.house_json).name,
+            "room_type": scene.room_type,
+            "num_views": len(poses),
+            "num_test_views": int(is_test.sum()),
+            "num_instances": len(scene.instances),
+            "warnings": scene.warnings,
+            **_house_report(loaded),
+            "timings_s": {
+                "load": t_load - t0,
+                "cameras": t_cams - t_load,
+                "render_and_write": t_render - t_cams,
+                "voxelize": t_voxel - t_render,
+                "priors": t_priors - t_voxel,
+            },
+        }
+        if rgb_source is not None:
+            record["cycles"] = rgb_source.record()
+        manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
+        write_json_atomic(partial / MANIFEST, manifest)
+        # Make room for the finished scene, then rename: the only moment the scene becomes visible.
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        if rgb_source is not None:
+            rgb_source.finish()  # the scene is in place: its per-view resume cache is no longer needed
+        record["files"] = files
+        record["timings_s"]["total"] = time.perf_counter() - t0
+        return record
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _cycles_rgb(job: SceneJob, scene: Scene) -> Any:
+    """The Cycles RGB source of one scene (nerfseg/dataset_tools/cycles.py), resuming per view from a cache folder
+    next to the scene folders (it survives a killed build; ``.partial-`` folders do not)."""
+    from nerfseg.dataset_tools.cycles import SceneRGB
+
+    config = job.config
+    return SceneRGB(scene, config.cycles, spec.scene_dir(job.out_root, job.scene_id).parent, config.fingerprint(), config.lighting.crease_angle_deg)
+
+
+def _write_transforms(scene_path: Path, scene: Scene, intr: Intrinsics, frames: list[dict[str, Any]]) -> None:
+    bbox = np.asarray(scene.room_bbox, dtype=np.float64)
+    extent = bbox[1] - bbox[0]
+    scale = 1.5 / float(extent.max())  # instant-ngp: fit the room into its unit cube, as the reference did
+    centre = bbox.mean(axis=0)
+    data = {
+        "scene_id": scene.scene_id,
+        "camera_model": "OPENCV",
+        **intr.to_json(),
+        "room_bbox": bbox.tolist(),
+        "aabb_scale": 2,
+        "scale": scale,
+        "offset": (0.5 - scale * centre).tolist(),
+        "num_instances": len(scene.instances),
+        "num_room_objects": len(scene.instances),
+        "frames": frames,
+        "train_filenames": [f["file_path"] for f in frames if f["split"] == "train"],
+        "val_filenames": [f["file_path"] for f in frames if f["split"] == "test"],
+        "test_filenames": [f["file_path"] for f in frames if f["split"] == "test"],
+    }
+    write_json_atomic(scene_path / spec.TRANSFORMS_JSON, data)
+
+
+def _write_prior(scene_path: Path, prior: str, seed: int) -> None:
+    from nerfseg.dataset_tools.priors import write_priors  # priors import the evaluator for quality reports
+
+    write_priors(scene_path, prior, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole build
+
+
+def _run_jobs(jobs: list[SceneJob], workers: int, executor: str, on_done: Callable[[dict[str, Any]], None]) -> None:
+    # Blender started in this process (an earlier in-process Cycles build) holds locks a fork would copy
+    # locked: its forked workers hang in Blender. Fresh interpreters then.
+    blender_here = bool(jobs) and jobs[0].config.renderer == "cycles" and sys.modules.get("bpy") is not None
+    for record in map_scenes(build_scene, jobs, workers, executor, start_method="spawn" if blender_here else None):
+        on_done(record)
+
+
+def build_dataset(
+    out_root: Path,
+    front3d_dir: Path,
+    future_dir: Path,
+    texture_dir: Path | None,
+    config: BuildConfig,
+    houses: list[str] | None = None,
+    workers: int = 1,
+    executor: str = "process",
+    name: str = "nerfseg",
+    source: str = "3D-FRONT",
+    show_progress: bool = True,
+    show_warnings: bool = True,
+) -> dict[str, Any]:
+    """Build (or resume) a benchmark in ``out_root`` and write benchmark.json last."""
+    check_renderer(config)
+    if config.renderer == "cycles" and executor == "process":
+        from nerfseg.dataset_tools.cycles import share_cores
+
+        config = dataclasses.replace(config, cycles=share_cores(config.cycles, workers))
+    out_root = Path(out_root)
+    (out_root / spec.SCENES_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)  # leftovers of a killed build
+    plan = plan_build(front3d_dir, future_dir, texture_dir, out_root, config, houses, workers=workers if executor == "process" else 1)
+    warn = _WarningPrinter(show_warnings)
+    warn.issues(plan.issues)
+    warn.unknown_pairs(plan.unknown_pairs)
+    if not plan.jobs:
+        bad = "; ".join(b["reason"] for b in plan.bad_houses[:3]) + (" ..." if len(plan.bad_houses) > 3 else "")
+        raise InputError(front3d_dir, f"no room passed the room filter; nothing to build ({len(plan.dropped_rooms)} rooms dropped, {len(plan.bad_houses)} houses unreadable{': ' + bad if bad else ''})")
+    todo, records, dropped_at_build = [], {}, []
+    for job in plan.jobs:
+        path = spec.scene_dir(out_root, job.scene_id)
+        if scene_is_complete(path, config):
+            records[job.scene_id] = _record_from_manifest(path)
+        else:
+            todo.append(job)
+    t0 = time.perf_counter()
+    with Progress(len(plan.jobs), "build", "scene", enabled=show_progress, completed=len(records)) as bar:
+
+        def done(record: dict[str, Any]) -> None:
+            warn.issues(record.get("issues", []))
+            if "dropped" in record:
+                dropped_at_build.append(record)
+            else:
+                records[record["scene_id"]] = record
+            bar.advance(info=f"last {record['scene_id']}")
+
+        _run_jobs(todo, workers, executor, done)
+    elapsed = time.perf_counter() - t0
+    if not records:
+        why = "; ".join(f"{r['scene_id']}: {r['dropped']}" for r in dropped_at_build[:3])
+        raise InputError(front3d_dir, f"no scene left once the models were loaded ({why})")
+    job_of = {job.scene_id: job for job in plan.jobs}
+    ids = sorted(records)
+    groups = {sid: job_of[sid].house_id for sid in ids}
+    splits = split_scenes(ids, config.scene_split, config.seed, groups=groups)
+    if len(ids) > 1 and len(set(groups.values())) < 2 and show_warnings:
+        print(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)", file=sys.stderr)
+    if config.nerf_rpn_export:
+        export_nerf_rpn(out_root, ids, splits)
+    bench = {
+        "name": name,
+        "spec_version": spec.SPEC_VERSION,
+        "tool_version": __version__,
+        "source": source,
+        "classes": [{"index": i, "nyu40_id": nyu, "name": n} for i, nyu, n in spec.CLASS_TABLE],
+        "splits": splits,
+        "build_settings": to_jsonable(config),
+        "prior_params": _prior_params(config),
+        "report": {
+            **_build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
+            "unsupported_materials": sum(int(records[sid].get("cycles", {}).get("unsupported_materials", 0)) for sid in records),
+        },
+        "scenes": {sid: {k: v for k, v in records[sid].items() if k != "files"} for sid in sorted(records)},
+        "files": {f"{spec.SCENES_DIR}/{sid}/{rel}": digest for sid in sorted(records) for rel, digest in records[sid]["files"].items()},
+    }
+    bench[IDENTITY_KEY] = identity_record(out_root, bench)  # GT fingerprint + human name (nerfseg/identity.py)
+    write_json_atomic(out_root / spec.BENCHMARK_JSON, bench)
+    return bench
+
+
+class _WarningPrinter:
+    """One stderr line per broken input (house, item, reason) and per unknown category pair, each once per build."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._seen: set[tuple[str, str, str]] = set()
+        self._pairs: set[tuple[str | None, str | None]] = set()
+
+    def issues(self, issues: Iterable[dict[str, str]]) -> None:
+        for i in issues:
+            key = (i["kind"], i["house"], i["item"])
+            if key not in self._seen:
+                self._seen.add(key)
+                if self.enabled:
+                    print(Issue(**i).line(), file=sys.stderr)
+
+    def unknown_pairs(self, pairs: dict[tuple[str | None, str | None], dict[str, Any]]) -> None:
+        for (sup, cat), entry in sorted(pairs.items(), key=lambda kv: str(kv[0])):
+            if (sup, cat) not in self._pairs:
+                self._pairs.add((sup, cat))
+                if self.enabled:
+                    models = entry["models"]
+                    more = f" and {len(models) - 5} more" if len(models) > 5 else ""
+                    print(
+                        f"warning: unknown 3D-FUTURE category pair (super-category {sup!r}, category {cat!r}): {entry['objects']} objects of "
+                        f"{len(models)} models ({', '.join(models[:5])}{more}) rendered and labelled void; add the pair to nerfseg/data/front3d_classes.json",
+                        file=sys.stderr,
+                    )
+
+
+_DROP_KINDS = (
+    ("repeats the layout", "repeated layout"),
+    ("room type", "room type not selected"),
+    ("no Floor mesh", "no floor mesh"),
+    ("no usable Floor mesh", "no floor mesh"),
+    ("floor area", "floor area too small"),
+    ("malformed room", "malformed room"),
+    ("room without", "malformed room"),
+)
+
+
+def _drop_kind(reason: str) -> str:
+    """The counted category of a dropped-room reason (the full reason stays in ``dropped_rooms``)."""
+    for prefix, kind in _DROP_KINDS:
+        if reason.startswith(prefix):
+            return kind
+    if "objects (need" in reason:
+        return "object count (after loading the models)" if reason.endswith("(after loading the models)") else "object count"
+    return "other"
+
+
+def _build_report(plan: Plan, records: dict[str, dict[str, Any]], dropped_at_build: list[dict[str, Any]], built: int, elapsed: float, groups: dict[str, str]) -> dict[str, Any]:
+    """benchmark.json's ``report``: what was built, what was skipped and why, counted per reason."""
+    issues: dict[tuple[str, str, str], dict[str, str]] = {}
+    for i in plan.issues + [i for rec in list(records.values()) + dropped_at_build for i in rec.get("issues", [])]:
+        issues.setdefault((i["kind"], i["house"], i["item"]), i)
+    skips: dict[str, int] = {}
+    for kind, _, _ in issues:
+        skips[kind] = skips.get(kind, 0) + 1
+    textures: dict[str, int] = {}
+    notes = dict(plan.notes)
+    seen_house: set[str] = set()
+    for rec in list(records.values()) + dropped_at_build:
+        if rec["house"] in seen_house:
+            continue  # every scene of a house loads the same materials and models: count them once
+        seen_house.add(rec["house"])
+        for k, v in rec.get("textures", {}).items():
+            textures[k] = textures.get(k, 0) + v
+    for rec in list(records.values()) + dropped_at_build:
+        for k, v in rec.get("notes", {}).items():
+            if k.startswith("object_"):  # per-room labelling decisions (house-level notes come from planning)
+                notes[k] = notes.get(k, 0) + v
+    dropped_rooms = list(plan.dropped_rooms) + [{"house": r["house"], "room": r["scene_id"], "scene_id": r["scene_id"], "reason": f"{r['dropped']} (after loading the models)"} for r in dropped_at_build]
+    drop_counts: dict[str, int] = {}
+    for d in dropped_rooms:
+        key = _drop_kind(d["reason"])
+        drop_counts[key] = drop_counts.get(key, 0) + 1
+    missing = sorted({m for rec in list(records.values()) + dropped_at_build for m in rec.get("missing_models", [])} | set(plan.missing_models))
+    return {
+        "scenes_built": built - len(dropped_at_build),
+        "scenes_reused": len(records) - (built - len(dropped_at_build)),
+        "build_seconds": elapsed,
+        "planning_seconds": plan.seconds,
+        "houses": plan.houses,
+        "houses_unreadable": plan.bad_houses,
+        "split_unit": "house" if len(set(groups.values())) >= 2 else "scene",
+        "dropped_rooms": dropped_rooms,
+        "dropped_room_counts": drop_counts,
+        "skips": dict(sorted(skips.items())),
+        "issues": sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"])),
+        "unknown_category_pairs": [
+            {"super_category": sup, "category": cat, "objects": e["objects"], "models": e["models"]} for (sup, cat), e in sorted(plan.unknown_pairs.items(), key=lambda kv: str(kv[0]))
+        ],
+        "textures": dict(sorted(textures.items())),
+        "selection": dict(sorted(notes.items())),
+        "missing_models": missing,
+        "num_missing_models": len(missing),
+        "warnings": [Issue(**i).line() for i in sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"]))],
+    }
+
+
+def check_renderer(config: BuildConfig) -> None:
+    """Fail fast (before planning or rendering) on an unknown renderer or a missing optional extra."""
+    if config.renderer not in ("raycast", "cycles"):
+        raise InputError(None, f"unknown renderer {config.renderer!r}; choose raycast or cycles", key="renderer")
+    if config.renderer == "cycles":
+        from nerfseg.dataset_tools.cycles import check_bpy_installed
+
+        config.cycles.validate()
+        check_bpy_installed()  # found, but not imported here: Blender starts in the workers
+
+
+def _record_from_manifest(scene_path: Path) -> dict[str, Any]:
+    manifest = json.loads((scene_path / MANIFEST).read_text())
+    files = {rel: d for rel, d in manifest["files"].items() if not rel.startswith(f"{spec.PRIORS_DIR}/")}
+    for p in sorted((scene_path / spec.PRIORS_DIR).rglob("*")):
+        if p.is_file():
+            files[str(p.relative_to(scene_path))] = sha256_file(p)
+    return {**manifest["record"], "files": files}
+
+
+def _prior_params(config: BuildConfig) -> dict[str, Any]:
+    from nerfseg.dataset_tools.priors import prior_parameters
+
+    return {p: prior_parameters(p, seed=config.seed) for p in config.priors}
+
+
+def export_nerf_rpn(out_root: Path, scene_ids: Iterable[str], splits: dict[str, list[str]]) -> None:
+    """NeRF-RPN style ``aabb/<scene>.npy`` (N,6) and ``obb/<scene>.npy`` (N,7) in voxel units, plus the split file."""
+    for sid in scene_ids:
+        gt = read_gt3d(spec.scene_dir(out_root, sid) / spec.GT3D_H5)
+        aabb, obb = gt.boxes_in_voxel_units()
+        for folder, arr in (("aabb", aabb), ("obb", obb)):
+            with atomic_path(out_root / folder / f"{sid}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arr)
+    with atomic_path(out_root / "3dfront_split.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"{k}_scenes": np.array(v) for k, v in splits.items()})
