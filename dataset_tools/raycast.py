@@ -352,10 +352,7 @@ class SceneRaycaster:
         # (~25x faster than the einsum it replaces; BLAS threads stall on a busy machine)
         rot = c2w[:3, :3].astype(np.float32)
         x, y = _camera_axes(intr)
-        dirs = x * rot[:, 0]
-        dirs = dirs + y * rot[:, 1]
-        dirs -= rot[:, 2]
-        dirs = dirs.reshape(-1, 3)
+        dirs = np.add(x * rot[:, 0], y * rot[:, 1] - rot[:, 2]).reshape(-1, 3)  # (1,W,3) + (H,1,3): one pass
         origins = np.broadcast_to(c2w[:3, 3].astype(np.float32), dirs.shape)
         return origins, dirs
 
