@@ -284,10 +284,10 @@ def main() -> None:
             loop_peak = _traced_peak(lambda n=n: _evaluate_chunk(pairs[:n], str(root / "gt"), str(root / "pred"), categories))
             peak = _traced_peak(lambda g=g, p=p: pq_compute(g, p, gt_folder=root / "gt", pred_folder=root / "pred", workers=1))
             child_rss, parent_rss = _worker_rss_mib(g, p, root, args.workers)
+            workers = f"largest worker RSS {child_rss:.0f} MiB, parent" if child_rss > 0 else "worker threads (no worker processes), process"
             print(
                 f"{n} frames: peak traced {loop_peak / 2**20:.1f} MiB for the frame loop, {peak / 2**20:.1f} MiB for pq_compute"
-                f" (JSON included); pq_compute with {args.workers} workers in a fresh interpreter: largest worker RSS"
-                f" {child_rss:.0f} MiB, parent RSS {parent_rss:.0f} MiB"
+                f" (JSON included); pq_compute with {args.workers} workers in a fresh interpreter: {workers} RSS {parent_rss:.0f} MiB"
             )
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process (hotcoco runs here too): {self_rss:.0f} MiB")
