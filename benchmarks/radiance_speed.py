@@ -163,10 +163,14 @@ def main() -> None:
         print(f"== {device} ({args.minutes} min each) on {scene}, load average {os.getloadavg()[0]:.2f}", flush=True)
         for res in run_all(scene, device, args):
             results.append(res)
+            rates = (
+                f"{res['rays_per_s']} rays/s, {res['samples_per_s']} samples/s ({res['probed_per_s']} probed/s), "
+                f"{res['samples_per_ray']} samples/ray, {res['steady_step_s']} s/step"
+                if res["rays_per_s"]
+                else "steady-state rates n/a (the run ended inside the occupancy warm-up)"
+            )
             print(
-                f"   [{res['label']}] {device}: {res['rays_per_s']} rays/s, {res['samples_per_s']} samples/s ({res['probed_per_s']} probed/s), "
-                f"{res['samples_per_ray']} samples/ray, {res['steady_step_s']} s/step, {res['steps']} steps, "
-                f"test PSNR at {res['test_psnr_at']}, final {res['final_test_psnr']} dB",
+                f"   [{res['label']}] {device}: {rates}, {res['steps']} steps, test PSNR at {res['test_psnr_at']}, final {res['final_test_psnr']} dB",
                 flush=True,
             )
         print(f"   load average at the end: {os.getloadavg()[0]:.2f}", flush=True)
