@@ -3,7 +3,7 @@
     python3 benchmarks/radiance_speed.py                       # builds a synthetic 100-view 256x192 room
     python3 benchmarks/radiance_speed.py --scene /tmp/demo/scenes/<id> --minutes 10 --threads 2
     python3 benchmarks/radiance_speed.py --devices cpu,cuda --preset paper --minutes 5
-    python3 benchmarks/radiance_speed.py --preset mini-legacy --compare mini --minutes 10 --marks 2,5,10
+    python3 benchmarks/radiance_speed.py --override '{"grid_kernel": "torch"}' --compare mini --minutes 10 --marks 2,5,10
 
 For every device it trains ``--preset`` (and every ``--compare`` configuration, their steps alternating
 so that a shared machine's load hits them alike) for ``--minutes`` of training time each (evaluation
