@@ -13,6 +13,11 @@ scratch buffers; and the peak RSS of the worker processes of a ``pq_compute`` ru
 interpreter.
 
     python benchmarks/eval_speed.py [--frames 300] [--workers 2] [--repeat 3] [--no-pil]
+
+nerfseg runs with the compiled pixel kernel (numba, the default) and with the numpy reference path
+(``NERFSEG_EVAL_KERNEL=numpy``); ratios are printed for wall time (best and median) and for CPU time (the
+work done, summed over threads and worker processes: on a shared machine the wall clock mostly measures
+the other users).
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nerfseg.evaluation.metrics import _fastpng
-from nerfseg.evaluation.metrics import frame as frame_mod
-from nerfseg.evaluation.pq_compute import _evaluate_chunk, pq_compute
+from evaluation.metrics import _fastpng, _kernel
+from evaluation.metrics import frame as frame_mod
+from evaluation.pq_compute import _evaluate_chunk, pq_compute
 from nerfseg.io import id2rgb
 
 H, W = 480, 640
@@ -196,15 +201,22 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}, nerfseg workers: {args.workers}, load average before timing: {os.getloadavg()[0]:.2f}")
 
         print(f"PNG decoding: {frame_mod.png_decoder()} (inflate: {_fastpng.inflater() if _fastpng.available() else 'n/a'})")
+        print(f"pixel kernel: {_kernel.kernel_name()} (numba {'installed' if _kernel.available() else 'missing'})")
+        if _kernel.enabled():
+            t0 = time.perf_counter()
+            _kernel.warm()
+            print(f"kernel compile or cache load (once per process, before the timed runs): {time.perf_counter() - t0:.2f} s")
 
-        def run_ours(decoder: str):
+        def run_ours(decoder: str, kernel: str):
             def run():
+                os.environ["NERFSEG_EVAL_KERNEL"] = kernel
                 if decoder == "pil":
                     os.environ["NERFSEG_PNG_DECODER"] = "pil"
                 try:
                     return pq_compute(gt_json, pred_json, workers=args.workers)
                 finally:
                     os.environ.pop("NERFSEG_PNG_DECODER", None)
+                    os.environ.pop("NERFSEG_EVAL_KERNEL", None)
 
             return run
 
@@ -212,8 +224,10 @@ def main() -> None:
         decoders = ["pyspng", "pil"] if frame_mod.png_decoder() == "pyspng" else ["pil"]
         if args.no_pil and len(decoders) > 1:
             decoders = decoders[:1]
+        if _kernel.available():
+            runs[f"nerfseg pq_compute ({args.workers} workers, numba kernel)"] = run_ours(decoders[0], "numba")
         for dec in decoders:
-            runs[f"nerfseg pq_compute ({args.workers} workers, {dec} decoder)"] = run_ours(dec)
+            runs[f"nerfseg pq_compute ({args.workers} workers, numpy reference, {dec} decoder)"] = run_ours(dec, "numpy")
         hot_label = "hotcoco pq_compute (rayon threads, all cores)"
         try:
             from hotcoco.panoptic import pq_compute as hot_pq
@@ -226,24 +240,37 @@ def main() -> None:
         except ImportError:
             pass
         times: dict[str, list[float]] = {label: [] for label in runs}
+        cpu: dict[str, list[float]] = {label: [] for label in runs}
         results: dict[str, object] = {}
         for _ in range(args.repeat):  # take turns, so that load changes hit every evaluator alike
             for label, fn in runs.items():
+                c0, k0 = time.process_time(), os.times()
                 t, results[label] = _timed(fn)
+                k1 = os.times()
                 times[label].append(t)
+                # CPU seconds of this process's threads and of its (waited-for) worker processes: the work
+                # done, which a loaded machine inflates less than the wall clock
+                cpu[label].append(time.process_time() - c0 + (k1.children_user - k0.children_user) + (k1.children_system - k0.children_system))
         best = {label: min(ts) for label, ts in times.items()}
         median = {label: float(np.median(ts)) for label, ts in times.items()}
+        best_cpu = {label: min(ts) for label, ts in cpu.items()}
         for label, t in best.items():
-            print(f"{label}: {t:.3f} s, {args.frames / t:.1f} frames/s (best of {args.repeat}; median {median[label]:.3f} s)")
+            print(f"{label}: {t:.3f} s, {args.frames / t:.1f} frames/s (best of {args.repeat}; median {median[label]:.3f} s; CPU {best_cpu[label]:.3f} s)")
         if hot_label in best:
             hot = results[hot_label]
             for label, t in best.items():
                 if label != hot_label:
                     name = label.split("(")[1].rstrip(")")
-                    print(f"speed ratio nerfseg/hotcoco [{name}]: {best[hot_label] / t:.2f} (best times), {median[hot_label] / median[label]:.2f} (medians)")
-            ours = results[next(iter(runs))]
-            diff = max(abs(ours[s][k] - hot[s][k]) for s in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq"))
-            print(f"max |PQ/SQ/RQ difference| nerfseg vs hotcoco: {diff:.2e}")
+                    print(
+                        f"speed ratio nerfseg/hotcoco [{name}]: {best[hot_label] / t:.2f} (best times), {median[hot_label] / median[label]:.2f} (medians),"
+                        f" {best_cpu[hot_label] / best_cpu[label]:.2f} (CPU time)"
+                    )
+            for label in runs:
+                if label != hot_label:
+                    ours = results[label]
+                    diff = max(abs(ours[s][k] - hot[s][k]) for s in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq"))
+                    print(f"max |PQ/SQ/RQ difference| vs hotcoco [{label.split('(')[1].rstrip(')')}]: {diff:.2e}")
+        print(f"load average after timing: {os.getloadavg()[0]:.2f}")
 
         # memory over a third of the frames and over all of them: must not grow with the frames, except
         # pq_compute's parsed JSON (which grows with the annotations, as in panopticapi)
@@ -257,10 +284,10 @@ def main() -> None:
             loop_peak = _traced_peak(lambda n=n: _evaluate_chunk(pairs[:n], str(root / "gt"), str(root / "pred"), categories))
             peak = _traced_peak(lambda g=g, p=p: pq_compute(g, p, gt_folder=root / "gt", pred_folder=root / "pred", workers=1))
             child_rss, parent_rss = _worker_rss_mib(g, p, root, args.workers)
+            workers = f"largest worker RSS {child_rss:.0f} MiB, parent" if child_rss > 0 else "worker threads (no worker processes), process"
             print(
                 f"{n} frames: peak traced {loop_peak / 2**20:.1f} MiB for the frame loop, {peak / 2**20:.1f} MiB for pq_compute"
-                f" (JSON included); pq_compute with {args.workers} workers in a fresh interpreter: largest worker RSS"
-                f" {child_rss:.0f} MiB, parent RSS {parent_rss:.0f} MiB"
+                f" (JSON included); pq_compute with {args.workers} workers in a fresh interpreter: {workers} RSS {parent_rss:.0f} MiB"
             )
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process (hotcoco runs here too): {self_rss:.0f} MiB")

@@ -1,10 +1,12 @@
 """Speed of the ray-cast renderer, camera sampling and voxelisation on hand-built test rooms.
 
-Prints, per room and resolution: ms per view and primary Mrays/s for depth + labels only and for full
-RGB shading (which also casts ``light_samples`` shadow rays and ``ao_samples`` ambient-occlusion rays per
-pixel), with one thread and with two. Run from the repository root::
+Prints, per room, resolution and thread count, all measured in the same run with the three taking turns
+on every view: bare embreex intersection of the view's camera rays (rays prepared outside the clock), the
+depth + label maps (``render_depth_labels_only``, ray generation included) with their time ratio to bare
+embree, and full RGB shading (secondary rays included) with its rays per pixel and its ray rate against
+bare embree's. Run from the repository root::
 
-    python3 benchmarks/raycast_speed.py [--views 8]
+    python3 benchmarks/raycast_speed.py [--views 8] [--no-voxels]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,22 +55,58 @@ def dense_room(n_objects: int = 15, subdivisions: int = 4, seed: int = 0) -> Sce
     return scene
 
 
-def _time_views(fn, poses: np.ndarray, intr: Intrinsics) -> float:
-    """Median seconds per view (the median resists other processes' bursts on a shared machine)."""
-    fn(poses[0], intr)  # warm-up (BVH commit, cached camera directions)
-    times = []
-    for c2w in poses:
+def _bare_embree(rc: SceneRaycaster, threads: int):
+    """Bare embreex: the same camera rays, prepared outside the clock, intersected by one
+    ``EmbreeScene.run(..., output=1)`` per view (split in ``threads`` parts on a thread pool, as the
+    raycaster does): the floor that label rendering is compared against."""
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def prepare(c2w: np.ndarray, intr: Intrinsics):
+        o, d = rc._camera_rays(c2w, intr)
+        return np.ascontiguousarray(o, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32)
+
+    def run(rays) -> float:
+        o, d = rays
+        n = len(o)
+        t0 = time.perf_counter()
+        if pool is None:
+            rc._embree.run(o, d, dists=np.full(n, 1e37, np.float32), output=1)
+        else:
+            b = np.linspace(0, n, threads + 1).astype(int)
+            list(pool.map(lambda i: rc._embree.run(o[b[i] : b[i + 1]], d[b[i] : b[i + 1]], dists=np.full(b[i + 1] - b[i], 1e37, np.float32), output=1), range(threads)))
+        return time.perf_counter() - t0
+
+    return prepare, run
+
+
+def _interleaved(fns: dict, poses: np.ndarray, intr: Intrinsics, repeat: int = 2) -> dict[str, float]:
+    """Median seconds per view of each function, the functions taking turns on every view (so that the
+    shared machine's load changes hit them alike)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for k, fn in fns.items():  # warm-up (cached camera directions, thread pools)
+        fn(poses[0], intr)
+    for _ in range(repeat):
+        for c2w in poses:
+            for k, fn in fns.items():
+                times[k].append(fn(c2w, intr))
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def _clock(fn):
+    def timed(c2w: np.ndarray, intr: Intrinsics) -> float:
         t0 = time.perf_counter()
         fn(c2w, intr)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        return time.perf_counter() - t0
+
+    return timed
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--views", type=int, default=8, help="views timed per setting")
+    ap.add_argument("--no-voxels", action="store_true", help="skip the voxelisation timings")
     args = ap.parse_args()
-    print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f} (numbers scale with it)")
+    print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f} (absolute numbers scale with it; compare the ratios)")
     resolutions = {"256x192": Intrinsics(256, 192, 160.0, 160.0, 128.0, 96.0), "640x480": Intrinsics(640, 480, 400.0, 400.0, 320.0, 240.0)}
     for name, scene in (("test room (5 box objects)", make_box_room()), ("dense room (15 objects, 5132 tris each)", dense_room())):
         t0 = time.perf_counter()
@@ -79,26 +118,41 @@ def main() -> None:
         t_cams = time.perf_counter() - t0
         print(f"\n== {name}: {len(rc1.faces)} triangles, BVH build {t_build * 1e3:.1f} ms, 100 cameras sampled in {t_cams * 1e3:.0f} ms")
         L = rc1.lighting
-        print(f"   RGB casts 1 + {L.light_samples} shadow + {L.ao_samples} AO rays per pixel (secondary rays only where needed)")
+        print(f"   RGB: 1 primary + up to {L.light_samples} shadow + {L.ao_samples} AO rays per pixel (secondary rays only where they can change the image)")
         sel = poses[np.linspace(0, len(poses) - 1, args.views).astype(int)]
         for res, intr in resolutions.items():
             n = intr.width * intr.height
             for threads, rc in ((1, rc1), (2, rc2)):
-                t_lab = _time_views(rc.render_depth_labels_only, sel, intr)
+                prepare, bare_run = _bare_embree(rc, threads)
+                rays = {}
+
+                def bare(c2w: np.ndarray, intr: Intrinsics, prepare=prepare, bare_run=bare_run, rays=rays) -> float:
+                    key = c2w.tobytes()
+                    if key not in rays:
+                        rays[key] = prepare(c2w, intr)
+                    return bare_run(rays[key])
+
                 before = rc.rays_cast
-                t_rgb = _time_views(rc.render, sel, intr)
-                per_view = (rc.rays_cast - before) / (len(sel) + 1)
+                t = _interleaved({"bare": bare, "labels": _clock(rc.render_depth_labels_only), "rgb": _clock(rc.render)}, sel, intr)
+                views = 2 * len(sel) + 1
+                per_view_rays = (rc.rays_cast - before) / views - n  # rays cast by render and labels, less labels' primaries
+                bare_rate = n / t["bare"]
+                rgb_rate = per_view_rays / t["rgb"]
                 print(
-                    f"   {res} threads={threads}: labels+depth {t_lab * 1e3:7.1f} ms/view ({n / t_lab / 1e6:5.2f} Mrays/s) | "
-                    f"RGB+labels {t_rgb * 1e3:7.1f} ms/view ({n / t_rgb / 1e6:5.2f} Mpx/s, "
-                    f"{per_view / n:4.1f} rays/px, {per_view / t_rgb / 1e6:5.2f} Mrays/s)"
+                    f"   {res} threads={threads}: bare embree {t['bare'] * 1e3:6.1f} ms/view ({bare_rate / 1e6:5.2f} Mrays/s) | "
+                    f"labels+depth {t['labels'] * 1e3:6.1f} ms/view, ratio to bare {t['labels'] / t['bare']:.2f} | "
+                    f"RGB+labels {t['rgb'] * 1e3:7.1f} ms/view, {per_view_rays / n:4.1f} rays/px, {rgb_rate / 1e6:5.2f} Mrays/s, "
+                    f"ray-rate ratio bare/RGB {bare_rate / rgb_rate:.2f}"
                 )
+        if args.no_voxels:
+            continue
         for res_vox in (128, 256):
             for mode in ("solid", "surface"):
                 t0 = time.perf_counter()
                 grid = voxelize_scene(scene, res_vox, mode=mode)
                 dt = time.perf_counter() - t0
                 print(f"   voxelize {mode:7s} grid {res_vox} {grid.shape}: {dt * 1e3:7.1f} ms, {len(grid.instance_counts())} instances")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

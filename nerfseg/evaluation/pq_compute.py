@@ -7,12 +7,13 @@ prediction is an error; extra predictions are ignored), same folder defaults (th
 fn, iou_sum``). Two deliberate differences: an empty split gives ``None`` values instead of panopticapi's
 ZeroDivisionError, and errors are :class:`InputError` naming the file.
 
-It runs the benchmark's own :class:`PanopticQuality` (one code path for both), over a process pool: each
-worker evaluates a share of the images and returns its picklable state (a few small arrays), and the states
-are merged. The image list reaches the workers once, as the pool's initializer arguments (inherited, not
-pickled, under ``fork``); tasks are index ranges into it. A worker decodes each PNG into reused scratch
-buffers and counts pixels on the colour bytes (``frame_stats_rgb``), so its memory does not grow with the
-number of images.
+It runs the benchmark's own :class:`PanopticQuality` (one code path for both), over a pool: each worker
+evaluates a share of the images and returns its state (a few small arrays), and the states are merged.
+With the compiled pixel kernel the pool is threads (the kernel and libdeflate release the GIL);
+``NERFSEG_PQ_POOL=process`` or the numpy path use a process pool. The image list reaches the workers once, as the pool's initializer arguments (inherited, not
+pickled, under ``fork``); tasks are index ranges into it. A worker inflates each pair of PNGs into reused
+scratch buffers and one compiled loop unfilters and counts them (``frame_stats_png``; without numba, the
+numpy path on decoded colour bytes), so its memory does not grow with the number of images.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import gc
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from nerfseg.evaluation.metrics.frame import frame_stats_rgb, read_panoptic_rgb_scratch
-from nerfseg.evaluation.metrics.panoptic import PanopticQuality
+from evaluation.metrics import _kernel
+from evaluation.metrics.frame import frame_stats_png
+from evaluation.metrics.panoptic import PanopticQuality
 from nerfseg.errors import InputError
 from nerfseg.spec import read_json
 
@@ -52,13 +54,7 @@ def _evaluate_chunk(
     try:
         for gt_ann, pred_ann in pairs:
             pred_path = pred_root / pred_ann["file_name"]
-            stats = frame_stats_rgb(
-                read_panoptic_rgb_scratch(gt_root / gt_ann["file_name"], "gt"),
-                _segments(gt_ann),
-                read_panoptic_rgb_scratch(pred_path, "pred"),
-                _segments(pred_ann),
-                source=pred_path,
-            )
+            stats = frame_stats_png(gt_root / gt_ann["file_name"], _segments(gt_ann), pred_path, _segments(pred_ann), source=pred_path)
             pq.update_stats(stats, source=pred_path)
     except InputError as exc:
         return "error", (None if exc.path is None else str(exc.path), exc.problem, exc.key)
@@ -129,6 +125,14 @@ def pq_compute(
         # (~0.2 ms) stays negligible; each returns a small state, merged below
         n_chunks = max(n_workers, min(len(pairs) // _CHUNK, n_workers * 16))
         bounds = [round(i * len(pairs) / n_chunks) for i in range(n_chunks + 1)]
+    if n_workers > 1 and _kernel.enabled() and os.environ.get("NERFSEG_PQ_POOL", "").lower() != "process":
+        # the compiled kernel and libdeflate release the GIL for the pixel work (~85% of a frame), so
+        # threads share the cores without a process pool's fork, pickling and per-worker memory
+        _kernel.warm()
+        with ThreadPoolExecutor(max_workers=n_workers) as threads:
+            results = list(threads.map(lambda ab: _evaluate_chunk(pairs[ab[0] : ab[1]], str(gt_folder), str(pred_folder), categories), pairwise(bounds)))
+    elif n_workers > 1:
+        _kernel.warm()  # compile (or load) the pixel kernel once, before the workers fork
         context = _pool_context()
         if context.get_start_method() == "fork":
             gc.freeze()  # children inherit the parsed JSON: keep their GC from touching (copying) its pages

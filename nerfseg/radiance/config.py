@@ -39,6 +39,7 @@ class RadianceConfig:
     # density grows where views agree instead of as fog near each camera (the failure seen with ~1 /m)
     density_bias: float = -3.0
     bias: bool = False
+    grid_kernel: str = "auto"  # "auto": numba kernel for the grid encoding on CPU (same values); "torch": reference
     # -- scene and sampling --
     downscale: int = 1  # integer image downscale (mini may train below the dataset resolution)
     bbox_margin: float = 0.05  # metres added around room_bbox so walls on its faces are inside the field

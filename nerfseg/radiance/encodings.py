@@ -17,9 +17,12 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nerfseg.radiance import _grid_kernel
 
 #: Instant-NGP's spatial-hash primes (the first is 1 so that the x coordinate keeps its cache locality).
 HASH_PRIMES = (1, 2654435761, 805459861)
@@ -68,6 +71,8 @@ class GridEncoding(nn.Module):
             # tiny uniform init as Instant-NGP: the MLP first sees ~0 features, grids grow where needed
             tables.append(nn.Parameter(torch.empty(size, self.features).uniform_(-init_scale, init_scale)))
         self.tables = nn.ParameterList(tables)
+        #: "auto": the compiled CPU kernel where it applies (see _use_kernel); "torch": always the torch ops
+        self.kernel = "auto"
 
     @property
     def level_table_sizes(self) -> list[int]:
@@ -110,10 +115,28 @@ class GridEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.normalise(x.reshape(-1, 3).float())
         outs = []
-        for level in range(self.num_levels):
-            idx, w = self._level_indices(u, level)
-            outs.append(_TrilinearGather.apply(self.tables[level], idx, w.to(self.tables[level].dtype)))
+        if self._use_kernel(u):
+            # CPU: one compiled pass per level (see _grid_kernel); indices/weights kept only for a backward
+            u_np = u.detach().contiguous().numpy()
+            for level in range(self.num_levels):
+                table = self.tables[level]
+                keep = torch.is_grad_enabled() and table.requires_grad
+                outs.append(_KernelLevel.apply(table, u_np, self._res[level], self.hashed[level], keep))
+        else:
+            for level in range(self.num_levels):
+                idx, w = self._level_indices(u, level)
+                outs.append(_TrilinearGather.apply(self.tables[level], idx, w.to(self.tables[level].dtype)))
         return torch.cat(outs, dim=-1).reshape(*x.shape[:-1], self.output_dim)
+
+    def _use_kernel(self, u: torch.Tensor) -> bool:
+        """The compiled CPU path applies: numba present and on, float32 CPU points and tables."""
+        return (
+            self.kernel != "torch"
+            and _grid_kernel.enabled()
+            and u.device.type == "cpu"
+            and u.dtype == torch.float32
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in self.tables)
+        )
 
     def tv_loss(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Total variation (mean squared difference of neighbouring vertices) over the dense levels.
@@ -167,6 +190,30 @@ class _TrilinearGather(torch.autograd.Function):
         g = torch.zeros(ctx.table_shape, dtype=grad.dtype, device=grad.device)
         g.index_add_(0, idx.reshape(-1), (w.unsqueeze(-1) * grad.unsqueeze(1)).reshape(-1, grad.shape[1]))
         return g, None, None
+
+
+class _KernelLevel(torch.autograd.Function):
+    """One level by the compiled CPU kernel (forward), with :class:`_TrilinearGather`'s backward."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, u: np.ndarray, res: tuple[int, int, int], hashed: bool, keep: bool) -> torch.Tensor:  # type: ignore[override]
+        out, idx, w = _grid_kernel.level_forward(u, table.detach().numpy(), res, hashed, keep)
+        if keep:
+            ctx.save_for_backward(torch.from_numpy(idx), torch.from_numpy(w))
+        ctx.table_shape = table.shape
+        ctx.keep = keep
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        if not ctx.keep:
+            raise RuntimeError("grid level evaluated without saving its indices (grad mode was off) cannot backpropagate")
+        idx, w = ctx.saved_tensors
+        g = torch.zeros(ctx.table_shape, dtype=grad.dtype, device=grad.device)
+        g.index_add_(0, idx.reshape(-1), (w.unsqueeze(-1) * grad.unsqueeze(1)).reshape(-1, grad.shape[1]))
+        return g, None, None, None, None
 
 
 def _is_pow2(n: int) -> bool:

@@ -60,6 +60,7 @@ class FieldConfig:
     density_activation: str = "trunc_exp"  # or "softplus"
     density_bias: float = 0.0  # added to the raw density before the activation (sets the initial opacity)
     bias: bool = False  # biases in the MLPs (torch-ngp has none)
+    grid_kernel: str = "auto"  # "auto": compiled CPU kernel for the grid levels (numba); "torch": torch ops only
 
 
 def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, bias: bool) -> nn.Sequential:
@@ -95,6 +96,9 @@ class RadianceField(nn.Module):
             self.encoding = dense_grid(aabb, config.dense_resolution, config.dense_features, config.dense_levels)
         else:
             raise ValueError(f"unknown encoding {config.encoding!r}; expected 'hash' or 'dense'")
+        if config.grid_kernel not in ("auto", "torch"):
+            raise ValueError(f"unknown grid_kernel {config.grid_kernel!r}; expected 'auto' or 'torch'")
+        self.encoding.kernel = config.grid_kernel
         self.geo_feat_dim = config.geo_feat_dim
         self.geo_mlp = mlp(self.encoding.output_dim, config.geo_hidden, config.geo_layers, 1 + config.geo_feat_dim, config.bias)
         self.sh_dim = sh_encoding_dim(config.sh_degree)

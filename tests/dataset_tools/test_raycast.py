@@ -222,3 +222,39 @@ def test_bad_input_raises(room) -> None:
 def test_hits_dataclass_reports_misses() -> None:
     h = Hits(t=np.array([1.0, np.inf]), tri=np.array([3, -1]), u=np.zeros(2, np.float32), v=np.zeros(2, np.float32))
     assert h.hit.tolist() == [True, False]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("lighting", [Lighting(), Lighting(shadow_cull=0.02)])
+def test_ray_saving_shading_stays_within_the_stated_psnr_of_the_reference(room, lighting: Lighting) -> None:
+    """Adaptive shadows (default) and light culling cast fewer rays than the reference (every light sample
+    tested at every pixel it can reach) for images within 40 dB PSNR of it (docs/performance.md)."""
+    reference = SceneRaycaster(room, Lighting(shadow_probes=0, shadow_cull=0.0))
+    fast = SceneRaycaster(room, lighting)
+    assert len(fast.lights.intensity) == 8 and fast._light_groups[0][1], "the default has samples to infer"
+    intr = Intrinsics(96, 72, 70.0, 70.0, 48.0, 36.0)
+    views = [look_at(np.array([3.2, 1.6, 1.8]), np.array([1.0, -0.5, 0.4])), look_at(np.array([0.3, -1.5, 2.2]), np.array([2.5, 1.0, 0.2]))]
+    for c2w in views:
+        r0, f0 = reference.rays_cast, fast.rays_cast
+        ref, got = reference.render(c2w, intr), fast.render(c2w, intr)
+        assert fast.rays_cast - f0 < reference.rays_cast - r0
+        assert _psnr(got.rgb, ref.rgb) >= 40.0
+        for name in ("depth", "instance", "semantic", "hit"):  # labels never depend on the shading
+            assert np.array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_emissive_pixels_cast_no_secondary_rays(room) -> None:
+    rc = SceneRaycaster(room, Lighting(shadow_probes=0))
+    light = next(i for i, p in enumerate(room.parts) if p.emissive > 0)
+    tri = np.nonzero(rc.tri_part == light)[0][:1]
+    centroid = rc.vertices[rc.faces[tri[0]]].mean(axis=0)
+    origin = centroid - np.array([0.0, 0.0, 0.5])
+    hits = rc.intersect(origin[None], np.array([[0.0, 0.0, 1.0]]))
+    assert rc.part_emissive[rc.tri_part[hits.tri[0]]] > 0
+    before = rc.rays_cast
+    radiance = rc.shade(np.array([[0.0, 0.0, 1.0]]), hits)
+    assert rc.rays_cast == before and (radiance > 0).all()

@@ -118,3 +118,36 @@ def test_tv_loss() -> None:
     assert full > 0 and abs(est - full) / full < 0.05
     enc.tv_loss(num_samples=64).backward()
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in enc.tables)
+
+
+@pytest.mark.parametrize("kind", ["hash", "dense"])
+def test_compiled_cpu_levels_equal_the_torch_path(kind, monkeypatch):
+    """The numba level kernel (CPU default) against the torch ops it replaces: same features to float32
+    rounding, identical table gradients, and a no-grad pass that needs no saved indices."""
+    from nerfseg.radiance import _grid_kernel
+
+    if not _grid_kernel.enabled():
+        pytest.skip("numba is not installed")
+    torch.manual_seed(0)
+    box = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 2.0, 1.0]])
+    enc = hash_grid(box, 6, 2, 12, 4, 256) if kind == "hash" else dense_grid(box, 24, 4, 2)
+    assert any(enc.hashed) == (kind == "hash")
+    for t in enc.tables:
+        t.data.uniform_(-1.0, 1.0)
+    x = torch.rand(3000, 3) * 3.4 - 1.2  # some points outside the box: clamped onto its faces
+    x[:5] = box[1]  # the upper faces
+    weights = torch.arange(enc.output_dim, dtype=torch.float32)
+    results = {}
+    for mode in ("torch", "numba"):
+        monkeypatch.setenv("NERFSEG_RADIANCE_KERNEL", mode)
+        assert enc._use_kernel(enc.normalise(x)) == (mode == "numba")
+        out = enc(x)
+        grads = torch.autograd.grad((out * weights).sum(), list(enc.tables))
+        with torch.no_grad():
+            nograd = enc(x)
+        results[mode] = (out.detach(), grads, nograd)
+    (a, ga, na), (b, gb, nb) = results["torch"], results["numba"]
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(nb, b, rtol=0, atol=0)
+    for p, q in zip(ga, gb):
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-6)

@@ -108,21 +108,21 @@ def _load() -> tuple[ctypes.CDLL | None, ctypes.CDLL | None]:
                 )
         except (ImportError, OSError, AttributeError, ValueError):
             spng = None
-        if spng is not None:
-            try:
-                from deflate import _deflate as _deflate_mod  # type: ignore[import-not-found]
+        # libdeflate serves both libspng's path and inflate_rgb8 (which needs no libspng)
+        try:
+            from deflate import _deflate as _deflate_mod  # type: ignore[import-not-found]
 
-                deflate = ctypes.CDLL(_deflate_mod.__file__)
-                _bind(
-                    deflate,
-                    (
-                        ("libdeflate_alloc_decompressor", _VP, []),
-                        ("libdeflate_free_decompressor", None, [_VP]),
-                        ("libdeflate_zlib_decompress", ctypes.c_int, [_VP, _VP, _SZ, _VP, _SZ, ctypes.POINTER(_SZ)]),
-                    ),
-                )
-            except (ImportError, OSError, AttributeError):
-                deflate = None
+            deflate = ctypes.CDLL(_deflate_mod.__file__)
+            _bind(
+                deflate,
+                (
+                    ("libdeflate_alloc_decompressor", _VP, []),
+                    ("libdeflate_free_decompressor", None, [_VP]),
+                    ("libdeflate_zlib_decompress", ctypes.c_int, [_VP, _VP, _SZ, _VP, _SZ, ctypes.POINTER(_SZ)]),
+                ),
+            )
+        except (ImportError, OSError, AttributeError):
+            deflate = None
         _spng, _deflate, _loaded = spng, deflate, True
     return _spng, _deflate
 
@@ -175,6 +175,7 @@ class _Local(threading.local):
         self.decompressor: _Decompressor | None = None
         self.raw = np.empty(0, dtype=np.uint8)
         self.png = np.empty(0, dtype=np.uint8)
+        self.slots: dict[str, np.ndarray] = {}  # inflate_rgb8's outputs, by slot
 
 
 _LOCAL = _Local()
@@ -311,6 +312,66 @@ def _restored_png(deflate: ctypes.CDLL, data: bytes, ihdr: tuple[int, ...], idat
     return out, total
 
 
+def inflate_rgb8(data: bytes, slot: str) -> tuple[np.ndarray, int, int, int] | None:
+    """Inflate an 8-bit RGB/RGBA PNG's IDAT stream, still filtered, into this thread's scratch ``slot``.
+
+    Returns ``(raw, height, width, bytes_per_pixel)`` where ``raw`` holds ``height`` scanlines of one
+    filter byte plus ``width * bytes_per_pixel`` bytes (the compiled evaluator kernel unfilters them in
+    place, see ``_kernel.py``); it is overwritten by the next call with the same slot in the same thread.
+    None for anything else (not 8-bit RGB/RGBA, interlaced, corrupt, CRC or Adler-32 mismatch, wrong
+    size): the caller's libspng/Pillow path then decodes the file or words the error. Uses libdeflate
+    when the ``deflate`` package is installed, else zlib; needs no libspng.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if not is_rgb8_png(data):
+        return None
+    parsed = _parse(data)
+    if parsed is None:
+        return None
+    (width, height, depth, color, compression, filtering, interlace), idats = parsed
+    if depth != 8 or color not in (_COLOR_TRUECOLOR, _COLOR_TRUECOLOR_ALPHA) or compression or filtering or interlace:
+        return None
+    bpp = 3 if color == _COLOR_TRUECOLOR else 4
+    n_raw = height * (1 + width * bpp)
+    if width == 0 or height == 0 or width * height > _MAX_PIXELS:
+        return None
+    local = _LOCAL
+    raw = local.slots.get(slot)
+    raw = _grow(np.empty(0, dtype=np.uint8) if raw is None else raw, n_raw)
+    local.slots[slot] = raw
+    if len(idats) == 1:
+        start, length = idats[0]
+        src: bytes = data
+        src_addr, src_len = _address(data) + start + 8, length
+    else:
+        view = memoryview(data)
+        src = b"".join(view[s + 8 : s + 8 + length] for s, length in idats)
+        src_addr, src_len = _address(src), len(src)
+    _, deflate = _load()
+    if deflate is not None and not _no_libdeflate():
+        if local.decompressor is None:
+            local.decompressor = _Decompressor(deflate)
+        if not local.decompressor.ptr:
+            return None
+        got = ctypes.c_size_t(0)
+        status = deflate.libdeflate_zlib_decompress(local.decompressor.ptr, src_addr, src_len, raw.ctypes.data, n_raw, ctypes.byref(got))
+        if status != _LIBDEFLATE_SUCCESS or got.value != n_raw:
+            return None
+    else:
+        try:
+            if len(idats) == 1:
+                start, length = idats[0]
+                src = memoryview(data)[start + 8 : start + 8 + length]
+            out = zlib.decompress(src)
+        except zlib.error:
+            return None
+        if len(out) != n_raw:
+            return None
+        raw[:n_raw] = np.frombuffer(out, dtype=np.uint8)
+    return raw, int(height), int(width), bpp
+
+
 def decode_rgb8_into(data: bytes, buffer: np.ndarray | None = None, pad: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """Decode an 8-bit RGB/RGBA PNG to an (H, W, 3) uint8 array (alpha dropped), in ``buffer`` if it fits.
 
@@ -338,4 +399,4 @@ def decode_rgb8_into(data: bytes, buffer: np.ndarray | None = None, pad: int = 0
     return _spng_decode(spng, data, len(data), _SPNG_CTX_IGNORE_ADLER32, _SPNG_CRC_ERROR, buffer, pad)
 
 
-__all__ = ["available", "decode_rgb8_into", "inflater", "is_rgb8_png"]
+__all__ = ["available", "decode_rgb8_into", "inflate_rgb8", "inflater", "is_rgb8_png"]

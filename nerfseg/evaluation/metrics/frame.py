@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nerfseg.evaluation.metrics import _fastpng
+from evaluation.metrics import _fastpng, _kernel
 from nerfseg.errors import InputError
 
 try:  # optional accelerator: libspng decodes PNGs ~3x faster than Pillow
@@ -147,7 +147,19 @@ def _runs(gt_flat: np.ndarray, pred_flat: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def joint_counts(gt_ids: np.ndarray, gt_keys: np.ndarray, pred_ids: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
-    """Joint pixel-count matrix of two id maps (layout in the module docstring); runs when they pay off."""
+    """Joint pixel-count matrix of two id maps (layout in the module docstring); runs when they pay off.
+
+    The compiled kernel (``_kernel.py``) computes it when enabled, else the numpy reference below.
+    """
+    gt_flat = gt_ids.reshape(-1)
+    pred_flat = pred_ids.reshape(-1)
+    if _kernel.enabled():
+        return _kernel.ids_joint_counts(gt_flat, gt_keys, pred_flat, pred_keys)
+    return joint_counts_numpy(gt_flat, gt_keys, pred_flat, pred_keys)
+
+
+def joint_counts_numpy(gt_ids: np.ndarray, gt_keys: np.ndarray, pred_ids: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
+    """:func:`joint_counts` by numpy only: the reference the compiled kernel is tested against."""
     gt_flat = gt_ids.reshape(-1)
     pred_flat = pred_ids.reshape(-1)
     n_gt = gt_keys.size + FIRST_SEGMENT
@@ -212,7 +224,20 @@ def _ids_at(flat_bytes: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
 
 def joint_counts_rgb(gt_rgb: np.ndarray, gt_keys: np.ndarray, pred_rgb: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
-    """:func:`joint_counts` of two (H, W, 3) uint8 COCO panoptic colour maps (id = R + 256 G + 65536 B)."""
+    """:func:`joint_counts` of two (H, W, 3) uint8 COCO panoptic colour maps (id = R + 256 G + 65536 B).
+
+    The compiled kernel computes it when enabled, else :func:`joint_counts_rgb_numpy`.
+    """
+    if _kernel.enabled():
+        h, w = gt_rgb.shape[:2]
+        gt_bytes = np.ascontiguousarray(gt_rgb).reshape(-1)
+        pred_bytes = np.ascontiguousarray(pred_rgb).reshape(-1)
+        return _kernel.rgb_joint_counts(gt_bytes, gt_keys, pred_bytes, pred_keys, h * w)
+    return joint_counts_rgb_numpy(gt_rgb, gt_keys, pred_rgb, pred_keys)
+
+
+def joint_counts_rgb_numpy(gt_rgb: np.ndarray, gt_keys: np.ndarray, pred_rgb: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
+    """:func:`joint_counts_rgb` by numpy only (the reference; fragmented maps label every pixel)."""
     h, w = gt_rgb.shape[:2]
     n = h * w
     gt_bytes = np.ascontiguousarray(gt_rgb).reshape(-1)
@@ -349,6 +374,50 @@ def frame_stats_rgb(
     return _checked_stats(matrix, g, p, gt_rgb.shape[:2], where, strict, lambda: rgb_to_ids(pred_rgb))
 
 
+def frame_stats_png(
+    gt_path: str | Path,
+    gt_segments: Mapping[int, Mapping[str, Any]],
+    pred_path: str | Path,
+    pred_segments: Mapping[int, Mapping[str, Any]],
+    source: str | Path | None = None,
+    strict: bool = True,
+) -> FrameStats:
+    """:func:`frame_stats_rgb` of two COCO panoptic PNG files, decoding included.
+
+    With the compiled kernel (and unless ``NERFSEG_PNG_DECODER=pil`` asks for the reference decoder), both
+    files are inflated (libdeflate) into this thread's scratch and one
+    loop unfilters and counts them (no decoded image is ever stored); any file that path declines
+    (not 8-bit RGB/RGBA, interlaced, corrupt, sizes differ...) goes through :func:`read_panoptic_rgb_scratch`
+    and :func:`frame_stats_rgb`, which decode with libspng or Pillow and word the errors. Same result
+    either way. ``source`` (default: ``pred_path``) names the frame in errors.
+    """
+    gt_path, pred_path = Path(gt_path), Path(pred_path)
+    source = pred_path if source is None else source
+    if _kernel.enabled() and os.environ.get("NERFSEG_PNG_DECODER", "").lower() != "pil":
+        gt_raw = _fastpng.inflate_rgb8(_read_bytes(gt_path), "kernel:gt")
+        pred_raw = _fastpng.inflate_rgb8(_read_bytes(pred_path), "kernel:pred") if gt_raw is not None else None
+        if gt_raw is not None and pred_raw is not None and gt_raw[1:3] == pred_raw[1:3]:
+            where = _where(source)
+            g = _segment_arrays(gt_segments, True, where)
+            p = _segment_arrays(pred_segments, False, where)
+            (graw, h, w, gbpp), (praw, _, _, pbpp) = gt_raw, pred_raw
+            matrix = _kernel.png_joint_counts(graw, gbpp, praw, pbpp, h, w, g["ids"], p["ids"])
+            if matrix is not None:
+                return _checked_stats(matrix, g, p, (h, w), where, strict, lambda: read_panoptic_ids(pred_path))
+    return frame_stats_rgb(
+        read_panoptic_rgb_scratch(gt_path, "gt"), gt_segments, read_panoptic_rgb_scratch(pred_path, "pred"), pred_segments, source, strict
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except OSError as exc:
+        raise InputError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+
+
 def _checked_stats(
     matrix: np.ndarray,
     g: dict[str, np.ndarray],
@@ -429,12 +498,7 @@ def read_panoptic_rgb_scratch(path: str | Path, slot: str) -> np.ndarray:
 def _read_rgb(path: Path, slot: str) -> np.ndarray:
     """(H, W, 3) uint8 C-contiguous colours of a panoptic PNG (alpha dropped); libspng when possible."""
     if png_decoder() == "pyspng":
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(path, "file not found") from None
-        except OSError as exc:
-            raise InputError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+        data = _read_bytes(path)
         if _png_rgb8(data):
             if _fastpng.available():
                 key = f"rgb:{slot}"

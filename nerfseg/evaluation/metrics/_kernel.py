@@ -1,0 +1,128 @@
+"""Compiled pixel kernels of the evaluator: PNG unfiltering fused with joint (GT id x prediction id) counting.
+
+Why a compiled kernel: the numpy path (``frame.joint_counts_rgb``) needs about ten full passes over a
+frame's bytes (change masks, nonzero, gathers, bincount) after libspng has already made two (inflate copy,
+unfilter). Here one loop per frame unfilters a scanline of each PNG in place, while it is in L1 cache,
+and walks its pixels: a run of equal (GT colour, prediction colour) pairs costs two compares per pixel,
+and each run adds its length to ``matrix[gt_label, pred_label]`` (labels by a binary search over the
+frame's few sorted segment ids, only when an id changes).
+
+Why numba: it ships binary wheels (with llvmlite) for Linux, macOS and Windows on every CPython the
+project supports, so installing needs no compiler, unlike a C extension; a Rust extension would need
+wheels built and published per platform by this project. The kernels are compiled on first use
+(about a second each) and cached on disk (``cache=True``), and ``nogil=True`` lets threads run them in
+parallel. When numba is missing, or ``NERFSEG_EVAL_KERNEL=numpy``, every caller uses the numpy
+reference path instead: same matrices (the tests compare both on every fixture), only slower.
+
+Label layout (as ``frame.py``): 0 = unlisted id (in the map, not in the JSON), 1 = VOID (id 0), 2 + i =
+``keys[i]`` (keys sorted ascending, unique, > 0).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+import importlib.util
+from types import ModuleType
+
+_impl_module: ModuleType | None = None
+
+
+def available() -> bool:
+    """True when numba is importable (whether or not the kernel is selected)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _impl() -> ModuleType:
+    """The jitted loops, imported on first use (numba's import is not paid by code that never counts)."""
+    global _impl_module
+    if _impl_module is None:
+        from evaluation.metrics import _kernel_numba
+
+        _impl_module = _kernel_numba
+    return _impl_module
+
+
+def enabled() -> bool:
+    """True when the compiled kernels run: numba importable and ``NERFSEG_EVAL_KERNEL`` is not ``numpy``.
+
+    ``NERFSEG_EVAL_KERNEL=numpy`` selects the pure-numpy reference path (identical results, slower).
+    """
+    return os.environ.get("NERFSEG_EVAL_KERNEL", "").lower() != "numpy" and available()
+
+
+def kernel_name() -> str:
+    """``"numba"`` or ``"numpy"``: which joint-count path runs (for benchmarks and reports)."""
+    return "numba" if enabled() else "numpy"
+
+
+def _matrix(gt_keys: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
+    return np.zeros((gt_keys.size + 2, pred_keys.size + 2), dtype=np.int64)
+
+
+def _keys(keys: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(keys, dtype=np.int64)
+
+
+def png_joint_counts(gt_raw: np.ndarray, gt_bpp: int, pred_raw: np.ndarray, pred_bpp: int, height: int, width: int, gt_keys: np.ndarray, pred_keys: np.ndarray) -> np.ndarray | None:
+    """Joint count matrix of two inflated (still filtered) PNG scanline streams, or None when a scanline
+    has an unknown filter type (the caller then lets libspng/Pillow decode and word the error).
+
+    ``*_raw`` are 1-D uint8 arrays of at least ``height * (1 + width * bpp)`` bytes, unfiltered in place.
+    """
+    k = _impl()
+    gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
+    matrix = _matrix(gt_keys, pred_keys)
+    status = k._png_joint(gt_raw, int(gt_bpp), pred_raw, int(pred_bpp), int(height), int(width), gt_keys, pred_keys, matrix)
+    return matrix if status == k.OK else None
+
+
+def rgb_joint_counts(gt_bytes: np.ndarray, gt_keys: np.ndarray, pred_bytes: np.ndarray, pred_keys: np.ndarray, n: int) -> np.ndarray:
+    """Joint count matrix of two flat uint8 RGB byte streams of ``n`` pixels."""
+    gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
+    matrix = _matrix(gt_keys, pred_keys)
+    _impl()._rgb_joint(gt_bytes, pred_bytes, int(n), gt_keys, pred_keys, matrix)
+    return matrix
+
+
+#: id dtypes compiled as they are; others are converted to int64 first (one compiled variant each)
+_ID_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint64))
+
+
+def ids_joint_counts(gt_flat: np.ndarray, gt_keys: np.ndarray, pred_flat: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
+    """Joint count matrix of two flat non-negative integer id maps (any integer dtype)."""
+    gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
+    if gt_flat.dtype not in _ID_DTYPES or gt_flat.dtype != pred_flat.dtype:
+        gt_flat, pred_flat = gt_flat.astype(np.int64), pred_flat.astype(np.int64)
+    matrix = _matrix(gt_keys, pred_keys)
+    _impl()._ids_joint(np.ascontiguousarray(gt_flat), np.ascontiguousarray(pred_flat), gt_keys, pred_keys, matrix)
+    return matrix
+
+
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) the PNG and RGB kernels now.
+
+    ``pq_compute`` calls this before it forks its workers, so that they inherit the compiled code
+    instead of each compiling it again.
+    """
+    global _warmed
+    if not enabled() or _warmed:
+        return
+    with _warm_lock:
+        if _warmed:
+            return
+        keys = np.array([1], dtype=np.int64)
+        raw = np.zeros(2 * (1 + 2 * 3), dtype=np.uint8)
+        png_joint_counts(raw, 3, raw.copy(), 3, 2, 2, keys, keys)
+        rgb_joint_counts(np.zeros(6, np.uint8), keys, np.zeros(6, np.uint8), keys, 2)
+        _warmed = True
+
+
+__all__ = ["available", "enabled", "ids_joint_counts", "kernel_name", "png_joint_counts", "rgb_joint_counts", "warm"]
