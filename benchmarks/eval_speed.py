@@ -41,9 +41,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.metrics import _fastpng, _kernel
-from evaluation.metrics import frame as frame_mod
-from evaluation.pq_compute import _evaluate_chunk, pq_compute
+from nerfseg.evaluation.metrics import _fastpng, _kernel
+from nerfseg.evaluation.metrics import frame as frame_mod
+from nerfseg.evaluation.pq_compute import _evaluate_chunk, pq_compute
 from nerfseg.io import id2rgb
 
 H, W = 480, 640

@@ -27,9 +27,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from evaluation.metrics import _kernel
-from evaluation.metrics.frame import frame_stats_png
-from evaluation.metrics.panoptic import PanopticQuality
+from nerfseg.evaluation.metrics import _kernel
+from nerfseg.evaluation.metrics.frame import frame_stats_png
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality
 from nerfseg.errors import InputError
 from nerfseg.spec import read_json
 

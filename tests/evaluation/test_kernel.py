@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.metrics import _fastpng, _kernel
-from evaluation.metrics.frame import (
+from nerfseg.evaluation.metrics import _fastpng, _kernel
+from nerfseg.evaluation.metrics.frame import (
     frame_stats_png,
     frame_stats_rgb,
     joint_counts,
@@ -26,7 +26,7 @@ from evaluation.metrics.frame import (
     joint_counts_rgb,
     joint_counts_rgb_numpy,
 )
-from evaluation.pq_compute import pq_compute
+from nerfseg.evaluation.pq_compute import pq_compute
 from nerfseg.errors import InputError
 from nerfseg.io import id2rgb
 from tests.evaluation.test_metrics_panoptic import make_coco_case

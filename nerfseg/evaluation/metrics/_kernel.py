@@ -40,7 +40,7 @@ def _impl() -> ModuleType:
     """The jitted loops, imported on first use (numba's import is not paid by code that never counts)."""
     global _impl_module
     if _impl_module is None:
-        from evaluation.metrics import _kernel_numba
+        from nerfseg.evaluation.metrics import _kernel_numba
 
         _impl_module = _kernel_numba
     return _impl_module

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from evaluation.metrics import _fastpng, _kernel
+from nerfseg.evaluation.metrics import _fastpng, _kernel
 from nerfseg.errors import InputError
 
 try:  # optional accelerator: libspng decodes PNGs ~3x faster than Pillow
