@@ -11,7 +11,7 @@ import pytest
 from nerfseg import io, spec
 from nerfseg.errors import InputError, UnknownCategoryError
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_panoptic_sample"
+SAMPLE = Path(__file__).resolve().parent / "data" / "coco_panoptic_sample"  # real COCO GT, see its README
 
 
 def test_id_codec_round_trip(rng: np.random.Generator) -> None:
@@ -53,7 +53,6 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"a": 3, "b": 0.5}
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="shared/data/coco_panoptic_sample is not beside this checkout")
 def test_real_coco_panoptic_png_matches_its_json() -> None:
     """The real COCO sample: segment areas in the JSON equal the pixel counts of the decoded PNG."""
     data = json.loads((SAMPLE / "panoptic_examples.json").read_text())

@@ -19,7 +19,7 @@ from nerfseg.errors import InputError
 from nerfseg.io import id2rgb, read_panoptic_png, write_png
 from tests.evaluation.test_metrics_panoptic import assert_parity, hotcoco_pq, make_coco_case
 
-COCO_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco_panoptic_sample"
+COCO_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "coco_panoptic_sample"  # real COCO GT, see its README
 
 
 def test_exported_from_the_package():
@@ -89,7 +89,6 @@ def _perturb_coco(src: Path, dst: Path) -> tuple[Path, Path]:
     return dst / "gt.json", dst / "pred.json"
 
 
-@pytest.mark.skipif(not COCO_SAMPLE.is_dir(), reason="shared COCO panoptic sample not present")
 def test_real_coco_sample_against_a_perturbed_copy(tmp_path):
     gt_json, pred_json = _perturb_coco(COCO_SAMPLE, tmp_path)
     assert any(s["iscrowd"] for a in json.loads(gt_json.read_text())["annotations"] for s in a["segments_info"])
