@@ -22,7 +22,6 @@ from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras
 from nerfseg.dataset_tools.cycles import CyclesSettings, MissingExtraError, bpy_available, unsupported_materials
 from nerfseg.dataset_tools.demo import write_demo_dataset
 from nerfseg.dataset_tools.raycast import SceneRaycaster
-from nerfseg.dataset_tools.scene import MeshPart
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.cli import cli
@@ -180,7 +179,7 @@ def test_cycles_scenes_run_in_a_process_pool_with_the_same_pixels(tmp_path: Path
     """The per-scene function still runs in pool workers (each its own Blender) and renders the same bytes."""
     src = write_demo_dataset(tmp_path / "src", num_rooms=2, seed=4)
     cfg = _config(num_views=2)
-    one = build_dataset(tmp_path / "one", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
+    build_dataset(tmp_path / "one", src.front3d_dir, src.future_dir, src.texture_dir, cfg, show_progress=False)
     pool = build_dataset(tmp_path / "pool", src.front3d_dir, src.future_dir, src.texture_dir, cfg, workers=2, show_progress=False)
     assert len(pool["scenes"]) == 2 and all(r["cycles"]["views_rendered"] == 2 for r in pool["scenes"].values())
     assert _scene_files(tmp_path / "pool") == _scene_files(tmp_path / "one")

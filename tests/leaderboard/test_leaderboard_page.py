@@ -51,7 +51,7 @@ def test_the_page_names_the_dataset_team_date_and_links(client: TestClient, lb_b
     bench = benchmark_identity(lb_benchmark)
     page = client.get("/").text
     assert f'id="dataset-name">{bench.name}<' in page
-    assert f'id="dataset-fingerprint"' in page and bench.fingerprint in page  # the full fingerprint
+    assert 'id="dataset-fingerprint"' in page and bench.fingerprint in page  # the full fingerprint
     row = re.search(r'<tr data-method="LinkedNet">(.*?)</tr>', page, re.S).group(1)
     assert ">red<" in row and time.strftime("%Y-%m-%d", time.gmtime()) in row
     assert f'href="{PAPER}"' in row and f'href="{CODE}"' in row

@@ -149,5 +149,6 @@ def test_compiled_cpu_levels_equal_the_torch_path(kind, monkeypatch):
     (a, ga, na), (b, gb, nb) = results["torch"], results["numba"]
     torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(nb, b, rtol=0, atol=0)
+    torch.testing.assert_close(na, a, rtol=0, atol=0)
     for p, q in zip(ga, gb):
         torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-6)
