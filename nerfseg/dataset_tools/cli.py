@@ -10,7 +10,7 @@ import click
 
 from nerfseg.settings_cli import list_settings_option, set_option
 
-DEMO_SOURCE_DIR = "demo_source"  # = nerfseg.dataset_tools.sources.DEMO_SOURCE_DIR (kept importable from here)
+from nerfseg.dataset_tools.sources import DEMO_SOURCE_DIR  # noqa: F401  (kept importable from here: where --demo writes its files)
 
 
 def _build_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
