@@ -7,7 +7,7 @@ import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pytest
 from click.testing import CliRunner
@@ -285,6 +285,7 @@ def test_list_settings_of_a_plugin_without_a_dataclass(tmp_path: Path, monkeypat
 def test_build_dataset_takes_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import nerfseg.dataset_tools.build as build
     import nerfseg.dataset_tools.demo as demo
+    import nerfseg.dataset_tools.sources as sources
 
     out = tmp_path / "bench"
     code, err = _run_main(["build-dataset", "--demo", "1", "--out", str(out), "--set", "width=wide"], capsys)
@@ -297,11 +298,13 @@ def test_build_dataset_takes_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(demo, "write_demo_dataset", lambda *a, **kw: (seen.update(demo_seed=kw["seed"]), Paths())[1])
 
-    def fake_build(out_dir: Path, *args: object, **kwargs: object) -> dict:
-        seen["config"] = args[3]
+    def fake_build(out_dir: Path, scene_source: Any, config: Any, **kwargs: object) -> dict:
+        seen["config"] = config
+        scene_source.plan(out_dir, config)  # the demo source writes its rooms (stubbed) with the build's seed
         raise SystemExit(0)  # stop before anything is built: the parsed config is what this test checks
 
-    monkeypatch.setattr(build, "build_dataset", fake_build)
+    monkeypatch.setattr(sources.Front3DSource, "plan", lambda self, *a, **kw: None)
+    monkeypatch.setattr(build, "build_from_source", fake_build)
     res = CliRunner().invoke(cli, ["build-dataset", "--demo", "1", "--out", str(out), "--views", "20",
                                    "--set", "camera.radius_factor=2", "--set", "seed=7", "--set", "priors=gt"])
     assert res.exit_code == 0, res.output

@@ -31,10 +31,11 @@ from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_j
 
 from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras, split_views
 from nerfseg.dataset_tools.cycles import CyclesSettings
-from nerfseg.dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, LoadedHouse, RoomFilter, iter_houses, load_house, load_model_info, read_house
+from nerfseg.dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, RoomFilter, iter_houses, load_model_info, read_house
 from nerfseg.dataset_tools.ray_executor import map_scenes
 from nerfseg.dataset_tools.raycast import Lighting, SceneRaycaster
 from nerfseg.dataset_tools.scene import Scene
+from nerfseg.dataset_tools.sources import LoadedScene, SceneSource, load_front3d_job
 from nerfseg.dataset_tools.voxelize import voxelize_scene
 
 MANIFEST = "scene_manifest.json"
@@ -117,17 +118,20 @@ def to_jsonable(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class SceneJob:
-    """Everything one worker needs to build one scene (picklable, no open handles)."""
+    """Everything one worker needs to build one scene (picklable, no open handles).
+
+    ``loader`` is the scene source's module-level load function (nerfseg/dataset_tools/sources.py); it reads
+    ``inputs``, the source's own picklable description of the scene (for 3D-FRONT: house file, room index,
+    model folders). Nothing below the loader knows which dataset the scene came from.
+    """
 
     scene_id: str
-    house_json: str
-    future_dir: str
-    texture_dir: str | None
-    house_index: int
     out_root: str
     config: BuildConfig
-    room_index: int = -1  # the scene's scene.room[] index (-1: find it by scene id)
-    house_id: str = ""  # the house uid: the unit of the scene split
+    loader: Callable[["SceneJob"], "LoadedScene"]
+    inputs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    house_id: str = ""  # the unit of the scene split (a 3D-FRONT house uid): its scenes share a split
+    origin: str = ""  # the input the scene came from, as the record's "house" names it (a house JSON's file name)
 
 
 @dataclass
@@ -226,7 +230,21 @@ def plan_build(front3d_dir: Path, future_dir: Path, texture_dir: Path | None, ou
             if layout:
                 seen_layout[layout] = scene_id
             plan.jobs.append(
-                SceneJob(scene_id, summary["path"], str(future_dir), None if texture_dir is None else str(texture_dir), summary["index"], str(out_root), config, room_index, summary["house_id"])
+                SceneJob(
+                    scene_id,
+                    str(out_root),
+                    config,
+                    load_front3d_job,
+                    {
+                        "house_json": summary["path"],
+                        "future_dir": str(future_dir),
+                        "texture_dir": None if texture_dir is None else str(texture_dir),
+                        "house_index": summary["index"],
+                        "room_index": room_index,
+                    },
+                    summary["house_id"],
+                    house_name,
+                )
             )
     plan.warnings = [Issue(**i).line() for i in plan.issues]
     plan.seconds = time.perf_counter() - t0
@@ -268,26 +286,6 @@ def split_scenes(scene_ids: list[str], fractions: tuple[float, float, float], se
 
 # ---------------------------------------------------------------------------------------------
 # One scene
-
-
-def _load_job(job: SceneJob) -> tuple[Scene | None, LoadedHouse]:
-    """The job's scene (whole-house geometry) or None when loading the models dropped the room."""
-    rooms = [job.room_index] if job.room_index >= 0 else None
-    loaded = load_house(Path(job.house_json), Path(job.future_dir), None if job.texture_dir is None else Path(job.texture_dir), job.house_index, job.config.room_filter, rooms=rooms)
-    for scene in loaded.scenes:
-        if scene.scene_id == job.scene_id:
-            return scene, loaded
-    return None, loaded
-
-
-def _house_report(loaded: LoadedHouse) -> dict[str, Any]:
-    """The per-scene record's share of the build report: what loading the house's models ran into."""
-    return {
-        "issues": [i.to_json() for i in loaded.issues],
-        "textures": dict(loaded.textures),
-        "notes": dict(loaded.notes),
-        "missing_models": list(loaded.missing_models),
-    }
 
 
 def scene_is_complete(scene_path: Path, config: BuildConfig, verify: bool = True) -> bool:
@@ -337,11 +335,11 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     try:
-        scene, loaded = _load_job(job)
-        if scene is None:  # the models left the room too few objects (or the room is gone): not a scene
+        loaded = job.loader(job)
+        scene = loaded.scene
+        if scene is None:  # the source dropped the room at load time (e.g. too few objects once models loaded)
             shutil.rmtree(partial, ignore_errors=True)
-            reason = next((r for name, r in loaded.dropped_rooms), "room not kept by the room filter")
-            return {"scene_id": job.scene_id, "house": Path(job.house_json).name, "dropped": reason, **_house_report(loaded)}
+            return {"scene_id": job.scene_id, "house": job.origin, "dropped": loaded.dropped or "room not kept by the source", **loaded.report}
         # One seed stream per scene, independent of build order and worker count.
         scene_seed = np.random.SeedSequence([config.seed, int(hashlib.sha256(job.scene_id.encode()).hexdigest()[:8], 16)])
         rng = np.random.default_rng(scene_seed)
@@ -415,13 +413,13 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         files = {str(p.relative_to(partial)): sha256_file(p) for p in sorted(partial.rglob("*")) if p.is_file()}
         record = {
             "scene_id": job.scene_id,
-            "house": Path(job.house_json).name,
+            "house": job.origin,
             "room_type": scene.room_type,
             "num_views": len(poses),
             "num_test_views": int(is_test.sum()),
             "num_instances": len(scene.instances),
             "warnings": scene.warnings,
-            **_house_report(loaded),
+            **loaded.report,
             "timings_s": {
                 "load": t_load - t0,
                 "cameras": t_cams - t_load,
@@ -512,7 +510,27 @@ def build_dataset(
     show_progress: bool = True,
     show_warnings: bool = True,
 ) -> dict[str, Any]:
-    """Build (or resume) a benchmark in ``out_root`` and write benchmark.json last."""
+    """Build (or resume) a benchmark from a 3D-FRONT folder: :func:`build_from_source` with the 3D-FRONT source."""
+    from nerfseg.dataset_tools.sources import Front3DSource
+
+    scene_source = Front3DSource(Path(front3d_dir), Path(future_dir), None if texture_dir is None else Path(texture_dir), houses, label=source)
+    return build_from_source(out_root, scene_source, config, workers=workers, executor=executor, name=name, show_progress=show_progress, show_warnings=show_warnings)
+
+
+def build_from_source(
+    out_root: Path,
+    scene_source: SceneSource,
+    config: BuildConfig,
+    workers: int = 1,
+    executor: str = "process",
+    name: str | None = None,
+    show_progress: bool = True,
+    show_warnings: bool = True,
+) -> dict[str, Any]:
+    """Build (or resume) a benchmark in ``out_root`` from any scene source and write benchmark.json last.
+
+    ``name`` defaults to the source's ``dataset_name``; benchmark.json's ``source`` is the source's ``label``.
+    """
     check_renderer(config)
     if config.renderer == "cycles" and executor == "process":
         from nerfseg.dataset_tools.cycles import share_cores
@@ -522,13 +540,13 @@ def build_dataset(
     (out_root / spec.SCENES_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)  # leftovers of a killed build
-    plan = plan_build(front3d_dir, future_dir, texture_dir, out_root, config, houses, workers=workers if executor == "process" else 1)
+    plan = scene_source.plan(out_root, config, workers=workers if executor == "process" else 1)
     warn = _WarningPrinter(show_warnings)
     warn.issues(plan.issues)
     warn.unknown_pairs(plan.unknown_pairs)
     if not plan.jobs:
         bad = "; ".join(b["reason"] for b in plan.bad_houses[:3]) + (" ..." if len(plan.bad_houses) > 3 else "")
-        raise InputError(front3d_dir, f"no room passed the room filter; nothing to build ({len(plan.dropped_rooms)} rooms dropped, {len(plan.bad_houses)} houses unreadable{': ' + bad if bad else ''})")
+        raise InputError(scene_source.location, f"no room passed the room filter; nothing to build ({len(plan.dropped_rooms)} rooms dropped, {len(plan.bad_houses)} houses unreadable{': ' + bad if bad else ''})")
     todo, records, dropped_at_build = [], {}, []
     for job in plan.jobs:
         path = spec.scene_dir(out_root, job.scene_id)
@@ -551,7 +569,7 @@ def build_dataset(
     elapsed = time.perf_counter() - t0
     if not records:
         why = "; ".join(f"{r['scene_id']}: {r['dropped']}" for r in dropped_at_build[:3])
-        raise InputError(front3d_dir, f"no scene left once the models were loaded ({why})")
+        raise InputError(scene_source.location, f"no scene left once the models were loaded ({why})")
     job_of = {job.scene_id: job for job in plan.jobs}
     ids = sorted(records)
     groups = {sid: job_of[sid].house_id for sid in ids}
@@ -561,10 +579,10 @@ def build_dataset(
     if config.nerf_rpn_export:
         export_nerf_rpn(out_root, ids, splits)
     bench = {
-        "name": name,
+        "name": scene_source.dataset_name if name is None else name,
         "spec_version": spec.SPEC_VERSION,
         "tool_version": __version__,
-        "source": source,
+        "source": scene_source.label,
         "classes": [{"index": i, "nyu40_id": nyu, "name": n} for i, nyu, n in spec.CLASS_TABLE],
         "splits": splits,
         "build_settings": to_jsonable(config),

@@ -10,7 +10,7 @@ import click
 
 from nerfseg.settings_cli import list_settings_option, set_option
 
-DEMO_SOURCE_DIR = "demo_source"
+from nerfseg.dataset_tools.sources import DEMO_SOURCE_DIR  # noqa: F401  (kept importable from here: where --demo writes its files)
 
 
 def _build_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
@@ -23,7 +23,9 @@ def _build_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
 
 @click.command("build-dataset")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Benchmark root to write (resumable).")
-@click.option("--demo", "demo", type=int, default=None, help="Generate N procedural demo rooms in 3D-FRONT format and build them.")
+@click.option("--source", "source_name", default=None, help="Scene source to build from (built in: 3d-front, demo; plugins: the nerfseg.scene_sources entry points). --front3d and --demo pick it for you.")
+@click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE", help="Option of --source (repeatable), e.g. --source demo --source-option rooms=4 (docs/architecture.md).")
+@click.option("--demo", "demo", type=int, default=None, help="Generate N procedural demo rooms in 3D-FRONT format and build them (= --source demo --source-option rooms=N).")
 @click.option("--front3d", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT folder of house JSONs.")
 @click.option("--future", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FUTURE-model folder.")
 @click.option("--texture", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="3D-FRONT-texture folder (optional).")
@@ -49,6 +51,8 @@ def _build_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
 @list_settings_option(_build_settings)
 def build_dataset(
     out_dir: Path,
+    source_name: str | None,
+    source_options: tuple[str, ...],
     demo: int | None,
     front3d: Path | None,
     future: Path | None,
@@ -74,12 +78,12 @@ def build_dataset(
     overrides: dict[str, str],
 ) -> None:
     """Build the benchmark (images, poses, 2D and 3D GT, priors) from 3D-FRONT or the demo generator."""
-    from nerfseg.dataset_tools.build import build_dataset as run_build
     from nerfseg.dataset_tools.build import preset_config
     from nerfseg.config import apply_overrides
 
-    if (demo is None) == (front3d is None):
-        raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
+    source_name, options = _pick_source(source_name, source_options, demo, front3d, future, texture, houses)
+    if source_name == "demo" and "rooms" in options:
+        demo = int(options["rooms"]) if str(options["rooms"]).isdigit() else None  # for --test-rooms; the source checks the value
     priors = tuple(p for p in priors if p != "none")
     room_filter = None
     if ban_list is not None:
@@ -96,22 +100,45 @@ def build_dataset(
         overrides = {"samples": cycles_samples, "denoiser": cycles_denoiser, "device": cycles_device}
         config = dataclasses.replace(config, renderer="cycles", cycles=dataclasses.replace(config.cycles, **{k: v for k, v in overrides.items() if v is not None}))
         check_renderer(config)  # a missing bpy fails here, before the demo generator or any rendering
-    if demo is not None:
-        from nerfseg.dataset_tools.demo import write_demo_dataset
+    from nerfseg.dataset_tools.build import build_from_source
+    from nerfseg.dataset_tools.sources import get_source
 
-        paths = write_demo_dataset(out_dir / DEMO_SOURCE_DIR, num_rooms=demo, seed=config.seed)  # --seed, or --set seed=
-        front3d, future, texture, source, name = paths.front3d_dir, paths.future_dir, paths.texture_dir, "demo", "nerfseg-demo"
-    else:
-        if future is None:
-            raise click.UsageError("--front3d needs --future (the 3D-FUTURE-model folder)")
-        source, name = "3D-FRONT", "nerfseg-3dfront"
-    bench = run_build(out_dir, front3d, future, texture, config, houses=list(houses) or None, workers=workers, executor=executor, name=name, source=source, show_progress=not quiet)
+    scene_source = get_source(source_name, **options)
+    bench = build_from_source(out_dir, scene_source, config, workers=workers, executor=executor, show_progress=not quiet)
     rep = bench["report"]
     click.echo(
         f"{out_dir}: {len(bench['scenes'])} scenes ({rep['scenes_built']} built, {rep['scenes_reused']} reused) in {rep['build_seconds']:.1f} s; "
         f"splits train/val/test = {len(bench['splits']['train'])}/{len(bench['splits']['val'])}/{len(bench['splits']['test'])}; "
         f"{len(rep['dropped_rooms'])} rooms dropped; {rep['num_missing_models']} missing models"
     )
+
+
+def _pick_source(
+    source_name: str | None, source_options: tuple[str, ...], demo: int | None, front3d: Path | None, future: Path | None, texture: Path | None, houses: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """The scene source and its options from ``--source``/``--source-option`` or the friendly ``--demo``/``--front3d``."""
+    options: dict[str, Any] = {}
+    for item in source_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"--source-option {item!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    friendly = {}
+    if demo is not None:
+        friendly["demo"] = {"rooms": demo}
+    if front3d is not None or future is not None or texture is not None or houses:
+        if front3d is not None and future is None and source_name in (None, "3d-front"):
+            raise click.UsageError("--front3d needs --future (the 3D-FUTURE-model folder)")
+        friendly["3d-front"] = {k: v for k, v in {"front3d": front3d, "future": future, "texture": texture, "houses": list(houses) or None}.items() if v is not None}
+    if len(friendly) > 1:
+        raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR)")
+    if source_name is None:
+        if not friendly:
+            raise click.UsageError("give exactly one of --demo N or --front3d DIR (with --future DIR), or --source NAME")
+        source_name = next(iter(friendly))
+    if friendly and source_name not in friendly:
+        raise click.UsageError(f"--source {source_name} does not take {'--demo' if 'demo' in friendly else '--front3d/--future/--texture/--houses'}; use --source-option KEY=VALUE")
+    return source_name, {**friendly.get(source_name, {}), **options}
 
 
 def demo_scene_split(demo: int | None, test_rooms: int | None, val_rooms: int | None, default: tuple[float, float, float]) -> tuple[float, float, float]:

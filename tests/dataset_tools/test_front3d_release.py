@@ -172,7 +172,7 @@ def test_planning_opens_no_model(release: fx.Release, tmp_path: Path, monkeypatc
     monkeypatch.setattr(f3, "read_obj", no_obj)
     monkeypatch.setattr(f3, "_read_texture", no_obj)
     plan = plan_build(release.front3d, release.future, release.textures, tmp_path, _tiny())
-    assert [(j.scene_id, j.room_index, j.house_id) for j in plan.jobs] == [("3dfront_0000_00", 0, "house-door"), ("3dfront_0000_01", 1, "house-door")]
+    assert [(j.scene_id, j.inputs["room_index"], j.house_id) for j in plan.jobs] == [("3dfront_0000_00", 0, "house-door"), ("3dfront_0000_01", 1, "house-door")]
 
 
 def test_a_repeated_layout_never_lands_in_two_splits(tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_parallel_planning_decides_the_same(tmp_path: Path) -> None:
     rel = fx.write_release(tmp_path, houses)
     serial = plan_build(rel.front3d, rel.future, rel.textures, tmp_path / "out", _tiny())
     pooled = plan_build(rel.front3d, rel.future, rel.textures, tmp_path / "out", _tiny(), workers=2)
-    assert [(j.scene_id, j.room_index, j.house_id) for j in pooled.jobs] == [(j.scene_id, j.room_index, j.house_id) for j in serial.jobs]
+    assert [(j.scene_id, j.inputs["room_index"], j.house_id) for j in pooled.jobs] == [(j.scene_id, j.inputs["room_index"], j.house_id) for j in serial.jobs]
     assert pooled.dropped_rooms == serial.dropped_rooms and pooled.issues == serial.issues and pooled.bad_houses == serial.bad_houses
     assert pooled.unknown_pairs == serial.unknown_pairs and pooled.unknown_pairs[("Vehicles", "Spaceship")]["objects"] == 6
     assert len(serial.jobs) == 2 and len(serial.bad_houses) == 1  # every later room repeats h0's furniture sets
