@@ -147,15 +147,21 @@ class ScenePanopticQuality(Accumulator):
     ) -> None:
         self.update_stats(scene_id, frame_stats(gt_ids, gt_segments, pred_ids, pred_segments, source), source)
 
-    def update_stats(self, scene_id: str, stats: FrameStats, source: str | Path | None = None) -> None:
+    def check_stats(self, stats: FrameStats, source: str | Path | None = None) -> None:
+        """Raise what :meth:`update_stats` would refuse, recording nothing (a protocol checks every metric
+        before any of them records the frame)."""
         where = None if source is None else Path(source)
-        cats = self.cats
-        gt_cat = cats.index(stats.gt_cat)
-        pred_cat = cats.index(stats.pred_cat)
+        pred_cat = self.cats.index(stats.pred_cat)
         if (pred_cat < 0).any():
             raise InputError(where, f"prediction uses unknown category ids {sorted(set(stats.pred_cat[pred_cat < 0].tolist()))[:10]}")
         if stats.gt_ids.size and stats.gt_ids.max() >= _ID_SPAN or stats.pred_ids.size and stats.pred_ids.max() >= _ID_SPAN:
             raise InputError(where, "segment ids must be below 2^24 (COCO panoptic PNG ids)")
+
+    def update_stats(self, scene_id: str, stats: FrameStats, source: str | Path | None = None) -> None:
+        self.check_stats(stats, source)
+        cats = self.cats
+        gt_cat = cats.index(stats.gt_cat)
+        pred_cat = cats.index(stats.pred_cat)
         known = np.flatnonzero(gt_cat >= 0)
         gc = gt_cat[known]
         g_thing = cats.isthing[gc]
