@@ -143,3 +143,50 @@ def test_every_metric_derives_its_state_plumbing() -> None:
     for cls in classes:
         for method in ("reset", "merge", "state_dict", "_load"):
             assert getattr(cls, method) is getattr(Accumulator, method), f"{cls.__name__}.{method} is hand-written"
+
+
+def _docs_example() -> dict[str, Any]:
+    """The "Adding a metric" example of docs/metrics.md, executed (so the page cannot drift from the code)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    section = page.split("## Adding a metric", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```python\n(.*?)^```", section, re.M | re.S)
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block, "docs/metrics.md (Adding a metric)", "exec"), namespace)
+    return namespace
+
+
+def test_adding_a_metric_is_one_list_item() -> None:
+    from nerfseg.evaluation.protocols import NerfsegV1, get_protocol
+    from tests.evaluation.test_protocols import make_scenes
+
+    ns = _docs_example()
+    cls = ns["NerfsegV1PlusAccuracy"]
+    assert cls.METRICS[:-1] == NerfsegV1.METRICS
+    protocol = get_protocol("nerfseg-v1")
+    frames = make_scenes(seed=5, n_scenes=2, n_frames=2)
+
+    def run(items: list) -> Any:
+        acc = cls(protocol)
+        for sid, name, gt, pred in items:
+            acc.update_frame(sid, name, gt, pred)
+        return acc
+
+    full, base = run(frames), NerfsegV1(protocol)
+    for sid, name, gt, pred in frames:
+        base.update_frame(sid, name, gt, pred)
+    report, plain = full.compute(), base.compute()
+    acc_value = report["details"].pop("pixel_acc")
+    assert report == plain  # the new item adds its number and changes nothing else
+    cm = full.confusion.total()  # the same counts, pooled by the existing mIoU metric
+    assert acc_value == pytest.approx(np.trace(cm[:, : cm.shape[0]]) / cm.sum())
+    assert 0.5 < acc_value < 1.0
+
+    a, b = run(frames[:2]), run(frames[2:])
+    state = pickle.loads(pickle.dumps(b.state_dict()))
+    assert state["metrics"]["pixel_acc"]["total"] == b.pixel_acc.total > 0
+    b2 = cls(protocol)
+    b2._load(state)
+    assert a.merge(b2).compute() == full.compute()
