@@ -232,7 +232,6 @@ class ReportParts:
     per_class: dict[str, dict[str, Any]]
     per_scene: dict[str, dict[str, Any]]
     details: dict[str, Any]
-    scenes: set[str]  # the scenes with frames
 
     def scene(self, sid: str) -> dict[str, Any]:
         return _scene_slot(self.per_scene, sid)
@@ -497,7 +496,7 @@ class ListProtocol(ProtocolAccumulator):
         return report
 
     def _report(self, summary: dict, per_class: dict, per_scene: dict, details: dict) -> None:
-        r = ReportParts(summary, per_class, per_scene, details, set(self.frames))
+        r = ReportParts(summary, per_class, per_scene, details)
         for part in self.parts:
             part.report(r)
 
