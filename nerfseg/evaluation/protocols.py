@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -200,61 +201,100 @@ def _report_3d(voxel: Voxel3D, summary: dict, per_class: dict, per_scene: dict, 
 
 
 # ---------------------------------------------------------------------------------------------
-# nerfseg-v1
+# metrics as list items (detectron2's DatasetEvaluators): a protocol is a list of ProtocolMetric
 
 
-class NerfsegV1(ProtocolAccumulator):
-    """The benchmark's own protocol (SPEC 5): one pixel pass per frame feeds every 2D metric."""
+@dataclass
+class FrameInput:
+    """One test view as every metric of a protocol sees it: the pixel pass (``stats``) runs once per frame
+    and the confusion matrix is derived from it on first use, so metrics share work instead of repeating it."""
 
-    has_3d_metrics = True
+    sid: str
+    frame: str
+    gt: FrameGT
+    pred: FramePred
+    stats: FrameStats
 
-    def _reset_metrics(self) -> None:
-        self.cats = CategoryTable(CATEGORIES)
-        self.pq_scenes: dict[str, PanopticQuality] = {}  # per-frame PQ counts, kept per scene for breakdowns
-        self.scene_pq = ScenePanopticQuality(CATEGORIES)
-        self.confusion = ConfusionMIoU(spec.NUM_CLASSES)
-        self.binary = BinaryForeground(spec.NUM_CLASSES)
-        self.voxel = Voxel3D(spec.NUM_CLASSES)
-        self.mask_ap = MaskAP(spec.THING_CLASSES)
-        self._mask_ap_result: dict[str, Any] = {}  # the last compute()'s mask AP, read by _report
+    @property
+    def source(self) -> str:
+        return f"{self.sid}/{self.frame}"
 
-    def _metrics(self) -> dict[str, Accumulator]:
-        return {
-            "mask_ap": self.mask_ap,
-            "scene_pq": self.scene_pq,
-            "confusion": self.confusion,
-            "binary": self.binary,
-            "voxel": self.voxel,
-            "pq": _PQByScene(self.pq_scenes),
-        }
+    @cached_property
+    def confusion(self) -> np.ndarray:
+        return confusion_from_stats(self.stats, spec.NUM_CLASSES)
 
-    def _update(self, sid: str, frame: str, gt: FrameGT, pred: FramePred) -> None:
-        # everything that can reject the frame runs before anything is recorded
-        stats = _stats(sid, frame, gt, pred)
-        counts = frame_pq_counts(stats, self.cats, f"{sid}/{frame}")
-        cm = confusion_from_stats(stats, spec.NUM_CLASSES)
-        masks = self.mask_ap.encode(gt.panoptic, gt.segments, pred.panoptic, pred.segments)
-        self.scene_pq.update_stats(sid, stats, f"{sid}/{frame}")  # validates before it records
-        pq = self.pq_scenes.get(sid)
-        if pq is None:
-            pq = self.pq_scenes[sid] = PanopticQuality(CATEGORIES)
-        pq.add_counts(*counts)
-        pq.num_frames += 1
-        self.confusion.update_matrix(sid, cm)
-        self.binary.update_confusion(sid, cm)
-        self.mask_ap.add(sid, frame, masks)
 
-    def _update_3d(self, sid: str, gt3d: GT3D, pred3d: Pred3D) -> None:
-        self.voxel.update(sid, gt3d, pred3d)
+@dataclass
+class ReportParts:
+    """The report sections a metric fills in :meth:`ProtocolMetric.report` (see ``ProtocolAccumulator.compute``)."""
 
-    def compute(self) -> dict[str, Any]:
-        """The report of :meth:`ProtocolAccumulator.compute` plus its own ``mask_ap`` section: COCO mask AP
-        of the thing segments over the test views (``STAT_KEYS`` as fractions or None, ``per_class`` by
-        class name, ``per_scene``, counts, the COCOeval backend). ``summary["mask_ap"]``,
-        ``per_class[name]["mask_ap"]`` and ``per_scene[sid]["mask_ap"]`` repeat its APs."""
-        self._mask_ap_result = self.mask_ap.compute()
-        report = super().compute()
-        m = self._mask_ap_result
+    summary: dict[str, Any]
+    per_class: dict[str, dict[str, Any]]
+    per_scene: dict[str, dict[str, Any]]
+    details: dict[str, Any]
+
+    def scene(self, sid: str) -> dict[str, Any]:
+        return _scene_slot(self.per_scene, sid)
+
+
+class ProtocolMetric:
+    """One metric of a list-composed protocol: its accumulator, how a frame feeds it, how it reports.
+
+    ``prepare`` does everything that can reject a frame and records nothing; only when every metric has
+    prepared does any ``record`` run, so a bad frame leaves no partial counts. ``name`` is the key of its
+    state in ``state_dict()["metrics"]`` and the protocol attribute that holds its accumulator.
+    """
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.acc = self.new()
+
+    def new(self) -> Accumulator:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, x: FrameInput) -> Any:
+        return None
+
+    def record(self, x: FrameInput, prepared: Any) -> None:
+        """Add the frame; frame-level metrics override this (a 3D-only metric keeps the no-op)."""
+
+    def update_3d(self, sid: str, gt3d: GT3D, pred3d: Pred3D) -> None:
+        """Add one scene's 3D volumes; only 3D metrics override this."""
+
+    def report(self, r: ReportParts) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def section(self, report: dict[str, Any]) -> None:
+        """Add a top-level section of the report (after ``report``); most metrics have none."""
+
+
+class MaskAPMetric(ProtocolMetric):
+    """COCO mask AP of the thing segments; also the report's ``mask_ap`` section."""
+
+    name = "mask_ap"
+    acc: MaskAP
+
+    def new(self) -> MaskAP:
+        self.result: dict[str, Any] = {}  # the last report's COCOeval numbers: it runs once per report
+        return MaskAP(spec.THING_CLASSES)
+
+    def prepare(self, x: FrameInput) -> dict[str, Any]:
+        return self.acc.encode(x.gt.panoptic, x.gt.segments, x.pred.panoptic, x.pred.segments)
+
+    def record(self, x: FrameInput, prepared: dict[str, Any]) -> None:
+        self.acc.add(x.sid, x.frame, prepared)
+
+    def report(self, r: ReportParts) -> None:
+        mask = self.result = self.acc.compute()
+        r.summary["mask_ap"] = mask["ap"]
+        for c, row in mask["per_class"].items():
+            r.per_class[spec.CLASS_NAMES[c]]["mask_ap"] = row["ap"]
+        for sid, row in mask["per_scene"].items():
+            r.scene(sid)["mask_ap"] = row["ap"]
+
+    def section(self, report: dict[str, Any]) -> None:
+        m = self.result
         report["mask_ap"] = {
             **{k: m[k] for k in MASK_AP_KEYS},
             "per_class": {spec.CLASS_NAMES[c]: v for c, v in m["per_class"].items()},
@@ -263,76 +303,213 @@ class NerfsegV1(ProtocolAccumulator):
             "iou_type": "segm",
             "max_dets": 100,
         }
+
+
+class ConfusionMetric(ProtocolMetric):
+    """mIoU: per-scene confusion matrices, their nanmean, the dataset-level mIoU, per class."""
+
+    name = "confusion"
+    acc: ConfusionMIoU
+
+    def new(self) -> ConfusionMIoU:
+        return ConfusionMIoU(spec.NUM_CLASSES)
+
+    def record(self, x: FrameInput, prepared: Any) -> None:
+        self.acc.update_matrix(x.sid, x.confusion)
+
+    def report(self, r: ReportParts) -> None:
+        conf = self.acc.compute()
+        r.summary["miou"], r.summary["miou_dataset"] = conf["miou"], conf["miou_dataset"]
+        for c, name in enumerate(spec.CLASS_NAMES):
+            r.per_class[name]["iou"] = conf["per_class_iou"][c]
+            r.per_class[name]["iou_scene_mean"] = conf["per_class_iou_scene_mean"][c]
+        for sid, row in conf["per_scene"].items():
+            r.scene(sid)["miou"] = row["miou"]
+
+
+class PQByScene(Accumulator):
+    """Per-frame PQ counts kept per scene (for the per-scene breakdown); their sum is the dataset PQ."""
+
+    def __init__(self) -> None:
+        self.scenes: dict[str, PanopticQuality]
+        self.add_state(
+            "scenes",
+            dict,
+            _merge_pq_scenes,
+            dump=lambda v: {sid: pq.state_dict() for sid, pq in v.items()},
+            load=lambda v: {str(sid): PanopticQuality.from_state(s) for sid, s in v.items()},
+        )
+
+    def add(self, sid: str, counts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        pq = self.scenes.get(sid)
+        if pq is None:
+            pq = self.scenes[sid] = PanopticQuality(CATEGORIES)
+        pq.add_counts(*counts)
+        pq.num_frames += 1
+
+    def total(self) -> PanopticQuality:
+        total = PanopticQuality(CATEGORIES)
+        for pq in self.scenes.values():
+            total.merge(pq)
+        return total
+
+    def compute(self) -> dict[str, Any]:
+        return self.total().compute()
+
+
+def _merge_pq_scenes(mine: dict[str, PanopticQuality], theirs: dict[str, PanopticQuality]) -> dict[str, PanopticQuality]:
+    for sid, pq in theirs.items():
+        if sid in mine:
+            mine[sid].merge(pq)
+        else:
+            mine[sid] = PanopticQuality.from_state(pq.state_dict())
+    return mine
+
+
+class FramePQMetric(ProtocolMetric):
+    """Per-frame PQ/SQ/RQ (panopticapi): Things = the paper's column, Stuff, All; per class and per scene."""
+
+    name = "pq"
+    acc: PQByScene
+
+    def new(self) -> PQByScene:
+        self.cats = CategoryTable(CATEGORIES)
+        return PQByScene()
+
+    def prepare(self, x: FrameInput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return frame_pq_counts(x.stats, self.cats, x.source)
+
+    def record(self, x: FrameInput, prepared: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.acc.add(x.sid, prepared)
+
+    def report(self, r: ReportParts) -> None:
+        pq = self.acc.compute()
+        for split, suffix in (("things", "_things"), ("stuff", "_stuff")):
+            for k in ("pq", "sq", "rq"):
+                r.summary[k + suffix] = pq[split][k]
+        for k in ("pq", "sq", "rq"):
+            r.summary[k] = pq["things"][k]  # the paper's column
+        for c, name in enumerate(spec.CLASS_NAMES):
+            r.per_class[name].update(pq["per_class"][c])
+        for sid in sorted(self.acc.scenes):
+            s = self.acc.scenes[sid].compute()
+            slot = r.scene(sid)
+            slot["pq"], slot["pq_things"], slot["pq_stuff"] = s["all"]["pq"], s["things"]["pq"], s["stuff"]["pq"]
+        r.details["pq_n"] = {k: pq[k]["n"] for k in ("all", "things", "stuff")}
+        r.details["pq_all"] = {k: pq["all"][k] for k in ("pq", "sq", "rq")}
+
+
+class ScenePQMetric(ProtocolMetric):
+    """PQ^scene: PQ over each scene's joined test views, then the mean over scenes."""
+
+    name = "scene_pq"
+    acc: ScenePanopticQuality
+
+    def new(self) -> ScenePanopticQuality:
+        return ScenePanopticQuality(CATEGORIES)
+
+    def prepare(self, x: FrameInput) -> None:
+        self.acc.check_stats(x.stats, x.source)
+
+    def record(self, x: FrameInput, prepared: Any) -> None:
+        self.acc.update_stats(x.sid, x.stats, x.source)
+
+    def report(self, r: ReportParts) -> None:
+        scene_pq = self.acc.compute()
+        r.summary["pq_scene"] = scene_pq["all"]["pq"]
+        r.summary["pq_scene_things"] = scene_pq["things"]["pq"]
+        for sid, sp in scene_pq["per_scene"].items():
+            slot = r.scene(sid)
+            slot["pq_scene"], slot["pq_scene_things"] = sp["all"]["pq"], sp["things"]["pq"]
+        r.details["pq_scene_n_scenes"] = {k: scene_pq[k]["n"] for k in ("all", "things", "stuff")}
+
+
+class BinaryMetric(ProtocolMetric):
+    """Foreground vs background pixel accuracy and 2-class mIoU (the paper's Table 3)."""
+
+    name = "binary"
+    acc: BinaryForeground
+
+    def new(self) -> BinaryForeground:
+        return BinaryForeground(spec.NUM_CLASSES)
+
+    def record(self, x: FrameInput, prepared: Any) -> None:
+        self.acc.update_confusion(x.sid, x.confusion)
+
+    def report(self, r: ReportParts) -> None:
+        binary = self.acc.compute()
+        r.summary["binary_acc"], r.summary["binary_miou"] = binary["acc"], binary["miou"]
+        for sid, row in binary["per_scene"].items():
+            slot = r.scene(sid)
+            slot["binary_acc"], slot["binary_miou"] = row["acc"], row["miou"]
+        r.details["binary_iou"] = {"background": binary["iou_background"], "foreground": binary["iou_foreground"]}
+
+
+class VoxelMetric(ProtocolMetric):
+    """The 3D metrics (voxel mIoU, AP25/AP50) from instances3d.h5; frames do not feed it."""
+
+    name = "voxel"
+    acc: Voxel3D
+
+    def new(self) -> Voxel3D:
+        return Voxel3D(spec.NUM_CLASSES)
+
+    def update_3d(self, sid: str, gt3d: GT3D, pred3d: Pred3D) -> None:
+        self.acc.update(sid, gt3d, pred3d)
+
+    def report(self, r: ReportParts) -> None:
+        _report_3d(self.acc, r.summary, r.per_class, r.per_scene, r.details)
+
+
+class ListProtocol(ProtocolAccumulator):
+    """A protocol whose metrics are the list ``METRICS``: adding a metric is one more item there.
+
+    Each metric's accumulator is also this object's attribute of the metric's name (``acc.mask_ap``).
+    """
+
+    METRICS: tuple[type[ProtocolMetric], ...] = ()
+
+    def _reset_metrics(self) -> None:
+        self.parts = [m() for m in self.METRICS]
+        for part in self.parts:
+            setattr(self, part.name, part.acc)
+
+    def _metrics(self) -> dict[str, Accumulator]:
+        return {part.name: part.acc for part in self.parts}
+
+    def _update(self, sid: str, frame: str, gt: FrameGT, pred: FramePred) -> None:
+        x = FrameInput(sid, frame, gt, pred, _stats(sid, frame, gt, pred))
+        prepared = [part.prepare(x) for part in self.parts]  # everything that can reject the frame
+        for part, p in zip(self.parts, prepared):
+            part.record(x, p)
+
+    def _update_3d(self, sid: str, gt3d: GT3D, pred3d: Pred3D) -> None:
+        if not self.has_3d_metrics:
+            super()._update_3d(sid, gt3d, pred3d)
+        for part in self.parts:
+            part.update_3d(sid, gt3d, pred3d)
+
+    def compute(self) -> dict[str, Any]:
+        report = super().compute()
+        for part in self.parts:
+            part.section(report)
         return report
 
     def _report(self, summary: dict, per_class: dict, per_scene: dict, details: dict) -> None:
-        mask = self._mask_ap_result  # set by compute(), which calls this; COCOeval runs once per report
-        summary["mask_ap"] = mask["ap"]
-        for c, row in mask["per_class"].items():
-            per_class[spec.CLASS_NAMES[c]]["mask_ap"] = row["ap"]
-        for sid, row in mask["per_scene"].items():
-            _scene_slot(per_scene, sid)["mask_ap"] = row["ap"]
-        total = PanopticQuality(CATEGORIES)
-        for pq in self.pq_scenes.values():
-            total.merge(pq)
-        pq = total.compute()
-        for split, suffix in (("things", "_things"), ("stuff", "_stuff")):
-            for k in ("pq", "sq", "rq"):
-                summary[k + suffix] = pq[split][k]
-        for k in ("pq", "sq", "rq"):
-            summary[k] = pq["things"][k]  # the paper's column
-        scene_pq = self.scene_pq.compute()
-        summary["pq_scene"] = scene_pq["all"]["pq"]
-        summary["pq_scene_things"] = scene_pq["things"]["pq"]
-        conf = self.confusion.compute()
-        summary["miou"], summary["miou_dataset"] = conf["miou"], conf["miou_dataset"]
-        binary = self.binary.compute()
-        summary["binary_acc"], summary["binary_miou"] = binary["acc"], binary["miou"]
-
-        for c, name in enumerate(spec.CLASS_NAMES):
-            row = per_class[name]
-            row["iou"] = conf["per_class_iou"][c]
-            row["iou_scene_mean"] = conf["per_class_iou_scene_mean"][c]
-            row.update(pq["per_class"][c])
-        for sid in set(self.frames) | set(conf["per_scene"]):
-            slot = _scene_slot(per_scene, sid)
-            if sid in self.pq_scenes:
-                s = self.pq_scenes[sid].compute()
-                slot["pq"], slot["pq_things"], slot["pq_stuff"] = s["all"]["pq"], s["things"]["pq"], s["stuff"]["pq"]
-            if sid in conf["per_scene"]:
-                slot["miou"] = conf["per_scene"][sid]["miou"]
-            if sid in scene_pq["per_scene"]:
-                sp = scene_pq["per_scene"][sid]
-                slot["pq_scene"], slot["pq_scene_things"] = sp["all"]["pq"], sp["things"]["pq"]
-            if sid in binary["per_scene"]:
-                slot["binary_acc"], slot["binary_miou"] = binary["per_scene"][sid]["acc"], binary["per_scene"][sid]["miou"]
-        _report_3d(self.voxel, summary, per_class, per_scene, details)
-        details["pq_n"] = {k: pq[k]["n"] for k in ("all", "things", "stuff")}
-        details["pq_all"] = {k: pq["all"][k] for k in ("pq", "sq", "rq")}
-        details["pq_scene_n_scenes"] = {k: scene_pq[k]["n"] for k in ("all", "things", "stuff")}
-        details["binary_iou"] = {"background": binary["iou_background"], "foreground": binary["iou_foreground"]}
+        r = ReportParts(summary, per_class, per_scene, details)
+        for part in self.parts:
+            part.report(r)
 
 
-class _PQByScene(Accumulator):
-    """Adapter so the per-scene PanopticQuality dict merges and serialises like one accumulator."""
+# ---------------------------------------------------------------------------------------------
+# nerfseg-v1
 
-    def __init__(self, scenes: dict[str, PanopticQuality]):
-        self.scenes = scenes
 
-    def merge(self, other: _PQByScene) -> _PQByScene:
-        for sid, pq in other.scenes.items():
-            if sid in self.scenes:
-                self.scenes[sid].merge(pq)
-            else:
-                self.scenes[sid] = PanopticQuality.from_state(pq.state_dict())
-        return self
+class NerfsegV1(ListProtocol):
+    """The benchmark's own protocol (SPEC 5): one pixel pass per frame feeds every 2D metric."""
 
-    def state_dict(self) -> dict[str, Any]:
-        return {sid: pq.state_dict() for sid, pq in self.scenes.items()}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.scenes.clear()
-        self.scenes.update({str(sid): PanopticQuality.from_state(s) for sid, s in state.items()})
+    has_3d_metrics = True
+    METRICS = (MaskAPMetric, ConfusionMetric, FramePQMetric, ScenePQMetric, BinaryMetric, VoxelMetric)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,13 +39,11 @@ class InstanceNerfPQ(Accumulator):
 
     def __init__(self, thing_categories: list[int] | tuple[int, ...] = tuple(range(1, 11))):
         self.thing_categories = tuple(sorted(int(c) for c in thing_categories))
-        self.reset()
+        self.totals: dict[str, np.ndarray]  # scene -> [iou_sum, tp, fp, fn, frames]
+        self.add_state("totals", dict, "dict_sum", item=lambda: np.zeros(5, dtype=np.float64))
 
     def _config(self) -> dict[str, Any]:
         return {"thing_categories": list(self.thing_categories)}
-
-    def reset(self) -> None:
-        self.totals: dict[str, np.ndarray] = {}  # scene -> [iou_sum, tp, fp, fn, frames]
 
     def update_stats(self, scene_id: str, stats: FrameStats, scene_instances: set[int] | frozenset[int] = frozenset()) -> None:
         things = np.asarray(self.thing_categories, dtype=np.int64)
@@ -101,18 +99,6 @@ class InstanceNerfPQ(Accumulator):
         out["per_scene"] = per_scene
         return out
 
-    def merge(self, other: InstanceNerfPQ) -> InstanceNerfPQ:
-        self._check_same(other)
-        for sid, t in other.totals.items():
-            self.totals.setdefault(sid, np.zeros(5))[...] += t
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "totals": {k: v.copy() for k, v in self.totals.items()}}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.totals = {str(k): np.asarray(v, dtype=np.float64).copy() for k, v in state["totals"].items()}
-
 
 # ---------------------------------------------------------------------------------------------
 # Panoptic Lifting / Contrastive Lift
@@ -152,14 +138,19 @@ class PanopticLiftingScene(Accumulator):
         if any(k < 0 or k >= _VOID_CAT for k in self.categories):
             raise ValueError(f"category ids must lie in [0, {_VOID_CAT})")
         self.robust = float(robust)
-        self.reset()
+        self.scenes: dict[str, SparseSum]  # scene -> (GT key << 32 | pred key) -> pixels
+        self.frames: dict[str, int]  # scene -> frames seen
+        self.add_state(
+            "scenes",
+            dict,
+            _merge_sparse,
+            dump=lambda v: {k: t.state() for k, t in v.items()},
+            load=lambda v: {str(k): SparseSum.from_state(t, True) for k, t in v.items()},
+        )
+        self.add_state("frames", dict, "dict_sum", item=int)
 
     def _config(self) -> dict[str, Any]:
         return {"categories": [[k, int(v)] for k, v in self.categories.items()], "robust": self.robust}
-
-    def reset(self) -> None:
-        self.scenes: dict[str, SparseSum] = {}
-        self.frames: dict[str, int] = {}
 
     def update_stats(self, scene_id: str, stats: FrameStats) -> None:
         """Add a frame (already resized). Pixels on GT void, unlisted GT ids and GT class 0 are dropped."""
@@ -323,16 +314,9 @@ class PanopticLiftingScene(Accumulator):
             "num_scenes": len(per_scene),
         }
 
-    def merge(self, other: PanopticLiftingScene) -> PanopticLiftingScene:
-        self._check_same(other)
-        for sid, s in other.scenes.items():
-            self.scenes.setdefault(sid, SparseSum(integer=True)).merge(s)
-            self.frames[sid] = self.frames.get(sid, 0) + other.frames.get(sid, 0)
-        return self
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "scenes": {k: v.state() for k, v in self.scenes.items()}, "frames": dict(self.frames)}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.scenes = {str(k): SparseSum.from_state(v, True) for k, v in state["scenes"].items()}
-        self.frames = {str(k): int(v) for k, v in state["frames"].items()}
+def _merge_sparse(mine: dict[str, SparseSum], theirs: dict[str, SparseSum]) -> dict[str, SparseSum]:
+    """Per-scene sparse pixel sums, added key by key (``theirs`` is compacted, never aliased)."""
+    for sid, s in theirs.items():
+        mine.setdefault(sid, SparseSum(integer=True)).merge(s)
+    return mine

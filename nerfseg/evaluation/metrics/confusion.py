@@ -9,7 +9,6 @@ and the column, torchmetrics #312); a predicted void pixel on valid GT is a miss
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -91,13 +90,12 @@ class ConfusionMIoU(Accumulator):
 
     def __init__(self, num_classes: int = 11):
         self.num_classes = int(num_classes)
-        self.reset()
+        c = self.num_classes
+        self.matrices: dict[str, np.ndarray]  # scene -> (C, C+1) confusion counts
+        self.add_state("matrices", dict, "dict_sum", item=lambda: np.zeros((c, c + 1), dtype=np.int64))
 
     def _config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes}
-
-    def reset(self) -> None:
-        self.matrices: dict[str, np.ndarray] = {}
 
     def _matrix(self, scene_id: str) -> np.ndarray:
         m = self.matrices.get(scene_id)
@@ -143,17 +141,6 @@ class ConfusionMIoU(Accumulator):
             "num_scenes": len(per_scene),
         }
 
-    def merge(self, other: ConfusionMIoU) -> ConfusionMIoU:
-        self._check_same(other)
-        for sid, m in other.matrices.items():
-            self._matrix(sid)[...] += m
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "matrices": {k: v.copy() for k, v in self.matrices.items()}}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.matrices = {str(k): np.asarray(v, dtype=np.int64).copy() for k, v in state["matrices"].items()}
 
 
 def binary_from_confusion(cm: np.ndarray) -> np.ndarray:
@@ -185,13 +172,11 @@ class BinaryForeground(Accumulator):
 
     def __init__(self, num_classes: int = 11):
         self.num_classes = int(num_classes)
-        self.reset()
+        self.matrices: dict[str, np.ndarray]  # scene -> 2x2 [GT bg, fg] x [pred bg, fg] counts
+        self.add_state("matrices", dict, "dict_sum", item=lambda: np.zeros((2, 2), dtype=np.int64))
 
     def _config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes}
-
-    def reset(self) -> None:
-        self.matrices: dict[str, np.ndarray] = {}
 
     def update(self, scene_id: str, gt_semantic: np.ndarray, pred_semantic: np.ndarray, valid: np.ndarray | None = None) -> None:
         self.update_confusion(scene_id, confusion_from_maps(gt_semantic, pred_semantic, self.num_classes, valid))
@@ -210,15 +195,3 @@ class BinaryForeground(Accumulator):
         out: dict[str, Any] = dict(_binary_scores(total))
         out["per_scene"] = per_scene
         return out
-
-    def merge(self, other: BinaryForeground) -> BinaryForeground:
-        self._check_same(other)
-        for sid, m in other.matrices.items():
-            self.matrices.setdefault(sid, np.zeros((2, 2), dtype=np.int64))[...] += m
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "matrices": {k: v.copy() for k, v in self.matrices.items()}}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.matrices = {str(k): np.asarray(v, dtype=np.int64).copy() for k, v in state["matrices"].items()}

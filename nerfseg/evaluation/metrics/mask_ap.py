@@ -293,13 +293,18 @@ class MaskAP(Accumulator):
 
     def __init__(self, classes: Sequence[int] = spec.THING_CLASSES):
         self.classes = tuple(int(c) for c in classes)
-        self.reset()
+        self.frames: dict[tuple[str, str], dict[str, Any]]  # (scene, frame) -> encoded view
+        self.add_state(
+            "frames",
+            dict,
+            "union",
+            what="frames",
+            dump=lambda v: [[sid, frame, rec] for (sid, frame), rec in sorted(v.items())],
+            load=lambda v: {(str(sid), str(frame)): dict(rec) for sid, frame, rec in v},
+        )
 
     def _config(self) -> dict[str, Any]:
         return {"classes": list(self.classes)}
-
-    def reset(self) -> None:
-        self.frames: dict[tuple[str, str], dict[str, Any]] = {}
 
     def encode(
         self, gt_ids: np.ndarray, gt_segments: Mapping[int, Mapping[str, Any]], pred_ids: np.ndarray, pred_segments: Mapping[int, Mapping[str, Any]]
@@ -325,21 +330,6 @@ class MaskAP(Accumulator):
     ) -> None:
         """Encode and record one view."""
         self.add(scene_id, frame, self.encode(gt_ids, gt_segments, pred_ids, pred_segments))
-
-    def merge(self, other: MaskAP) -> MaskAP:
-        self._check_same(other)
-        dup = self.frames.keys() & other.frames.keys()
-        if dup:
-            raise ValueError(f"frames {sorted(dup)[:5]} are in both mask AP accumulators")
-        for key, rec in other.frames.items():
-            self.frames[key] = rec
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "frames": [[sid, frame, rec] for (sid, frame), rec in sorted(self.frames.items())]}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.frames = {(str(sid), str(frame)): dict(rec) for sid, frame, rec in state["frames"]}
 
     def coco(self, scene_id: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(COCO instances GT dataset, results list) of every recorded view (or of one scene's), images

@@ -266,18 +266,19 @@ class PanopticQuality(Accumulator):
         if isinstance(categories, list):
             categories = {int(k): bool(v) for k, v in categories}
         self.cats = CategoryTable(categories)
-        self.reset()
+        c = len(self.cats)
+        self.tp: np.ndarray
+        self.fp: np.ndarray
+        self.fn: np.ndarray
+        self.iou_sum: np.ndarray
+        self.num_frames: int
+        for name in ("tp", "fp", "fn"):  # per category, in CategoryTable order
+            self.add_state(name, lambda: np.zeros(c, dtype=np.int64), "sum")
+        self.add_state("iou_sum", lambda: np.zeros(c, dtype=np.float64), "sum")
+        self.add_state("num_frames", int, "sum")
 
     def _config(self) -> dict[str, Any]:
         return {"categories": self.cats.as_config()}
-
-    def reset(self) -> None:
-        c = len(self.cats)
-        self.tp = np.zeros(c, dtype=np.int64)
-        self.fp = np.zeros(c, dtype=np.int64)
-        self.fn = np.zeros(c, dtype=np.int64)
-        self.iou_sum = np.zeros(c, dtype=np.float64)
-        self.num_frames = 0
 
     def update(
         self,
@@ -308,29 +309,3 @@ class PanopticQuality(Accumulator):
         out = pq_summary(self.tp, self.fp, self.fn, self.iou_sum, self.cats)
         out["num_frames"] = self.num_frames
         return out
-
-    def merge(self, other: PanopticQuality) -> PanopticQuality:
-        self._check_same(other)
-        self.tp += other.tp
-        self.fp += other.fp
-        self.fn += other.fn
-        self.iou_sum += other.iou_sum
-        self.num_frames += other.num_frames
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": self._config(),
-            "tp": self.tp.copy(),
-            "fp": self.fp.copy(),
-            "fn": self.fn.copy(),
-            "iou_sum": self.iou_sum.copy(),
-            "num_frames": self.num_frames,
-        }
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.tp = np.asarray(state["tp"], dtype=np.int64).copy()
-        self.fp = np.asarray(state["fp"], dtype=np.int64).copy()
-        self.fn = np.asarray(state["fn"], dtype=np.int64).copy()
-        self.iou_sum = np.asarray(state["iou_sum"], dtype=np.float64).copy()
-        self.num_frames = int(state["num_frames"])

@@ -124,13 +124,17 @@ class ScenePanopticQuality(Accumulator):
         self.cats = CategoryTable(categories)
         if len(self.cats) > _MAX_CATEGORIES:
             raise ValueError(f"ScenePanopticQuality supports at most {_MAX_CATEGORIES} categories")
-        self.reset()
+        self.scenes: dict[str, _SceneTables]
+        self.add_state(
+            "scenes",
+            dict,
+            _merge_tables,
+            dump=lambda v: {sid: t.state() for sid, t in v.items()},
+            load=lambda v: {str(sid): _SceneTables.from_state(s) for sid, s in v.items()},
+        )
 
     def _config(self) -> dict[str, Any]:
         return {"categories": self.cats.as_config()}
-
-    def reset(self) -> None:
-        self.scenes: dict[str, _SceneTables] = {}
 
     def update(
         self,
@@ -143,15 +147,21 @@ class ScenePanopticQuality(Accumulator):
     ) -> None:
         self.update_stats(scene_id, frame_stats(gt_ids, gt_segments, pred_ids, pred_segments, source), source)
 
-    def update_stats(self, scene_id: str, stats: FrameStats, source: str | Path | None = None) -> None:
+    def check_stats(self, stats: FrameStats, source: str | Path | None = None) -> None:
+        """Raise what :meth:`update_stats` would refuse, recording nothing (a protocol checks every metric
+        before any of them records the frame)."""
         where = None if source is None else Path(source)
-        cats = self.cats
-        gt_cat = cats.index(stats.gt_cat)
-        pred_cat = cats.index(stats.pred_cat)
+        pred_cat = self.cats.index(stats.pred_cat)
         if (pred_cat < 0).any():
             raise InputError(where, f"prediction uses unknown category ids {sorted(set(stats.pred_cat[pred_cat < 0].tolist()))[:10]}")
         if stats.gt_ids.size and stats.gt_ids.max() >= _ID_SPAN or stats.pred_ids.size and stats.pred_ids.max() >= _ID_SPAN:
             raise InputError(where, "segment ids must be below 2^24 (COCO panoptic PNG ids)")
+
+    def update_stats(self, scene_id: str, stats: FrameStats, source: str | Path | None = None) -> None:
+        self.check_stats(stats, source)
+        cats = self.cats
+        gt_cat = cats.index(stats.gt_cat)
+        pred_cat = cats.index(stats.pred_cat)
         known = np.flatnonzero(gt_cat >= 0)
         gc = gt_cat[known]
         g_thing = cats.isthing[gc]
@@ -224,17 +234,12 @@ class ScenePanopticQuality(Accumulator):
             out[split]["n"] = sum(1 for s in per_scene.values() if s[split]["pq"] is not None)  # scenes averaged
         return out
 
-    def merge(self, other: ScenePanopticQuality) -> ScenePanopticQuality:
-        self._check_same(other)
-        for sid, t in other.scenes.items():
-            if sid in self.scenes:
-                self.scenes[sid].merge(t)
-            else:
-                self.scenes[sid] = _SceneTables.from_state(t.state())
-        return self
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self._config(), "scenes": {sid: t.state() for sid, t in self.scenes.items()}}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.scenes = {str(sid): _SceneTables.from_state(s) for sid, s in state["scenes"].items()}
+def _merge_tables(mine: dict[str, _SceneTables], theirs: dict[str, _SceneTables]) -> dict[str, _SceneTables]:
+    """Per-scene tables added key by key; a scene only in ``theirs`` is copied, never aliased."""
+    for sid, t in theirs.items():
+        if sid in mine:
+            mine[sid].merge(t)
+        else:
+            mine[sid] = _SceneTables.from_state(t.state())
+    return mine

@@ -11,8 +11,7 @@ predictions, so it is done at ``update`` time and only (class, score, TP flags) 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from itertools import pairwise
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -109,18 +108,22 @@ class Voxel3D(Accumulator):
     def __init__(self, num_classes: int = 11, iou_thresholds: Sequence[float] = (0.25, 0.5)):
         self.num_classes = int(num_classes)
         self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
-        self.reset()
+        self.confusion: ConfusionMIoU
+        self.n_pos: np.ndarray
+        self.det_class: list[np.ndarray]  # one array per scene: class of each predicted instance
+        self.det_score: list[np.ndarray]
+        self.det_tp: list[np.ndarray]  # (K, T) booleans
+        self.scenes: list[str]
+        n, t = self.num_classes, len(self.iou_thresholds)
+        self.add_state("confusion", lambda: ConfusionMIoU(n), "merge")
+        self.add_state("n_pos", lambda: np.zeros(n, dtype=np.int64), "sum")
+        self.add_state("det_class", list, "cat", item=lambda: np.zeros(0, dtype=np.int64))
+        self.add_state("det_score", list, "cat", item=lambda: np.zeros(0, dtype=np.float64))
+        self.add_state("det_tp", list, "cat", load=lambda v: [np.asarray(a, dtype=bool).reshape(-1, t).copy() for a in v])
+        self.add_state("scenes", list, "cat_disjoint", item=str)
 
     def _config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "iou_thresholds": list(self.iou_thresholds)}
-
-    def reset(self) -> None:
-        self.confusion = ConfusionMIoU(self.num_classes)
-        self.n_pos = np.zeros(self.num_classes, dtype=np.int64)
-        self.det_class: list[np.ndarray] = []
-        self.det_score: list[np.ndarray] = []
-        self.det_tp: list[np.ndarray] = []  # (K, T) booleans
-        self.scenes: list[str] = []
 
     def update(self, scene_id: str, gt: GT3D, pred: Pred3D) -> None:
         sid = str(scene_id)
@@ -215,42 +218,3 @@ class Voxel3D(Accumulator):
             "num_scenes": len(self.scenes),
         }
         return out
-
-    def merge(self, other: Voxel3D) -> Voxel3D:
-        self._check_same(other)
-        overlap = set(self.scenes) & set(other.scenes)
-        if overlap:
-            raise ValueError(f"scenes {sorted(overlap)} are in both Voxel3D accumulators")
-        self.confusion.merge(other.confusion)
-        self.n_pos += other.n_pos
-        self.det_class += [a.copy() for a in other.det_class]
-        self.det_score += [a.copy() for a in other.det_score]
-        self.det_tp += [a.copy() for a in other.det_tp]
-        self.scenes += list(other.scenes)
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        cls, score, tp = self._arrays()
-        sizes = [a.size for a in self.det_class]
-        return {
-            "config": self._config(),
-            "confusion": self.confusion.state_dict(),
-            "n_pos": self.n_pos.copy(),
-            "det_class": cls,
-            "det_score": score,
-            "det_tp": tp,
-            "det_sizes": sizes,
-            "scenes": list(self.scenes),
-        }
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self.confusion = ConfusionMIoU.from_state(state["confusion"])
-        self.n_pos = np.asarray(state["n_pos"], dtype=np.int64).copy()
-        bounds = np.cumsum([0] + list(state["det_sizes"]))
-        cls = np.asarray(state["det_class"], dtype=np.int64)
-        score = np.asarray(state["det_score"], dtype=np.float64)
-        tp = np.asarray(state["det_tp"], dtype=bool).reshape(-1, len(self.iou_thresholds))
-        self.det_class = [cls[a:b].copy() for a, b in pairwise(bounds)]
-        self.det_score = [score[a:b].copy() for a, b in pairwise(bounds)]
-        self.det_tp = [tp[a:b].copy() for a, b in pairwise(bounds)]
-        self.scenes = [str(s) for s in state["scenes"]]
