@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from nerfseg.leaderboard.store import (
     LATEST_SCHEMA_VERSION,
-    _tables_v1,
+    tables_v1,
     db_url as to_db_url,
     MIGRATIONS,
     UNRECORDED,
@@ -189,7 +189,7 @@ def test_rejected_then_fixed_folder_is_evaluated(tmp_path: Path, lb_benchmark: P
 def _write_v2_database(url: str) -> dict[str, int]:
     """A database at schema version 2 holding a team, an evaluated submission with results and a reported row."""
     engine = make_engine(to_db_url(url))
-    t = _tables_v1(sa.MetaData())  # the frozen v1 tables: what such a database holds
+    t = tables_v1(sa.MetaData())  # the frozen v1 tables: what such a database holds
     with engine.begin() as conn:
         VERSION_TABLE.create(conn)
         for step in MIGRATIONS[:2]:
