@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: the one table model and its five renderers stay together, so every format agrees.
 """Leaderboard tables in the paper's Table 1 layout, rendered as markdown, CSV, HTML, LaTeX (booktabs) or JSON.
 
 Why a table model and several renderers: the same numbers go into a README, a spreadsheet, the web page and a

@@ -26,7 +26,7 @@ from nerfseg.leaderboard.store import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPT
 from nerfseg.errors import InputError
 from nerfseg.spec import BENCHMARK_JSON
 
-log = logging.getLogger("nerfseg.leaderboard.worker")
+logger = logging.getLogger(__name__)
 
 
 def new_worker_id() -> str:
@@ -49,10 +49,10 @@ class _Heartbeat(threading.Thread):
             try:
                 if not self.store.heartbeat(self.submission_id, self.worker_id, self.lease_seconds):
                     self.lost = True
-                    log.warning("lost the lease on submission %s", self.submission_id)
+                    logger.warning("lost the lease on submission %s", self.submission_id)
                     return
             except Exception:  # a busy database: try again at the next beat, the lease has slack
-                log.exception("heartbeat for submission %s failed", self.submission_id)
+                logger.exception("heartbeat for submission %s failed", self.submission_id)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -103,7 +103,7 @@ class Worker:
                 pass
         if reasons is None:
             ref = f"{self.worker_id}/submission-{sub.id}"
-            log.error("internal error evaluating submission %s (%s)", sub.id, ref, exc_info=exc)
+            logger.error("internal error evaluating submission %s (%s)", sub.id, ref, exc_info=exc)
             reasons = [internal_error_reason(exc, ref)]
         return reasons
 
@@ -125,7 +125,7 @@ class Worker:
             else:
                 meta = validated_meta(report)
                 if meta is None:
-                    log.warning("submission %s: the evaluator's report has no 'meta' (the meta.json its validation "
+                    logger.warning("submission %s: the evaluator's report has no 'meta' (the meta.json its validation "
                                 "read); recording it without description and flags", sub.id)
                 try:
                     ok = self.store.complete(sub.id, self.worker_id, report, meta)
@@ -137,7 +137,7 @@ class Worker:
             beat.stop()
             self.sweep_temp()
         self.processed += 1
-        log.info("submission %s: %s", sub.id, status if ok else "lost (lease expired)")
+        logger.info("submission %s: %s", sub.id, status if ok else "lost (lease expired)")
         return status if ok else "lost"
 
     @staticmethod
@@ -151,10 +151,10 @@ class Worker:
         try:
             removed, freed = clean_stale_extractions()
         except Exception:  # never let housekeeping stop the queue
-            log.exception("cleaning stale extraction folders failed")
+            logger.exception("cleaning stale extraction folders failed")
             return
         if removed:
-            log.warning("removed %d stale extraction folder(s), %d bytes", removed, freed)
+            logger.warning("removed %d stale extraction folder(s), %d bytes", removed, freed)
 
     def run_once(self) -> Submission | None:
         """Claim and process one submission; returns it (as claimed) or None when the queue is empty."""
@@ -176,7 +176,7 @@ class Worker:
             try:
                 sub = self.run_once()
             except Exception:  # e.g. the database is briefly unavailable: keep the worker alive
-                log.exception("worker loop error")
+                logger.exception("worker loop error")
                 sub = None
             if sub is not None:
                 done += 1

@@ -4,55 +4,28 @@ sortable table. Skipped only where Chromium cannot be found (run scripts/install
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: run scripts/install_browser.sh")
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from nerfseg.identity import benchmark_identity  # noqa: E402
+from tests.leaderboard.chromium import headless_chromium  # noqa: E402
 from tests.leaderboard.livesite import LiveServer  # noqa: E402
 
 
-def _find(candidates: list[str | None]) -> str | None:
-    for c in candidates:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    return None
-
-
-CHROMIUM = _find([os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
-                  "/usr/bin/chromium", "/usr/lib/chromium/chromium"])
-CHROMEDRIVER = _find([os.environ.get("CHROMEDRIVER"), shutil.which("chromedriver"), "/usr/bin/chromedriver",
-                      "/usr/lib/chromium/chromedriver"])
-
-
 @pytest.fixture
-def browser():
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Chromium/chromedriver not found: run scripts/install_browser.sh "
-                    "(apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    try:
-        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        pytest.skip(f"Chromium found at {CHROMIUM} but could not start: {exc.msg}")
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+def browser() -> Iterator[Any]:
+    yield from headless_chromium(("--window-size=1280,1000",))
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ import shutil
 import sqlite3
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,6 @@ from tests.evaluation.fixtures import make_tiny_benchmark
 from tests.leaderboard.fake_eval import evaluate as fake_evaluate
 from tests.leaderboard.helpers import FAKE_EVALUATOR, make_variant, scores
 
-PG_URL = os.environ.get("NERFSEG_TEST_PG_URL")
 FP_A, FP_B = "a" * 64, "b" * 64
 
 
@@ -51,27 +49,6 @@ def _report(pq: float, benchmark: str | None = None, name: str = "bench") -> dic
     if benchmark:
         report["benchmark"] = {"name": name, "fingerprint": benchmark}
     return report
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path):
-    """An empty database: an SQLite file, or a fresh PostgreSQL database when NERFSEG_TEST_PG_URL is set."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "lb.db")
-        return
-    if not PG_URL:
-        pytest.skip("set NERFSEG_TEST_PG_URL to a PostgreSQL server to run the store tests on PostgreSQL")
-    pytest.importorskip("psycopg", reason="psycopg not installed")
-    name = f"nerfseg_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _open(url: str, tmp_path: Path) -> ResultsStore:

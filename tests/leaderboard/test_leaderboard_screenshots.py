@@ -20,7 +20,6 @@ import pytest
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: run scripts/install_browser.sh")
 
-from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -28,7 +27,7 @@ from nerfseg.leaderboard.server import swagger_asset_dir  # noqa: E402
 from nerfseg.leaderboard.store import ResultsStore  # noqa: E402
 from nerfseg.identity import benchmark_identity  # noqa: E402
 from tests.leaderboard.livesite import LiveServer  # noqa: E402
-from tests.leaderboard.test_leaderboard_browser import CHROMEDRIVER, CHROMIUM  # noqa: E402
+from tests.leaderboard.chromium import headless_chromium  # noqa: E402
 
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
@@ -36,21 +35,7 @@ DESKTOP = (1280, 900)
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Chromium/chromedriver not found: run scripts/install_browser.sh "
-                    "(apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--disable-extensions", "--hide-scrollbars", f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
-        options.add_argument(arg)
-    try:
-        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        pytest.skip(f"Chromium found at {CHROMIUM} but could not start: {exc.msg}")
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    yield from headless_chromium(("--hide-scrollbars", f"--window-size={DESKTOP[0]},{DESKTOP[1]}"))
 
 
 def _viewport(driver: Any, width: int, height: int, mobile: bool) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -52,36 +50,19 @@ def _submit(store: ResultsStore, team_id: int, digest: str, method: str = "M", *
     return store.create_submission(**args)
 
 
-PG_URL = os.environ.get("NERFSEG_TEST_PG_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path):
+@pytest.fixture
+def store(database: str, tmp_path: Path):
     """The same store tests on SQLite (always) and on PostgreSQL (when NERFSEG_TEST_PG_URL names a server)."""
     clock = Clock()
-    if request.param == "sqlite":
-        s = ResultsStore(tmp_path / "lb.db", clock=clock)
-        s.test_clock = clock  # type: ignore[attr-defined]
-        yield s
-        s.close()
-        return
-    if not PG_URL:
-        pytest.skip("set NERFSEG_TEST_PG_URL to a PostgreSQL server to run the store tests on PostgreSQL")
-    pytest.importorskip("psycopg", reason="psycopg not installed")
-    name = f"nerfseg_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    s = ResultsStore(sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False),
-                     tmp_path / "submissions", clock=clock)
+    if "://" in database:
+        s = ResultsStore(database, tmp_path / "submissions", clock=clock)
+    else:
+        s = ResultsStore(database, clock=clock)
     s.test_clock = clock  # type: ignore[attr-defined]
     try:
         yield s
     finally:
         s.close()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_schema_is_created_and_migrations_are_recorded_once(tmp_path: Path) -> None:

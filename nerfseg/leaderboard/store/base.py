@@ -93,8 +93,6 @@ class StoreBase:
         with self._tx(write=False) as conn:
             return int(conn.execute(sa.select(sa.func.max(VERSION_TABLE.c.version))).scalar() or 0)
 
-    # -- teams ---------------------------------------------------------------------------------
-
     def _select_submissions(self) -> sa.Select:
         return (
             sa.select(submissions_t, teams_t.c.name.label("team_name"), methods_t.c.name.label("method_name"))

@@ -75,8 +75,6 @@ class BoardQueries(StoreBase):
                 conn.execute(sa.insert(reported_metrics_t), rows)
         return int(rid)
 
-    # -- reading -------------------------------------------------------------------------------
-
     def benchmarks(self, protocol: str | None = None, split: str | None = None) -> list[BenchmarkSummary]:
         """The benchmarks with evaluated submissions (optionally of one protocol/split), most recently used first.
 

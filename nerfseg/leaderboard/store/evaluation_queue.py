@@ -12,14 +12,7 @@ from sqlalchemy.engine import Connection
 
 from nerfseg.leaderboard.store.base import StoreBase
 from nerfseg.leaderboard.store.records import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, Submission
-from nerfseg.leaderboard.store.report_rows import (
-    check_report,
-    clip,
-    insert_results,
-    opt_str,
-    report_benchmark,
-    update_method_meta,
-)
+from nerfseg.leaderboard.store import report_rows
 from nerfseg.leaderboard.store.schema import submissions_t
 
 
@@ -114,19 +107,19 @@ class EvaluationQueue(StoreBase):
                                .where(self._owned(submission_id, worker_id))).first()
             if row is None:
                 return False
-            check_report(report, row.protocol)
-            benchmark, benchmark_name = report_benchmark(report, row.benchmark, row.benchmark_name)
+            report_rows.check_report(report, row.protocol)
+            benchmark, benchmark_name = report_rows.report_benchmark(report, row.benchmark, row.benchmark_name)
             conn.execute(
                 sa.update(submissions_t).where(self._owned(submission_id, worker_id)).values(
                     status="evaluated", finished_at=now, updated_at=now, lease_until=None,
-                    protocol_version=opt_str(report.get("protocol_version")),
-                    spec_version=opt_str(report.get("spec_version")),
+                    protocol_version=report_rows.opt_str(report.get("protocol_version")),
+                    spec_version=report_rows.opt_str(report.get("spec_version")),
                     meta_json=None if meta is None else json.dumps(meta),
-                    benchmark=benchmark, benchmark_name=clip(benchmark_name, 300),
+                    benchmark=benchmark, benchmark_name=report_rows.clip(benchmark_name, 300),
                 )
             )
-            insert_results(conn, submission_id, report, now)
-            update_method_meta(conn, int(row.method_id), meta, now)
+            report_rows.insert_results(conn, submission_id, report, now)
+            report_rows.update_method_meta(conn, int(row.method_id), meta, now)
         return True
 
     def reject(self, submission_id: int, worker_id: str, reasons: list[str],
@@ -141,5 +134,3 @@ class EvaluationQueue(StoreBase):
                 )
             )
             return res.rowcount == 1
-
-    # -- results -------------------------------------------------------------------------------

@@ -86,16 +86,41 @@ class SubmissionIntake(StoreBase):
         values.setdefault("key", secrets.token_urlsafe(16)[:22])
         return int(conn.execute(sa.insert(submissions_t).values(**values).returning(submissions_t.c.id)).scalar_one())
 
-    def _with_retry(self, fn: Callable[[], tuple[Submission, bool]]) -> tuple[Submission, bool]:
-        """Run a create transaction again when a concurrent one won a unique constraint (PostgreSQL); the second
-        run then finds the other's row. SQLite never gets here: BEGIN IMMEDIATE already serialises writers."""
+    def _record_once(self, team_id: int, split: str, protocol: str, content_hash: str, benchmark: str | None,
+                     insert: Callable[[Connection, Any, float], int]) -> tuple[Submission, bool]:
+        """One transaction: lock the team, return a live duplicate as ``(earlier, False)``, else
+        ``insert(conn, team_row, now)`` the new submission and return ``(it, True)``. A transaction that lost a
+        unique-constraint race (PostgreSQL) runs again and then finds the winner's row; SQLite never gets there:
+        BEGIN IMMEDIATE already serialises writers."""
         for attempt in range(3):
             try:
-                return fn()
+                now = self.clock()
+                with self._tx() as conn:
+                    team, existing = self._lock_team(conn, team_id, split, protocol, content_hash, benchmark)
+                    if existing is not None:
+                        return existing, False
+                    return self._get(conn, insert(conn, team, now)), True
             except IntegrityError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _lock_team(self, conn: Connection, team_id: int, split: str, protocol: str, content_hash: str,
+                   benchmark: str | None) -> tuple[Any, Submission | None]:
+        """Lock the team's row (PostgreSQL: concurrent uploads of one team queue here; SQLite's BEGIN IMMEDIATE
+        already serialises) and find a live duplicate: (team row, the earlier submission or None)."""
+        team = conn.execute(sa.select(teams_t).where(teams_t.c.id == team_id).with_for_update()).mappings().first()
+        if team is None:
+            raise StoreError(f"unknown team id {team_id}")
+        existing = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
+        return team, None if existing is None else self._get(conn, existing)
+
+    @staticmethod
+    def _method_name(method: str) -> str:
+        method = method.strip()
+        if not method:
+            raise StoreError("a submission needs a method name")
+        return method
 
     def create_submission(
         self,
@@ -116,33 +141,20 @@ class SubmissionIntake(StoreBase):
         ``(submission, created)``; ``created`` is False for a duplicate (same content, benchmark, split and
         protocol, not rejected), which is returned as recorded before. Raises ``DailyLimitExceeded`` when the
         team's 24-hour window is full (duplicates do not count: they cost no evaluation)."""
-        method = method.strip()
-        if not method:
-            raise StoreError("a submission needs a method name")
+        method = self._method_name(method)
 
-        def run() -> tuple[Submission, bool]:
-            now = self.clock()
-            with self._tx() as conn:
-                team = conn.execute(
-                    sa.select(teams_t).where(teams_t.c.id == team_id).with_for_update()
-                ).mappings().first()
-                if team is None:
-                    raise StoreError(f"unknown team id {team_id}")
-                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
-                if existing is not None:
-                    return self._get(conn, existing), False
-                self._check_daily_limit(conn, team, daily_limit, now)
-                method_id = self._ensure_method(conn, team_id, method, now)
-                sid = self._insert_submission(
-                    conn,
-                    dict(team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
-                         filename=filename, stored_path=stored_path, split=split, protocol=protocol,
-                         status="queued", attempts=0, created_at=now, updated_at=now, benchmark=benchmark,
-                         benchmark_name=clip(benchmark_name, 300)),
-                )
-                return self._get(conn, sid), True
+        def insert(conn: Connection, team: Any, now: float) -> int:
+            self._check_daily_limit(conn, team, daily_limit, now)
+            method_id = self._ensure_method(conn, team_id, method, now)
+            return self._insert_submission(
+                conn,
+                dict(team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
+                     filename=filename, stored_path=stored_path, split=split, protocol=protocol,
+                     status="queued", attempts=0, created_at=now, updated_at=now, benchmark=benchmark,
+                     benchmark_name=clip(benchmark_name, 300)),
+            )
 
-        return self._with_retry(run)
+        return self._record_once(team_id, split, protocol, content_hash, benchmark, insert)
 
     def record_finished(
         self,
@@ -169,38 +181,26 @@ class SubmissionIntake(StoreBase):
             raise ValueError("give exactly one of report (evaluated) or reasons (rejected)")
         if report is not None:
             benchmark, benchmark_name = report_benchmark(report, benchmark, benchmark_name)
-        method = method.strip()
-        if not method:
-            raise StoreError("a submission needs a method name")
+        method = self._method_name(method)
 
-        def run() -> tuple[Submission, bool]:
-            now = self.clock()
-            with self._tx() as conn:
-                if conn.execute(sa.select(teams_t.c.id).where(teams_t.c.id == team_id).with_for_update()).first() is None:
-                    raise StoreError(f"unknown team id {team_id}")
-                existing = self._find_duplicate(conn, team_id, split, protocol, content_hash, benchmark)
-                if existing is not None:
-                    return self._get(conn, existing), False
-                method_id = self._ensure_method(conn, team_id, method, now)
-                values = dict(
-                    team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
-                    filename=filename, stored_path=stored_path, split=split, protocol=protocol, attempts=1,
-                    created_at=started_at or now, started_at=started_at or now, finished_at=now, updated_at=now,
-                    meta_json=None if meta is None else json.dumps(meta), benchmark=benchmark,
-                    benchmark_name=clip(benchmark_name, 300),
-                )
-                if report is not None:
-                    check_report(report, protocol)
-                    values.update(status="evaluated", protocol_version=opt_str(report.get("protocol_version")),
-                                  spec_version=opt_str(report.get("spec_version")))
-                    sid = self._insert_submission(conn, values)
-                    insert_results(conn, sid, report, now)
-                    update_method_meta(conn, method_id, meta, now)
-                else:
-                    values.update(status="rejected", reasons_json=json.dumps([str(r) for r in reasons or []]))
-                    sid = self._insert_submission(conn, values)
-                return self._get(conn, sid), True
+        def insert(conn: Connection, _team: Any, now: float) -> int:
+            method_id = self._ensure_method(conn, team_id, method, now)
+            values = dict(
+                team_id=team_id, method_id=method_id, content_hash=content_hash, size_bytes=int(size_bytes),
+                filename=filename, stored_path=stored_path, split=split, protocol=protocol, attempts=1,
+                created_at=started_at or now, started_at=started_at or now, finished_at=now, updated_at=now,
+                meta_json=None if meta is None else json.dumps(meta), benchmark=benchmark,
+                benchmark_name=clip(benchmark_name, 300),
+            )
+            if report is None:
+                values.update(status="rejected", reasons_json=json.dumps([str(r) for r in reasons or []]))
+                return self._insert_submission(conn, values)
+            check_report(report, protocol)
+            values.update(status="evaluated", protocol_version=opt_str(report.get("protocol_version")),
+                          spec_version=opt_str(report.get("spec_version")))
+            sid = self._insert_submission(conn, values)
+            insert_results(conn, sid, report, now)
+            update_method_meta(conn, method_id, meta, now)
+            return sid
 
-        return self._with_retry(run)
-
-    # -- the evaluation queue ------------------------------------------------------------------
+        return self._record_once(team_id, split, protocol, content_hash, benchmark, insert)
