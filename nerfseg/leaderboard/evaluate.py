@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from nerfseg.errors import NerfsegError
+from nerfseg.errors import InputError, NerfsegError
 from nerfseg.text import printable
 
 DEFAULT_EVALUATOR = "nerfseg.evaluation.api:evaluate_submission"
+EVALUATOR_SETTING = "--evaluator"  # the option a bad evaluator spec came from, named in its error
 
 
 class Evaluator(Protocol):
@@ -33,15 +34,18 @@ def load_evaluator(spec: str | None = None) -> Evaluator:
     spec = spec or DEFAULT_EVALUATOR
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise NerfsegError(f"evaluator {spec!r} is not of the form module:function or file.py:function")
+        raise InputError(None, f"evaluator {spec!r} is not of the form module:function or file.py:function",
+                         key=EVALUATOR_SETTING)
     if module_name.endswith(".py"):
         path = Path(module_name).resolve()
+        if not path.is_file():
+            raise InputError(path, "no such evaluator file", key=EVALUATOR_SETTING)
         name = f"_nerfseg_evaluator_{abs(hash(str(path)))}"
         loaded = sys.modules.get(name)
         if loaded is None:
             spec_obj = importlib.util.spec_from_file_location(name, path)
             if spec_obj is None or spec_obj.loader is None:
-                raise NerfsegError(f"cannot load evaluator file {path}")
+                raise InputError(path, "cannot load this evaluator file", key=EVALUATOR_SETTING)
             loaded = importlib.util.module_from_spec(spec_obj)
             sys.modules[name] = loaded
             spec_obj.loader.exec_module(loaded)
@@ -50,10 +54,11 @@ def load_evaluator(spec: str | None = None) -> Evaluator:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise NerfsegError(f"cannot import the evaluator {spec!r}: {exc}") from exc
+            raise InputError(None, f"cannot import the evaluator {spec!r}: {exc}", key=EVALUATOR_SETTING) from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise NerfsegError(f"evaluator {spec!r}: {attr!r} is not a function of {module_name}")
+        raise InputError(None, f"evaluator {spec!r}: {attr!r} is not a function of {module_name}",
+                         key=EVALUATOR_SETTING)
     return fn
 
 

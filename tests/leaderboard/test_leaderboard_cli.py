@@ -91,3 +91,15 @@ def test_submit_with_the_real_evaluator_scores_the_gt_100(tmp_path: Path, lb_ben
     assert "mIoU 100.0, PQ 100.0" in res.output
     md = _run("leaderboard", "show", "--db", db).output
     assert "| GT‡ | **100.0** | **100.0** | **100.0** | **100.0** | **100.0** | **100.0** | **100.0** |" in md
+
+
+def test_a_bad_evaluator_setting_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    from nerfseg.errors import InputError
+    from nerfseg.leaderboard.evaluate import load_evaluator
+
+    missing = tmp_path / "missing.py"
+    for spec in ("no-colon", "nosuch_module_xyz:f", "nerfseg.io:no_such_function", f"{missing}:f"):
+        with pytest.raises(InputError) as err:
+            load_evaluator(spec)
+        assert "[--evaluator]" in str(err.value)
+    assert err.value.path == missing.resolve()  # the file that is not there is named
