@@ -51,9 +51,14 @@ def _asset_endpoint(name: str, media_type: str) -> Callable[[Request], Response]
     return asset
 
 
-for _name, _media_type in SWAGGER_ASSETS.items():
-    docs_router.add_api_route(SWAGGER_ASSET_PREFIX + _name, _asset_endpoint(_name, _media_type), methods=["GET"],
-                              include_in_schema=False)
+def _add_asset_routes(router: APIRouter) -> None:
+    """Only the files the page loads, by fixed name: a path cannot reach anything else in the folder."""
+    for name, media_type in SWAGGER_ASSETS.items():
+        router.add_api_route(SWAGGER_ASSET_PREFIX + name, _asset_endpoint(name, media_type), methods=["GET"],
+                             include_in_schema=False)
+
+
+_add_asset_routes(docs_router)
 
 
 @docs_router.get("/docs", include_in_schema=False)
