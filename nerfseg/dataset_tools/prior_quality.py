@@ -38,8 +38,7 @@ def evaluate_prior_quality(
         load_gt_scene,  # lazy: the evaluator is only needed for the report
     )
     from nerfseg.evaluation.protocols import get_protocol
-    from nerfseg.evaluation.types import FrameGT
-    from nerfseg.evaluation.types import FramePred
+    from nerfseg.evaluation.types import FrameGT, FramePred
 
     acc = get_protocol(protocol).new_accumulator()
     scene_dirs = [Path(d) for d in scene_dirs]
@@ -52,7 +51,24 @@ def evaluate_prior_quality(
             acc.update_frame(
                 sdir.name, name, FrameGT(gt_ids, gt_segs, gt.thing_ids), FramePred(pred_ids, {int(s["id"]): s for s in pred_segs})
             )
-    report = acc.compute()
+    out = _quality_summary(acc.compute(), prior_name, split)
+    overall = out["overall"]
+    if verbose:
+
+        def pct(v: Any) -> str:
+            return "-" if v is None else f"{100 * v:.1f}"
+
+        logger.info(
+            f"prior {prior_name} on {out['num_frames']} {split} views of {out['num_scenes']} scenes ({out['protocol']}): "
+            f"PQ things {pct(overall['pq_things'])} (SQ {pct(overall['sq_things'])}, RQ {pct(overall['rq_things'])}), "
+            f"PQ all {pct(overall['pq_all'])}, PQ stuff {pct(overall['pq_stuff'])}, mIoU {pct(overall['miou'])}, "
+            f"PQ^scene things {pct(overall['pq_scene_things'])}"
+        )
+    return out
+
+
+def _quality_summary(report: dict[str, Any], prior_name: str, split: str) -> dict[str, Any]:
+    """The protocol report reduced to the rows the prior's quality table shows (see :func:`evaluate_prior_quality`)."""
     summ, details = report["summary"], report["details"]
     overall = {
         "pq_things": summ.get("pq_things"),
@@ -75,7 +91,7 @@ def evaluate_prior_quality(
         for sid, s in report["per_scene"].items()
     }
     per_class = {name: {k: row.get(k) for k in ("iou", "pq", "sq", "rq", "tp", "fp", "fn")} for name, row in report["per_class"].items()}
-    out = {
+    return {
         "prior": prior_name,
         "split": split,
         "protocol": report["protocol"],
@@ -86,18 +102,6 @@ def evaluate_prior_quality(
         "per_class": per_class,
         "report": report,
     }
-    if verbose:
-
-        def pct(v: Any) -> str:
-            return "-" if v is None else f"{100 * v:.1f}"
-
-        logger.info(
-            f"prior {prior_name} on {out['num_frames']} {split} views of {out['num_scenes']} scenes ({out['protocol']}): "
-            f"PQ things {pct(overall['pq_things'])} (SQ {pct(overall['sq_things'])}, RQ {pct(overall['rq_things'])}), "
-            f"PQ all {pct(overall['pq_all'])}, PQ stuff {pct(overall['pq_stuff'])}, mIoU {pct(overall['miou'])}, "
-            f"PQ^scene things {pct(overall['pq_scene_things'])}"
-        )
-    return out
 
 
 def simulated_quality(
@@ -118,8 +122,7 @@ def simulated_quality(
     """
     from nerfseg.evaluation.gt import load_gt_scene
     from nerfseg.evaluation.protocols import get_protocol
-    from nerfseg.evaluation.types import FrameGT
-    from nerfseg.evaluation.types import FramePred
+    from nerfseg.evaluation.types import FrameGT, FramePred
 
     params = params or default_params(prior)
     frames = []
