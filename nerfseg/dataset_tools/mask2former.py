@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nerfseg import spec
+from nerfseg.dataset_tools.prior_masks import ID_MAX, coco_segments_info
 from nerfseg.errors import InputError
 
 MAPPING_RESOURCE = "data/coco_to_classes.json"
@@ -77,7 +78,7 @@ def map_panoptic(
     segments_info: list[Mapping[str, Any]],
     labels: Mapping[int, CocoCategory],
     rng: np.random.Generator,
-    id_max: int = (1 << 24) - 1,
+    id_max: int = ID_MAX,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Turn a post-processed Mask2Former result into our panoptic prior for one view.
 
@@ -87,10 +88,6 @@ def map_panoptic(
     others keep their own segment with the mapped class. Ids are then replaced by random ids (1..id_max), like
     the other priors, so small consecutive network ids carry no accidental cross-view meaning.
     """
-    from nerfseg.dataset_tools.priors import (
-        _segments_info,  # shared COCO segments_info (area, bbox)
-    )
-
     seg = np.asarray(segmentation).astype(np.int64)
     groups: dict[int, tuple[int, float]] = {}  # network id -> (class, score)
     for row in segments_info:
@@ -123,7 +120,7 @@ def map_panoptic(
     ids = new_id[compact]
     category_of = {int(new_id[t]): target_cls[t - 1] for t in present.tolist()}
     score_of = {int(new_id[t]): round(float(target_score[t - 1]), 4) for t in present.tolist()}
-    return ids, _segments_info(ids, category_of, score_of)
+    return ids, coco_segments_info(ids, category_of, score_of)
 
 
 class Mask2FormerPrior:

@@ -29,6 +29,10 @@ from typing import Any
 import numpy as np
 
 from nerfseg import spec
+from nerfseg.dataset_tools.prior_io import iter_scene_gt, load_prior_json, read_prior_frame, scene_id_of
+from nerfseg.dataset_tools.prior_params import default_params
+from nerfseg.dataset_tools.sim_m2f import read_object_table
+from nerfseg.dataset_tools.sim_m2f_view import scene_context, simulate_frame
 from nerfseg.errors import InputError
 from nerfseg.io import read_panoptic_png, read_png
 
@@ -64,8 +68,6 @@ def object_labels(instance: np.ndarray, pred_class: np.ndarray, min_pixels: int)
 
 def _objects(scene_dir: Path) -> dict[int, tuple[np.ndarray, int]]:
     """Object id -> (AABB centre, class index) from gt3d.h5's instance table."""
-    from nerfseg.dataset_tools.sim_m2f import read_object_table
-
     path = scene_dir / spec.GT3D_H5
     if not path.exists():
         raise InputError(path, "file not found: the consistency statistic needs object centres (gt3d.h5)")
@@ -74,8 +76,6 @@ def _objects(scene_dir: Path) -> dict[int, tuple[np.ndarray, int]]:
 
 def scene_pairs(scene_dir: str | Path, prior_name: str, min_pixels: int = 100) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
     """Object id -> (unit directions centre -> camera (m, 3), labels (m,), true class) over the views that see it."""
-    from nerfseg.dataset_tools.priors import load_prior_json, read_prior_frame
-
     scene_dir = Path(scene_dir)
     info = spec.load_scene_info(scene_dir)
     objects = _objects(scene_dir)
@@ -102,8 +102,6 @@ def consistency_stats(
     scene_dirs: Iterable[str | Path], prior_name: str, min_pixels: int = 100, bins_deg: Sequence[float] = ANGLE_BINS_DEG
 ) -> dict[str, Any]:
     """The cross-view consistency report of a written prior over the given scenes (see the module doc)."""
-    from nerfseg.dataset_tools.priors import load_prior_json
-
     edges = np.asarray(bins_deg, np.float64)
     nb = edges.size - 1
     pairs_det = np.zeros(nb)
@@ -169,25 +167,6 @@ def _r(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
 
 
-def print_stats(report: dict[str, Any]) -> None:
-    """The report as a rich table (one row per angle bin, then all pairs)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    t = Table(title=f"cross-view consistency of prior '{report['prior']}' ({len(report['scenes'])} scenes, {report['num_objects']} objects)")
-    for col in ("view angle", "pairs", "both found", "P(same class)", "chance", "kappa", "P(same found/missed)"):
-        t.add_column(col, justify="right")
-    for b in [*report["bins"], {**report["overall"], "all": True}]:
-        name = "all" if b.get("all") else f"{b['angle_lo_deg']:.0f}-{b['angle_hi_deg']:.0f} deg"
-        t.add_row(name, str(b["pairs"]), str(b["pairs_both_detected"]), f(b["p_same_class"]), f(b["chance"]), f(b["kappa"]), f(b["p_same_detection"]))
-    Console().print(t)
-    print("P(same class): both views give the object the same class, given both found it; chance: the same if every view")
-    print("drew its label independently from the prior's label distribution of the true class; kappa = (P - chance) / (1 - chance).")
-
-
 # ---------------------------------------------------------------------------------------------
 # Multi-view fusion gain of a prior (a cheap, geometry-exact stand-in for Semantic-NeRF)
 
@@ -197,8 +176,6 @@ LabelSource = Callable[[Path, str], np.ndarray]
 
 def prior_labels(prior_name: str) -> LabelSource:
     """Per-pixel classes of a prior written on disk (void -> MISSED)."""
-    from nerfseg.dataset_tools.priors import load_prior_json, read_prior_frame
-
     docs: dict[Path, dict[str, Any]] = {}
 
     def labels(scene_dir: Path, frame: str) -> np.ndarray:
@@ -293,8 +270,6 @@ def simulated_fusion_gain(
     reads are simulated, each exactly as :func:`nerfseg.dataset_tools.priors.write_priors` would write it for that seed.
     Returns ``{"per_seed": [{seed, prior_miou, fused_miou, gain, per_scene}], "mean": {...}}``.
     """
-    from nerfseg.dataset_tools.priors import default_params, iter_scene_gt, scene_context, scene_id_of, simulate_frame
-
     params = params or default_params(prior)
     scenes = sorted((Path(d) for d in scene_dirs), key=lambda p: p.name)
     frames: dict[Path, dict[str, Any]] = {}

@@ -1,7 +1,8 @@
 """``nerfseg priors``: (re)generate one 2D prior for every scene of a built benchmark and print its quality.
 
 Thin: parses options, loops over scenes with a progress bar, calls :func:`nerfseg.dataset_tools.priors.write_priors`,
-records the prior's settings in benchmark.json and prints :func:`nerfseg.dataset_tools.priors.evaluate_prior_quality`.
+records the prior's settings in benchmark.json and prints :func:`nerfseg.dataset_tools.prior_quality.evaluate_prior_quality`
+and the consistency report of :mod:`nerfseg.dataset_tools.prior_stats` (all user-facing output of the command lives here).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from nerfseg.dataset_tools.priors import PRIOR_NAMES
+from nerfseg.dataset_tools.prior_params import PRIOR_NAMES
 
 
 def _scene_ids(root: Path, split: str) -> list[str]:
@@ -62,7 +63,26 @@ def print_quality(report: dict[str, Any]) -> None:
     for sid, s in report["per_scene"].items():
         table.add_row(sid, str(s["num_frames"]), pct(s.get("pq_things")), "", "", pct(s.get("pq_all")), pct(s.get("pq_stuff")), pct(s.get("miou")))
     Console().print(table)
-    print("PQ_th/SQ_th/RQ_th: things (the paper's PQ column); PQ_st: the background stuff segment; mIoU: 11 classes, mean over scenes")
+    click.echo("PQ_th/SQ_th/RQ_th: things (the paper's PQ column); PQ_st: the background stuff segment; mIoU: 11 classes, mean over scenes")
+
+
+def print_stats(report: dict[str, Any]) -> None:
+    """The report as a rich table (one row per angle bin, then all pairs)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    t = Table(title=f"cross-view consistency of prior '{report['prior']}' ({len(report['scenes'])} scenes, {report['num_objects']} objects)")
+    for col in ("view angle", "pairs", "both found", "P(same class)", "chance", "kappa", "P(same found/missed)"):
+        t.add_column(col, justify="right")
+    for b in [*report["bins"], {**report["overall"], "all": True}]:
+        name = "all" if b.get("all") else f"{b['angle_lo_deg']:.0f}-{b['angle_hi_deg']:.0f} deg"
+        t.add_row(name, str(b["pairs"]), str(b["pairs_both_detected"]), f(b["p_same_class"]), f(b["chance"]), f(b["kappa"]), f(b["p_same_detection"]))
+    Console().print(t)
+    click.echo("P(same class): both views give the object the same class, given both found it; chance: the same if every view")
+    click.echo("drew its label independently from the prior's label distribution of the true class; kappa = (P - chance) / (1 - chance).")
 
 
 @click.command("priors")
@@ -82,12 +102,8 @@ def priors(
 ) -> None:
     """Write 2D panoptic priors (sim-m2f, sim-m2f-indep, gt or mask2former) for all views of every scene, then report
     their quality (and with --stats their cross-view consistency)."""
-    from nerfseg.dataset_tools.priors import (
-        SIM_PRIORS,
-        SimM2FParams,
-        default_params,
-        evaluate_prior_quality,
-    )
+    from nerfseg.dataset_tools.prior_params import SIM_PRIORS, SimM2FParams, default_params
+    from nerfseg.dataset_tools.prior_quality import evaluate_prior_quality
     from nerfseg import spec
 
     if write and prior == "mask2former" and weights is None:
@@ -114,7 +130,7 @@ def priors(
         report = evaluate_prior_quality([spec.scene_dir(data_root, s) for s in scene_ids], prior, split="test", verbose=False)
         print_quality(report)
     if stats:
-        from nerfseg.dataset_tools.prior_stats import consistency_stats, fusion_gain, print_stats, prior_labels
+        from nerfseg.dataset_tools.prior_stats import consistency_stats, fusion_gain, prior_labels
         from nerfseg.io import write_json_atomic
 
         dirs = [spec.scene_dir(data_root, s) for s in scene_ids]
@@ -131,7 +147,8 @@ def priors(
 
 
 def _write_all(data_root: Path, prior: str, scene_ids: list[str], params: Any, seed: int, weights: Path | None) -> None:
-    from nerfseg.dataset_tools.priors import prior_parameters, write_priors
+    from nerfseg.dataset_tools.prior_params import prior_parameters
+    from nerfseg.dataset_tools.priors import write_priors
     from nerfseg import spec
     from nerfseg.progress import Progress
 

@@ -4,7 +4,7 @@ A 2D panoptic network is a deterministic function of the image. Two views of the
 viewpoints are similar images, so the network makes the same mistake in both; from the other side of the room
 the image differs and the mistake may differ. Independent per-view errors (``sim-m2f-indep``) are exactly what
 multi-view fusion averages away, so they flatter every method that fuses views. This module supplies the
-per-scene, per-object state that :func:`nerfseg.dataset_tools.priors.simulate_sim_m2f` draws its decisions from:
+per-scene, per-object state that :func:`nerfseg.dataset_tools.sim_m2f_view.simulate_sim_m2f` draws its decisions from:
 
 * :class:`ObjectLatents`: for every GT object (and every pair of touching objects, and every spurious site) a
   latent standard-normal value per decision (miss, hole-or-background, split, confusion target, part class),
@@ -188,7 +188,7 @@ class SceneContext:
     ``gt3d.h5`` gives object centres and boxes (only its instance table is read); ``transforms.json`` the
     cameras; ``depth/`` per-view geometry. A scene without them (a hand-made test scene) still gets per-object
     view-invariant latents; the features that need geometry (view-dependent latents, 3D sites, 3D split planes)
-    then fall back as documented on :class:`nerfseg.dataset_tools.priors.SimM2FParams`.
+    then fall back as documented on :class:`nerfseg.dataset_tools.prior_params.SimM2FParams`.
     """
 
     def __init__(self, scene_dir: str | Path, latents: ObjectLatents, params: Any, info: spec.SceneInfo | None = None) -> None:

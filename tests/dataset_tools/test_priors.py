@@ -220,6 +220,57 @@ def test_params_validation_and_record() -> None:
     assert rec["seed"] == 2 and rec["params"] == p.to_dict()
 
 
+def test_params_overrides_are_typed_by_field() -> None:
+    """--params goes through nerfseg.config.apply_overrides: values are converted or refused by the field's type,
+    and the error names the file (a wrong type used to pass silently until a comparison failed, or never)."""
+    p = SimM2FParams.from_dict({"min_area_px": 32.0, "miss_base": 0, "split_plane_3d": "false"}, "p.json")
+    assert p.min_area_px == 32 and isinstance(p.min_area_px, int)
+    assert p.miss_base == 0.0 and isinstance(p.miss_base, float) and p.split_plane_3d is False
+    assert p == SimM2FParams(min_area_px=32, miss_base=0.0, split_plane_3d=False)
+    with pytest.raises(InputError, match=r"p\.json.*miss_base expects float"):
+        SimM2FParams.from_dict({"miss_base": "often"}, "p.json")
+    with pytest.raises(InputError, match=r"p\.json.*score_std expects float"):
+        SimM2FParams.from_dict({"score_std": True}, "p.json")  # a bool is no number
+    with pytest.raises(InputError, match=r"p\.json.*probability"):
+        SimM2FParams.from_dict({"miss_base": 2}, "p.json")  # __post_init__ validation still applies
+    assert SimM2FParams.independent().replace(miss_base=0.1) == SimM2FParams.independent(miss_base=0.1)
+
+
+def test_prior_modules_have_no_import_cycle() -> None:
+    """priors.py and mask2former.py imported each other; the shared mask code now lives in prior_masks.py.
+    Checks every import (top-level and inside functions) among the prior modules of nerfseg/dataset_tools."""
+    import ast
+
+    import nerfseg.dataset_tools as dt
+
+    root = Path(dt.__file__).parent
+    mods = {p.stem for p in root.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name in mods:
+        deps = set()
+        for node in ast.walk(ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nerfseg.dataset_tools."):
+                deps.add(node.module.split(".")[2])
+            elif isinstance(node, ast.ImportFrom) and node.module == "nerfseg.dataset_tools":
+                deps |= {a.name for a in node.names}
+        graph[name] = deps & mods - {name}
+    prior_mods = {"priors", "prior_params", "prior_masks", "prior_io", "prior_quality", "sim_m2f", "sim_m2f_view", "prior_stats", "mask2former", "priors_cli"}
+    assert prior_mods <= mods
+
+    def reaches(start: str, target: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for d in graph[todo.pop()]:
+                if d == target:
+                    return True
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return False
+
+    assert [m for m in sorted(prior_mods) if reaches(m, m)] == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The noise stages, one at a time
 
