@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nerfseg.dataset_tools.front3d import BROKEN_MODELS, MODEL_INFO_JSON, RAW_MODEL_OBJ, TEXTURE_PNG, RoomFilter, _plain_name, iter_houses, load_model_info, read_house
+from nerfseg.dataset_tools.front3d_plan import BROKEN_MODELS, MODEL_INFO_JSON, RAW_MODEL_OBJ, TEXTURE_PNG, RoomFilter, iter_houses, load_model_info, plain_name, read_house
 from nerfseg.dataset_tools.obj import read_obj
 from nerfseg.errors import InputError
 
@@ -118,7 +118,7 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
         for mat in hd.materials.values():
             jid = str(mat.get("jid") or "")
             url = str(mat.get("texture") or "").rstrip("/").split("/")
-            names = [n for n in (jid, url[-2] if len(url) >= 2 else "") if _plain_name(n)]
+            names = [n for n in (jid, url[-2] if len(url) >= 2 else "") if plain_name(n)]
             if not names:
                 continue
             key = "|".join(names)
@@ -134,7 +134,7 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
             rep.not_in_model_info.append(jid)
         if jid in BROKEN_MODELS:
             rep.unreadable_models.append((jid, "known broken (skipped as the reference loader)"))
-        elif not _plain_name(jid) or not obj.is_file() or obj.stat().st_size == 0:
+        elif not plain_name(jid) or not obj.is_file() or obj.stat().st_size == 0:
             rep.missing_models.append(jid)
         else:
             present.append(jid)

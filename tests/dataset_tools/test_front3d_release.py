@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nerfseg.dataset_tools import front3d as f3
+from nerfseg.dataset_tools import front3d_models
 from nerfseg.dataset_tools.build import build_dataset, label_maps, plan_build, preset_config, split_scenes
 from nerfseg.dataset_tools.cameras import inside_polygons, sample_cameras
 from nerfseg.dataset_tools.front3d import RoomFilter, load_house
@@ -169,8 +170,8 @@ def test_planning_opens_no_model(release: fx.Release, tmp_path: Path, monkeypatc
     def no_obj(*args, **kwargs):
         raise AssertionError("planning parsed a model")
 
-    monkeypatch.setattr(f3, "read_obj", no_obj)
-    monkeypatch.setattr(f3, "_read_texture", no_obj)
+    monkeypatch.setattr(front3d_models, "read_obj", no_obj)
+    monkeypatch.setattr(front3d_models, "_read_texture", no_obj)
     plan = plan_build(release.front3d, release.future, release.textures, tmp_path, _tiny())
     assert [(j.scene_id, j.inputs["room_index"], j.house_id) for j in plan.jobs] == [("3dfront_0000_00", 0, "house-door"), ("3dfront_0000_01", 1, "house-door")]
 
