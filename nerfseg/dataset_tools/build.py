@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -38,8 +39,10 @@ from nerfseg.dataset_tools.scene import Scene
 from nerfseg.dataset_tools.sources import LoadedScene, SceneSource, load_front3d_job
 from nerfseg.dataset_tools.voxelize import voxelize_scene
 
-MANIFEST = "scene_manifest.json"
+SCENE_MANIFEST = "scene_manifest.json"
 PARTIAL_PREFIX = ".partial-"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -290,7 +293,7 @@ def split_scenes(scene_ids: list[str], fractions: tuple[float, float, float], se
 
 def scene_is_complete(scene_path: Path, config: BuildConfig, verify: bool = True) -> bool:
     """A scene counts as finished only if its manifest exists, matches the settings, and (verify) checksums match."""
-    manifest_path = scene_path / MANIFEST
+    manifest_path = scene_path / SCENE_MANIFEST
     if not manifest_path.exists():
         return False
     try:
@@ -325,6 +328,77 @@ def label_maps(instance: np.ndarray, semantic: np.ndarray, hit: np.ndarray) -> t
     return inst, sem, ids
 
 
+def _render_views(partial: Path, scene: Scene, raycaster: SceneRaycaster, rgb_source: Any, poses: list[np.ndarray], is_test: np.ndarray, intr: Intrinsics, progress: Callable[[int, int], None] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Render every view and write its images, depth and label maps; returns (transforms frames, COCO images, COCO annotations)."""
+    class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
+    class_of[spec.GT_BACKGROUND_SEGMENT_ID] = spec.BACKGROUND
+    frames, annotations, images = [], [], []
+    for i, c2w in enumerate(poses):
+        name = spec.frame_name(i)
+        out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
+        rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
+        depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
+        inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
+        write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
+        write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
+        write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
+        write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
+        write_panoptic_png(partial / spec.PANOPTIC_DIR / f"{name}.png", pan)
+        split = "test" if is_test[i] else "train"
+        frames.append(
+            {
+                "file_path": f"{spec.IMAGES_DIR}/{name}.png",
+                "depth_file_path": f"{spec.DEPTH_DIR}/{name}.png",
+                "transform_matrix": np.asarray(c2w).tolist(),
+                "split": split,
+            }
+        )
+        images.append({"id": name, "file_name": f"{name}.png", "width": intr.width, "height": intr.height})
+        annotations.append({"image_id": name, "file_name": f"{name}.png", "segments_info": segments_info_from_ids(pan, class_of)})
+        if progress is not None:
+            progress(i + 1, len(poses))
+    return frames, images, annotations
+
+
+def _write_scene_gt3d(partial: Path, scene: Scene, config: BuildConfig) -> None:
+    """gt3d.h5: the labelled parts voxelized (void furniture left out) and the instance table."""
+    labelled = dataclasses.replace(scene, parts=[p for p in scene.parts if p.instance_id != spec.UNLABELLED_INSTANCE_ID])
+    grid = voxelize_scene(labelled, config.grid_resolution, mode=config.voxelization)
+    gt = GT3D(
+        instance=grid.instance,
+        semantic=grid.semantic,
+        bbox_min=np.asarray(grid.bbox_min),
+        bbox_max=np.asarray(grid.bbox_max),
+        mode=config.voxelization,
+        instances=make_instance_table(
+            [
+                {
+                    "id": inst.instance_id,
+                    "class_index": inst.class_index,
+                    "nyu40_id": inst.nyu40_id,
+                    "category": inst.category or "",
+                    "super_category": inst.super_category or "",
+                    "jid": inst.jid,
+                    "uid": inst.uid,
+                    "aabb": inst.aabb,
+                    "obb": inst.obb,
+                }
+                for inst in scene.instances
+            ]
+        ),
+    )
+    write_gt3d(partial / spec.GT3D_H5, gt)
+
+
+def _publish_scene(partial: Path, final: Path, config: BuildConfig, record: dict[str, Any], files: dict[str, str]) -> None:
+    """Write the manifest, then rename the partial folder into place: the only moment the scene becomes visible."""
+    manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
+    write_json_atomic(partial / SCENE_MANIFEST, manifest)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+
+
 def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Render and write one scene; returns its record (files with sha256, counts, timings, warnings)."""
     t0 = time.perf_counter()
@@ -350,62 +424,11 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views, raycaster=raycaster)
         is_test = split_views(len(poses), int(scene_seed.generate_state(1)[0]), every=config.test_every)
         t_cams = time.perf_counter()
-        class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
-        class_of[spec.GT_BACKGROUND_SEGMENT_ID] = spec.BACKGROUND
-        frames, annotations, images = [], [], []
-        for i, c2w in enumerate(poses):
-            name = spec.frame_name(i)
-            out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
-            rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
-            depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
-            inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
-            write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
-            write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
-            write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
-            write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
-            write_panoptic_png(partial / spec.PANOPTIC_DIR / f"{name}.png", pan)
-            split = "test" if is_test[i] else "train"
-            frames.append(
-                {
-                    "file_path": f"{spec.IMAGES_DIR}/{name}.png",
-                    "depth_file_path": f"{spec.DEPTH_DIR}/{name}.png",
-                    "transform_matrix": np.asarray(c2w).tolist(),
-                    "split": split,
-                }
-            )
-            images.append({"id": name, "file_name": f"{name}.png", "width": intr.width, "height": intr.height})
-            annotations.append({"image_id": name, "file_name": f"{name}.png", "segments_info": segments_info_from_ids(pan, class_of)})
-            if progress is not None:
-                progress(i + 1, len(poses))
+        frames, images, annotations = _render_views(partial, scene, raycaster, rgb_source, poses, is_test, intr, progress)
         t_render = time.perf_counter()
         _write_transforms(partial, scene, intr, frames)
         write_json_atomic(partial / spec.PANOPTIC_JSON, {"images": images, "annotations": annotations, "categories": spec.category_info()}, indent=None)
-        labelled = dataclasses.replace(scene, parts=[p for p in scene.parts if p.instance_id != spec.UNLABELLED_INSTANCE_ID])
-        grid = voxelize_scene(labelled, config.grid_resolution, mode=config.voxelization)
-        gt = GT3D(
-            instance=grid.instance,
-            semantic=grid.semantic,
-            bbox_min=np.asarray(grid.bbox_min),
-            bbox_max=np.asarray(grid.bbox_max),
-            mode=config.voxelization,
-            instances=make_instance_table(
-                [
-                    {
-                        "id": inst.instance_id,
-                        "class_index": inst.class_index,
-                        "nyu40_id": inst.nyu40_id,
-                        "category": inst.category or "",
-                        "super_category": inst.super_category or "",
-                        "jid": inst.jid,
-                        "uid": inst.uid,
-                        "aabb": inst.aabb,
-                        "obb": inst.obb,
-                    }
-                    for inst in scene.instances
-                ]
-            ),
-        )
-        write_gt3d(partial / spec.GT3D_H5, gt)
+        _write_scene_gt3d(partial, scene, config)
         t_voxel = time.perf_counter()
         for prior in config.priors:
             _write_prior(partial, prior, config.seed)
@@ -430,12 +453,7 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         }
         if rgb_source is not None:
             record["cycles"] = rgb_source.record()
-        manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
-        write_json_atomic(partial / MANIFEST, manifest)
-        # Make room for the finished scene, then rename: the only moment the scene becomes visible.
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        _publish_scene(partial, final, config, record, files)
         if rgb_source is not None:
             rgb_source.finish()  # the scene is in place: its per-view resume cache is no longer needed
         record["files"] = files
@@ -575,7 +593,7 @@ def build_from_source(
     groups = {sid: job_of[sid].house_id for sid in ids}
     splits = split_scenes(ids, config.scene_split, config.seed, groups=groups)
     if len(ids) > 1 and len(set(groups.values())) < 2 and show_warnings:
-        print(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)", file=sys.stderr)
+        logger.warning(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)")
     if config.nerf_rpn_export:
         export_nerf_rpn(out_root, ids, splits)
     bench = {
@@ -600,7 +618,7 @@ def build_from_source(
 
 
 class _WarningPrinter:
-    """One stderr line per broken input (house, item, reason) and per unknown category pair, each once per build."""
+    """One warning (logger, stderr by default) per broken input (house, item, reason) and per unknown category pair, each once per build."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -613,7 +631,7 @@ class _WarningPrinter:
             if key not in self._seen:
                 self._seen.add(key)
                 if self.enabled:
-                    print(Issue(**i).line(), file=sys.stderr)
+                    logger.warning(Issue(**i).line())
 
     def unknown_pairs(self, pairs: dict[tuple[str | None, str | None], dict[str, Any]]) -> None:
         for (sup, cat), entry in sorted(pairs.items(), key=lambda kv: str(kv[0])):
@@ -622,10 +640,9 @@ class _WarningPrinter:
                 if self.enabled:
                     models = entry["models"]
                     more = f" and {len(models) - 5} more" if len(models) > 5 else ""
-                    print(
+                    logger.warning(
                         f"warning: unknown 3D-FUTURE category pair (super-category {sup!r}, category {cat!r}): {entry['objects']} objects of "
-                        f"{len(models)} models ({', '.join(models[:5])}{more}) rendered and labelled void; add the pair to nerfseg/data/front3d_classes.json",
-                        file=sys.stderr,
+                        f"{len(models)} models ({', '.join(models[:5])}{more}) rendered and labelled void; add the pair to nerfseg/data/front3d_classes.json"
                     )
 
 
@@ -712,7 +729,7 @@ def check_renderer(config: BuildConfig) -> None:
 
 
 def _record_from_manifest(scene_path: Path) -> dict[str, Any]:
-    manifest = json.loads((scene_path / MANIFEST).read_text())
+    manifest = json.loads((scene_path / SCENE_MANIFEST).read_text())
     files = {rel: d for rel, d in manifest["files"].items() if not rel.startswith(f"{spec.PRIORS_DIR}/")}
     for p in sorted((scene_path / spec.PRIORS_DIR).rglob("*")):
         if p.is_file():
