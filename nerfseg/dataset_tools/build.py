@@ -465,9 +465,9 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
 
 
 def _cycles_rgb(job: SceneJob, scene: Scene) -> Any:
-    """The Cycles RGB source of one scene (nerfseg/dataset_tools/cycles.py), resuming per view from a cache folder
+    """The Cycles RGB source of one scene (nerfseg/dataset_tools/cycles_views.py), resuming per view from a cache folder
     next to the scene folders (it survives a killed build; ``.partial-`` folders do not)."""
-    from nerfseg.dataset_tools.cycles import SceneRGB
+    from nerfseg.dataset_tools.cycles_views import SceneRGB
 
     config = job.config
     return SceneRGB(scene, config.cycles, spec.scene_dir(job.out_root, job.scene_id).parent, config.fingerprint(), config.lighting.crease_angle_deg)
