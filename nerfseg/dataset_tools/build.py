@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: the build settings, scene jobs, build_scene and the runner stay together (workers pickle them, tests patch build_scene here); the report is in build_report.py.
 """Build orchestration for ``nerfseg build-dataset``: 3D-FRONT (or demo) rooms -> benchmark scenes (SPEC 3).
 
 Each scene is built by one picklable function (:func:`build_scene`) so that a process pool or a Ray
@@ -32,6 +33,7 @@ from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_j
 
 from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras, split_views
 from nerfseg.dataset_tools.cycles import CyclesSettings
+from nerfseg.dataset_tools.build_report import BuildWarnings, build_report
 from nerfseg.dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, RoomFilter, iter_houses, load_model_info, read_house
 from nerfseg.dataset_tools.ray_executor import map_scenes
 from nerfseg.dataset_tools.raycast import Lighting, SceneRaycaster
@@ -559,7 +561,7 @@ def build_from_source(
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)  # leftovers of a killed build
     plan = scene_source.plan(out_root, config, workers=workers if executor == "process" else 1)
-    warn = _WarningPrinter(show_warnings)
+    warn = BuildWarnings(show_warnings)
     warn.issues(plan.issues)
     warn.unknown_pairs(plan.unknown_pairs)
     if not plan.jobs:
@@ -606,7 +608,7 @@ def build_from_source(
         "build_settings": to_jsonable(config),
         "prior_params": _prior_params(config),
         "report": {
-            **_build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
+            **build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
             "unsupported_materials": sum(int(records[sid].get("cycles", {}).get("unsupported_materials", 0)) for sid in records),
         },
         "scenes": {sid: {k: v for k, v in records[sid].items() if k != "files"} for sid in sorted(records)},
@@ -615,106 +617,6 @@ def build_from_source(
     bench[IDENTITY_KEY] = identity_record(out_root, bench)  # GT fingerprint + human name (nerfseg/identity.py)
     write_json_atomic(out_root / spec.BENCHMARK_JSON, bench)
     return bench
-
-
-class _WarningPrinter:
-    """One warning (logger, stderr by default) per broken input (house, item, reason) and per unknown category pair, each once per build."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._seen: set[tuple[str, str, str]] = set()
-        self._pairs: set[tuple[str | None, str | None]] = set()
-
-    def issues(self, issues: Iterable[dict[str, str]]) -> None:
-        for i in issues:
-            key = (i["kind"], i["house"], i["item"])
-            if key not in self._seen:
-                self._seen.add(key)
-                if self.enabled:
-                    logger.warning(Issue(**i).line())
-
-    def unknown_pairs(self, pairs: dict[tuple[str | None, str | None], dict[str, Any]]) -> None:
-        for (sup, cat), entry in sorted(pairs.items(), key=lambda kv: str(kv[0])):
-            if (sup, cat) not in self._pairs:
-                self._pairs.add((sup, cat))
-                if self.enabled:
-                    models = entry["models"]
-                    more = f" and {len(models) - 5} more" if len(models) > 5 else ""
-                    logger.warning(
-                        f"warning: unknown 3D-FUTURE category pair (super-category {sup!r}, category {cat!r}): {entry['objects']} objects of "
-                        f"{len(models)} models ({', '.join(models[:5])}{more}) rendered and labelled void; add the pair to nerfseg/data/front3d_classes.json"
-                    )
-
-
-_DROP_KINDS = (
-    ("repeats the layout", "repeated layout"),
-    ("room type", "room type not selected"),
-    ("no Floor mesh", "no floor mesh"),
-    ("no usable Floor mesh", "no floor mesh"),
-    ("floor area", "floor area too small"),
-    ("malformed room", "malformed room"),
-    ("room without", "malformed room"),
-)
-
-
-def _drop_kind(reason: str) -> str:
-    """The counted category of a dropped-room reason (the full reason stays in ``dropped_rooms``)."""
-    for prefix, kind in _DROP_KINDS:
-        if reason.startswith(prefix):
-            return kind
-    if "objects (need" in reason:
-        return "object count (after loading the models)" if reason.endswith("(after loading the models)") else "object count"
-    return "other"
-
-
-def _build_report(plan: Plan, records: dict[str, dict[str, Any]], dropped_at_build: list[dict[str, Any]], built: int, elapsed: float, groups: dict[str, str]) -> dict[str, Any]:
-    """benchmark.json's ``report``: what was built, what was skipped and why, counted per reason."""
-    issues: dict[tuple[str, str, str], dict[str, str]] = {}
-    for i in plan.issues + [i for rec in list(records.values()) + dropped_at_build for i in rec.get("issues", [])]:
-        issues.setdefault((i["kind"], i["house"], i["item"]), i)
-    skips: dict[str, int] = {}
-    for kind, _, _ in issues:
-        skips[kind] = skips.get(kind, 0) + 1
-    textures: dict[str, int] = {}
-    notes = dict(plan.notes)
-    seen_house: set[str] = set()
-    for rec in list(records.values()) + dropped_at_build:
-        if rec["house"] in seen_house:
-            continue  # every scene of a house loads the same materials and models: count them once
-        seen_house.add(rec["house"])
-        for k, v in rec.get("textures", {}).items():
-            textures[k] = textures.get(k, 0) + v
-    for rec in list(records.values()) + dropped_at_build:
-        for k, v in rec.get("notes", {}).items():
-            if k.startswith("object_"):  # per-room labelling decisions (house-level notes come from planning)
-                notes[k] = notes.get(k, 0) + v
-    dropped_rooms = list(plan.dropped_rooms) + [{"house": r["house"], "room": r["scene_id"], "scene_id": r["scene_id"], "reason": f"{r['dropped']} (after loading the models)"} for r in dropped_at_build]
-    drop_counts: dict[str, int] = {}
-    for d in dropped_rooms:
-        key = _drop_kind(d["reason"])
-        drop_counts[key] = drop_counts.get(key, 0) + 1
-    missing = sorted({m for rec in list(records.values()) + dropped_at_build for m in rec.get("missing_models", [])} | set(plan.missing_models))
-    return {
-        "scenes_built": built - len(dropped_at_build),
-        "scenes_reused": len(records) - (built - len(dropped_at_build)),
-        "build_seconds": elapsed,
-        "planning_seconds": plan.seconds,
-        "houses": plan.houses,
-        "houses_unreadable": plan.bad_houses,
-        "split_unit": "house" if len(set(groups.values())) >= 2 else "scene",
-        "dropped_rooms": dropped_rooms,
-        "dropped_room_counts": drop_counts,
-        "skips": dict(sorted(skips.items())),
-        "issues": sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"])),
-        "unknown_category_pairs": [
-            {"super_category": sup, "category": cat, "objects": e["objects"], "models": e["models"]} for (sup, cat), e in sorted(plan.unknown_pairs.items(), key=lambda kv: str(kv[0]))
-        ],
-        "textures": dict(sorted(textures.items())),
-        "selection": dict(sorted(notes.items())),
-        "missing_models": missing,
-        "num_missing_models": len(missing),
-        "warnings": [Issue(**i).line() for i in sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"]))],
-    }
 
 
 def check_renderer(config: BuildConfig) -> None:

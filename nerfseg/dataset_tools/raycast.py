@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: one class, SceneRaycaster, whose rays, shading and lights share its Embree scene and arrays.
 """The default renderer: one Embree scene per room, every pixel one ray through its centre (no anti-aliasing).
 
 Why a ray caster and not a path tracer: the benchmark's ground truth is the label maps and the depth, and
