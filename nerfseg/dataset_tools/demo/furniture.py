@@ -371,7 +371,7 @@ def make_desk(rng: np.random.Generator) -> DemoModel:
     return _finish(rng, m, [("wood", pick_colour(rng, WOODS)), ("plaster", pick_colour(rng, PAINTS)), ("metal", pick_colour(rng, METALS))], "Desk", "Cabinet/Shelf/Desk", "desk")
 
 
-def _table(rng: np.random.Generator, w: float, d: float, h: float, category: str, title: str, shelf: bool = False) -> DemoModel:
+def _table_model(rng: np.random.Generator, w: float, d: float, h: float, category: str, title: str, shelf: bool = False) -> DemoModel:
     m = DemoMesh(rng, w)
     top = 0.04
     m.box((-w / 2, h - top, -d / 2), (w / 2, h, d / 2), 0)
@@ -387,11 +387,11 @@ def _table(rng: np.random.Generator, w: float, d: float, h: float, category: str
 
 
 def make_dining_table(rng: np.random.Generator) -> DemoModel:
-    return _table(rng, draw_uniform(rng, 1.4, 1.9), draw_uniform(rng, 0.8, 1.0), draw_uniform(rng, 0.74, 0.77), "Dining Table", "dining table")
+    return _table_model(rng, draw_uniform(rng, 1.4, 1.9), draw_uniform(rng, 0.8, 1.0), draw_uniform(rng, 0.74, 0.77), "Dining Table", "dining table")
 
 
 def make_coffee_table(rng: np.random.Generator) -> DemoModel:
-    return _table(rng, draw_uniform(rng, 0.9, 1.3), draw_uniform(rng, 0.5, 0.7), draw_uniform(rng, 0.38, 0.45), "Coffee Table", "coffee table", shelf=True)
+    return _table_model(rng, draw_uniform(rng, 0.9, 1.3), draw_uniform(rng, 0.5, 0.7), draw_uniform(rng, 0.38, 0.45), "Coffee Table", "coffee table", shelf=True)
 
 
 def make_round_end_table(rng: np.random.Generator) -> DemoModel:
