@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: the build settings, scene jobs, build_scene and the runner stay together (workers pickle them, tests patch build_scene here); the report is in build_report.py.
 """Build orchestration for ``nerfseg build-dataset``: 3D-FRONT (or demo) rooms -> benchmark scenes (SPEC 3).
 
 Each scene is built by one picklable function (:func:`build_scene`) so that a process pool or a Ray
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +33,7 @@ from nerfseg.io import atomic_path, segments_info_from_ids, sha256_file, write_j
 
 from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras, split_views
 from nerfseg.dataset_tools.cycles import CyclesSettings
+from nerfseg.dataset_tools.build_report import BuildWarnings, build_report
 from nerfseg.dataset_tools.front3d import HOUSE_MALFORMED, HOUSE_NOT_JSON, Issue, RoomFilter, iter_houses, load_model_info, read_house
 from nerfseg.dataset_tools.ray_executor import map_scenes
 from nerfseg.dataset_tools.raycast import Lighting, SceneRaycaster
@@ -38,8 +41,10 @@ from nerfseg.dataset_tools.scene import Scene
 from nerfseg.dataset_tools.sources import LoadedScene, SceneSource, load_front3d_job
 from nerfseg.dataset_tools.voxelize import voxelize_scene
 
-MANIFEST = "scene_manifest.json"
+SCENE_MANIFEST = "scene_manifest.json"
 PARTIAL_PREFIX = ".partial-"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -290,7 +295,7 @@ def split_scenes(scene_ids: list[str], fractions: tuple[float, float, float], se
 
 def scene_is_complete(scene_path: Path, config: BuildConfig, verify: bool = True) -> bool:
     """A scene counts as finished only if its manifest exists, matches the settings, and (verify) checksums match."""
-    manifest_path = scene_path / MANIFEST
+    manifest_path = scene_path / SCENE_MANIFEST
     if not manifest_path.exists():
         return False
     try:
@@ -325,6 +330,77 @@ def label_maps(instance: np.ndarray, semantic: np.ndarray, hit: np.ndarray) -> t
     return inst, sem, ids
 
 
+def _render_views(partial: Path, scene: Scene, raycaster: SceneRaycaster, rgb_source: Any, poses: list[np.ndarray], is_test: np.ndarray, intr: Intrinsics, progress: Callable[[int, int], None] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Render every view and write its images, depth and label maps; returns (transforms frames, COCO images, COCO annotations)."""
+    class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
+    class_of[spec.GT_BACKGROUND_SEGMENT_ID] = spec.BACKGROUND
+    frames, annotations, images = [], [], []
+    for i, c2w in enumerate(poses):
+        name = spec.frame_name(i)
+        out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
+        rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
+        depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
+        inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
+        write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
+        write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
+        write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
+        write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
+        write_panoptic_png(partial / spec.PANOPTIC_DIR / f"{name}.png", pan)
+        split = "test" if is_test[i] else "train"
+        frames.append(
+            {
+                "file_path": f"{spec.IMAGES_DIR}/{name}.png",
+                "depth_file_path": f"{spec.DEPTH_DIR}/{name}.png",
+                "transform_matrix": np.asarray(c2w).tolist(),
+                "split": split,
+            }
+        )
+        images.append({"id": name, "file_name": f"{name}.png", "width": intr.width, "height": intr.height})
+        annotations.append({"image_id": name, "file_name": f"{name}.png", "segments_info": segments_info_from_ids(pan, class_of)})
+        if progress is not None:
+            progress(i + 1, len(poses))
+    return frames, images, annotations
+
+
+def _write_scene_gt3d(partial: Path, scene: Scene, config: BuildConfig) -> None:
+    """gt3d.h5: the labelled parts voxelized (void furniture left out) and the instance table."""
+    labelled = dataclasses.replace(scene, parts=[p for p in scene.parts if p.instance_id != spec.UNLABELLED_INSTANCE_ID])
+    grid = voxelize_scene(labelled, config.grid_resolution, mode=config.voxelization)
+    gt = GT3D(
+        instance=grid.instance,
+        semantic=grid.semantic,
+        bbox_min=np.asarray(grid.bbox_min),
+        bbox_max=np.asarray(grid.bbox_max),
+        mode=config.voxelization,
+        instances=make_instance_table(
+            [
+                {
+                    "id": inst.instance_id,
+                    "class_index": inst.class_index,
+                    "nyu40_id": inst.nyu40_id,
+                    "category": inst.category or "",
+                    "super_category": inst.super_category or "",
+                    "jid": inst.jid,
+                    "uid": inst.uid,
+                    "aabb": inst.aabb,
+                    "obb": inst.obb,
+                }
+                for inst in scene.instances
+            ]
+        ),
+    )
+    write_gt3d(partial / spec.GT3D_H5, gt)
+
+
+def _publish_scene(partial: Path, final: Path, config: BuildConfig, record: dict[str, Any], files: dict[str, str]) -> None:
+    """Write the manifest, then rename the partial folder into place: the only moment the scene becomes visible."""
+    manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
+    write_json_atomic(partial / SCENE_MANIFEST, manifest)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+
+
 def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Render and write one scene; returns its record (files with sha256, counts, timings, warnings)."""
     t0 = time.perf_counter()
@@ -350,62 +426,11 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         poses = sample_cameras(scene, config.camera, rng, target_views=config.num_views, raycaster=raycaster)
         is_test = split_views(len(poses), int(scene_seed.generate_state(1)[0]), every=config.test_every)
         t_cams = time.perf_counter()
-        class_of = {inst.instance_id: inst.class_index for inst in scene.instances}
-        class_of[spec.GT_BACKGROUND_SEGMENT_ID] = spec.BACKGROUND
-        frames, annotations, images = [], [], []
-        for i, c2w in enumerate(poses):
-            name = spec.frame_name(i)
-            out = raycaster.render(c2w, intr) if rgb_source is None else raycaster.render_depth_labels_only(c2w, intr)
-            rgb = out.rgb if rgb_source is None else rgb_source.view(name, c2w, intr)
-            depth_mm = np.clip(np.round(out.depth * spec.DEPTH_SCALE), 0, 65535).astype(np.uint16)
-            inst_map, sem_map, pan = label_maps(out.instance, out.semantic, out.hit)
-            write_png(partial / spec.IMAGES_DIR / f"{name}.png", rgb)
-            write_png(partial / spec.DEPTH_DIR / f"{name}.png", depth_mm)
-            write_png(partial / spec.INSTANCE_DIR / f"{name}.png", inst_map)
-            write_png(partial / spec.SEMANTIC_DIR / f"{name}.png", sem_map)
-            write_panoptic_png(partial / spec.PANOPTIC_DIR / f"{name}.png", pan)
-            split = "test" if is_test[i] else "train"
-            frames.append(
-                {
-                    "file_path": f"{spec.IMAGES_DIR}/{name}.png",
-                    "depth_file_path": f"{spec.DEPTH_DIR}/{name}.png",
-                    "transform_matrix": np.asarray(c2w).tolist(),
-                    "split": split,
-                }
-            )
-            images.append({"id": name, "file_name": f"{name}.png", "width": intr.width, "height": intr.height})
-            annotations.append({"image_id": name, "file_name": f"{name}.png", "segments_info": segments_info_from_ids(pan, class_of)})
-            if progress is not None:
-                progress(i + 1, len(poses))
+        frames, images, annotations = _render_views(partial, scene, raycaster, rgb_source, poses, is_test, intr, progress)
         t_render = time.perf_counter()
         _write_transforms(partial, scene, intr, frames)
         write_json_atomic(partial / spec.PANOPTIC_JSON, {"images": images, "annotations": annotations, "categories": spec.category_info()}, indent=None)
-        labelled = dataclasses.replace(scene, parts=[p for p in scene.parts if p.instance_id != spec.UNLABELLED_INSTANCE_ID])
-        grid = voxelize_scene(labelled, config.grid_resolution, mode=config.voxelization)
-        gt = GT3D(
-            instance=grid.instance,
-            semantic=grid.semantic,
-            bbox_min=np.asarray(grid.bbox_min),
-            bbox_max=np.asarray(grid.bbox_max),
-            mode=config.voxelization,
-            instances=make_instance_table(
-                [
-                    {
-                        "id": inst.instance_id,
-                        "class_index": inst.class_index,
-                        "nyu40_id": inst.nyu40_id,
-                        "category": inst.category or "",
-                        "super_category": inst.super_category or "",
-                        "jid": inst.jid,
-                        "uid": inst.uid,
-                        "aabb": inst.aabb,
-                        "obb": inst.obb,
-                    }
-                    for inst in scene.instances
-                ]
-            ),
-        )
-        write_gt3d(partial / spec.GT3D_H5, gt)
+        _write_scene_gt3d(partial, scene, config)
         t_voxel = time.perf_counter()
         for prior in config.priors:
             _write_prior(partial, prior, config.seed)
@@ -430,12 +455,7 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
         }
         if rgb_source is not None:
             record["cycles"] = rgb_source.record()
-        manifest = {"fingerprint": config.fingerprint(), "tool_version": __version__, "spec_version": spec.SPEC_VERSION, "record": record, "files": files}
-        write_json_atomic(partial / MANIFEST, manifest)
-        # Make room for the finished scene, then rename: the only moment the scene becomes visible.
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
+        _publish_scene(partial, final, config, record, files)
         if rgb_source is not None:
             rgb_source.finish()  # the scene is in place: its per-view resume cache is no longer needed
         record["files"] = files
@@ -447,9 +467,9 @@ def build_scene(job: SceneJob, progress: Callable[[int, int], None] | None = Non
 
 
 def _cycles_rgb(job: SceneJob, scene: Scene) -> Any:
-    """The Cycles RGB source of one scene (nerfseg/dataset_tools/cycles.py), resuming per view from a cache folder
+    """The Cycles RGB source of one scene (nerfseg/dataset_tools/cycles_views.py), resuming per view from a cache folder
     next to the scene folders (it survives a killed build; ``.partial-`` folders do not)."""
-    from nerfseg.dataset_tools.cycles import SceneRGB
+    from nerfseg.dataset_tools.cycles_views import SceneRGB
 
     config = job.config
     return SceneRGB(scene, config.cycles, spec.scene_dir(job.out_root, job.scene_id).parent, config.fingerprint(), config.lighting.crease_angle_deg)
@@ -541,7 +561,7 @@ def build_from_source(
     for stale in (out_root / spec.SCENES_DIR).glob(f"{PARTIAL_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)  # leftovers of a killed build
     plan = scene_source.plan(out_root, config, workers=workers if executor == "process" else 1)
-    warn = _WarningPrinter(show_warnings)
+    warn = BuildWarnings(show_warnings)
     warn.issues(plan.issues)
     warn.unknown_pairs(plan.unknown_pairs)
     if not plan.jobs:
@@ -575,7 +595,7 @@ def build_from_source(
     groups = {sid: job_of[sid].house_id for sid in ids}
     splits = split_scenes(ids, config.scene_split, config.seed, groups=groups)
     if len(ids) > 1 and len(set(groups.values())) < 2 and show_warnings:
-        print(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)", file=sys.stderr)
+        logger.warning(f"warning: all {len(ids)} scenes come from one house: split by scene, so rooms of that house share splits (build more houses for a leak-free split)")
     if config.nerf_rpn_export:
         export_nerf_rpn(out_root, ids, splits)
     bench = {
@@ -588,7 +608,7 @@ def build_from_source(
         "build_settings": to_jsonable(config),
         "prior_params": _prior_params(config),
         "report": {
-            **_build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
+            **build_report(plan, records, dropped_at_build, len(todo), elapsed, groups),
             "unsupported_materials": sum(int(records[sid].get("cycles", {}).get("unsupported_materials", 0)) for sid in records),
         },
         "scenes": {sid: {k: v for k, v in records[sid].items() if k != "files"} for sid in sorted(records)},
@@ -597,107 +617,6 @@ def build_from_source(
     bench[IDENTITY_KEY] = identity_record(out_root, bench)  # GT fingerprint + human name (nerfseg/identity.py)
     write_json_atomic(out_root / spec.BENCHMARK_JSON, bench)
     return bench
-
-
-class _WarningPrinter:
-    """One stderr line per broken input (house, item, reason) and per unknown category pair, each once per build."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._seen: set[tuple[str, str, str]] = set()
-        self._pairs: set[tuple[str | None, str | None]] = set()
-
-    def issues(self, issues: Iterable[dict[str, str]]) -> None:
-        for i in issues:
-            key = (i["kind"], i["house"], i["item"])
-            if key not in self._seen:
-                self._seen.add(key)
-                if self.enabled:
-                    print(Issue(**i).line(), file=sys.stderr)
-
-    def unknown_pairs(self, pairs: dict[tuple[str | None, str | None], dict[str, Any]]) -> None:
-        for (sup, cat), entry in sorted(pairs.items(), key=lambda kv: str(kv[0])):
-            if (sup, cat) not in self._pairs:
-                self._pairs.add((sup, cat))
-                if self.enabled:
-                    models = entry["models"]
-                    more = f" and {len(models) - 5} more" if len(models) > 5 else ""
-                    print(
-                        f"warning: unknown 3D-FUTURE category pair (super-category {sup!r}, category {cat!r}): {entry['objects']} objects of "
-                        f"{len(models)} models ({', '.join(models[:5])}{more}) rendered and labelled void; add the pair to nerfseg/data/front3d_classes.json",
-                        file=sys.stderr,
-                    )
-
-
-_DROP_KINDS = (
-    ("repeats the layout", "repeated layout"),
-    ("room type", "room type not selected"),
-    ("no Floor mesh", "no floor mesh"),
-    ("no usable Floor mesh", "no floor mesh"),
-    ("floor area", "floor area too small"),
-    ("malformed room", "malformed room"),
-    ("room without", "malformed room"),
-)
-
-
-def _drop_kind(reason: str) -> str:
-    """The counted category of a dropped-room reason (the full reason stays in ``dropped_rooms``)."""
-    for prefix, kind in _DROP_KINDS:
-        if reason.startswith(prefix):
-            return kind
-    if "objects (need" in reason:
-        return "object count (after loading the models)" if reason.endswith("(after loading the models)") else "object count"
-    return "other"
-
-
-def _build_report(plan: Plan, records: dict[str, dict[str, Any]], dropped_at_build: list[dict[str, Any]], built: int, elapsed: float, groups: dict[str, str]) -> dict[str, Any]:
-    """benchmark.json's ``report``: what was built, what was skipped and why, counted per reason."""
-    issues: dict[tuple[str, str, str], dict[str, str]] = {}
-    for i in plan.issues + [i for rec in list(records.values()) + dropped_at_build for i in rec.get("issues", [])]:
-        issues.setdefault((i["kind"], i["house"], i["item"]), i)
-    skips: dict[str, int] = {}
-    for kind, _, _ in issues:
-        skips[kind] = skips.get(kind, 0) + 1
-    textures: dict[str, int] = {}
-    notes = dict(plan.notes)
-    seen_house: set[str] = set()
-    for rec in list(records.values()) + dropped_at_build:
-        if rec["house"] in seen_house:
-            continue  # every scene of a house loads the same materials and models: count them once
-        seen_house.add(rec["house"])
-        for k, v in rec.get("textures", {}).items():
-            textures[k] = textures.get(k, 0) + v
-    for rec in list(records.values()) + dropped_at_build:
-        for k, v in rec.get("notes", {}).items():
-            if k.startswith("object_"):  # per-room labelling decisions (house-level notes come from planning)
-                notes[k] = notes.get(k, 0) + v
-    dropped_rooms = list(plan.dropped_rooms) + [{"house": r["house"], "room": r["scene_id"], "scene_id": r["scene_id"], "reason": f"{r['dropped']} (after loading the models)"} for r in dropped_at_build]
-    drop_counts: dict[str, int] = {}
-    for d in dropped_rooms:
-        key = _drop_kind(d["reason"])
-        drop_counts[key] = drop_counts.get(key, 0) + 1
-    missing = sorted({m for rec in list(records.values()) + dropped_at_build for m in rec.get("missing_models", [])} | set(plan.missing_models))
-    return {
-        "scenes_built": built - len(dropped_at_build),
-        "scenes_reused": len(records) - (built - len(dropped_at_build)),
-        "build_seconds": elapsed,
-        "planning_seconds": plan.seconds,
-        "houses": plan.houses,
-        "houses_unreadable": plan.bad_houses,
-        "split_unit": "house" if len(set(groups.values())) >= 2 else "scene",
-        "dropped_rooms": dropped_rooms,
-        "dropped_room_counts": drop_counts,
-        "skips": dict(sorted(skips.items())),
-        "issues": sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"])),
-        "unknown_category_pairs": [
-            {"super_category": sup, "category": cat, "objects": e["objects"], "models": e["models"]} for (sup, cat), e in sorted(plan.unknown_pairs.items(), key=lambda kv: str(kv[0]))
-        ],
-        "textures": dict(sorted(textures.items())),
-        "selection": dict(sorted(notes.items())),
-        "missing_models": missing,
-        "num_missing_models": len(missing),
-        "warnings": [Issue(**i).line() for i in sorted(issues.values(), key=lambda i: (i["kind"], i["house"], i["item"]))],
-    }
 
 
 def check_renderer(config: BuildConfig) -> None:
@@ -712,7 +631,7 @@ def check_renderer(config: BuildConfig) -> None:
 
 
 def _record_from_manifest(scene_path: Path) -> dict[str, Any]:
-    manifest = json.loads((scene_path / MANIFEST).read_text())
+    manifest = json.loads((scene_path / SCENE_MANIFEST).read_text())
     files = {rel: d for rel, d in manifest["files"].items() if not rel.startswith(f"{spec.PRIORS_DIR}/")}
     for p in sorted((scene_path / spec.PRIORS_DIR).rglob("*")):
         if p.is_file():

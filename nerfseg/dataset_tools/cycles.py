@@ -24,27 +24,29 @@ What this module guarantees, and why:
 * **Unsupported materials are visible.** Material parameters Cycles does not map here (``MeshPart.material``
   keys other than roughness / metallic / specular, e.g. transparency) and textures that are not 8-bit
   images render with the base colour only; they are listed and counted in the scene record.
-* **Resume per view.** :class:`ViewCache` keeps each finished view in a folder next to the scene, named by a
+* **Resume per view.** :class:`~nerfseg.dataset_tools.cycles_views.ViewCache` keeps each finished view in a folder next to the scene, named by a
   hash of the pose, intrinsics and settings; a killed build re-renders only the views that are missing.
+
+Modules: this one (Blender setup, :class:`CyclesScene`), :mod:`.cycles_materials` (material mapping, shading
+normals; no Blender) and :mod:`.cycles_views` (per-view resume, :class:`SceneRGB` used by the build).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import re
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from nerfseg.dataset_tools.cycles_materials import MaterialReport, corner_normals_of, key_colour, part_material
 from nerfseg.dataset_tools.scene import MeshPart, Scene
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError, NerfsegError
@@ -52,10 +54,7 @@ from nerfseg.io import atomic_path, read_png
 
 #: The extra that installs bpy (pyproject.toml ``[project.optional-dependencies] render``).
 RENDER_EXTRA = "render"
-#: MeshPart.material keys mapped onto the Principled BSDF; any other key is counted as unsupported.
-SUPPORTED_MATERIAL_KEYS = {"roughness": "Roughness", "metallic": "Metallic", "specular": "Specular IOR Level"}
 SENSOR_WIDTH_MM = 36.0
-CACHE_PREFIX = ".cycles-views-"
 
 
 class MissingExtraError(NerfsegError):
@@ -174,17 +173,6 @@ def share_cores(settings: CyclesSettings, workers: int) -> CyclesSettings:
     return replace(settings, threads=max(1, cores // workers))
 
 
-@dataclass
-class MaterialReport:
-    """What the translation could not map (rendered with the base colour instead)."""
-
-    unsupported: list[dict[str, str]]
-
-    @property
-    def count(self) -> int:
-        return len(self.unsupported)
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -206,81 +194,6 @@ def _quiet_stdout() -> Iterator[None]:
                 os.dup2(fd, 1)
     finally:
         os.close(fd)
-
-
-def _key_colour(part: MeshPart) -> tuple[float, float, float]:
-    return tuple(float(np.clip(c, 0.0, 1.0)) for c in part.color)  # type: ignore[return-value]
-
-
-def _texture_problem(tex: np.ndarray) -> str | None:
-    """None when ``tex`` is an 8-bit (H,W), (H,W,3) or (H,W,4) image, else why it is not used."""
-    arr = np.asarray(tex)
-    if arr.dtype != np.uint8:
-        return f"texture dtype {arr.dtype} (expected uint8)"
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4)):
-        return None if arr.shape[0] > 0 and arr.shape[1] > 0 else "empty texture"
-    return f"texture shape {arr.shape} (expected (H,W), (H,W,3) or (H,W,4))"
-
-
-def part_material(part: MeshPart, textured: bool) -> tuple[np.ndarray | None, dict[str, float], list[str]]:
-    """(usable texture or None, Principled BSDF inputs, problems) of one part; pure Python, no Blender.
-
-    Problems are what the Cycles translation cannot map (the part then renders with its base colour).
-    """
-    problems: list[str] = []
-    tex = part.texture if textured else None
-    if tex is not None:
-        why = _texture_problem(tex)
-        if why:
-            problems.append(why)
-            tex = None
-    params: dict[str, float] = {}
-    for k, val in dict(getattr(part, "material", None) or {}).items():
-        if k in SUPPORTED_MATERIAL_KEYS and isinstance(val, (int, float)):
-            params[SUPPORTED_MATERIAL_KEYS[k]] = float(val)
-        else:
-            problems.append(f"material parameter {k}={val!r} not supported")
-    if part.kind == "furniture" and any(w in part.name.lower() for w in ("bed", "sofa")):
-        params.setdefault("Roughness", 0.5)  # as BlenderProc's 3D-FRONT loader
-    return tex, params, problems
-
-
-def unsupported_materials(scene: Scene) -> list[dict[str, str]]:
-    """Parts whose material the Cycles translation renders with the base colour only, and why."""
-    out = []
-    for part in scene.parts:
-        _, _, problems = part_material(part, part.texture is not None and part.uvs is not None)
-        if problems:
-            out.append({"part": part.name, "kind": part.kind, "problem": "; ".join(problems)})
-    return out
-
-
-def corner_normals_of(scene: Scene, crease_angle_deg: float) -> list[np.ndarray]:
-    """Per part (F,3,3) shading normals at triangle corners, the same rule as the Embree shader.
-
-    Smooth (area-weighted vertex normal) where faces meet flatter than the crease angle, the face normal
-    across a crease; computed per part exactly as :class:`~nerfseg.dataset_tools.raycast.SceneRaycaster` does on
-    its concatenated arrays (parts share no vertices there), so both renderers shade the same normals.
-    """
-    out = []
-    cos_crease = math.cos(math.radians(crease_angle_deg))
-    for part in scene.parts:
-        v = np.asarray(part.vertices, dtype=np.float64)
-        f = np.asarray(part.faces, dtype=np.int64)
-        tri = v[f]
-        cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        fn = cross / np.maximum(np.linalg.norm(cross, axis=1, keepdims=True), 1e-300)
-        fn[np.linalg.norm(cross, axis=1) == 0] = 0.0
-        vn = np.zeros_like(v)
-        for k in range(3):
-            for c in range(3):
-                vn[:, c] += np.bincount(f[:, k], weights=cross[:, c], minlength=len(v))
-        n = np.linalg.norm(vn, axis=1, keepdims=True)
-        vn = np.divide(vn, n, out=np.zeros_like(vn), where=n > 0)
-        corners = vn[f]
-        smooth = np.einsum("tkc,tc->tk", corners, fn) >= cos_crease
-        out.append(np.where(smooth[..., None], corners, fn[:, None, :]))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +358,7 @@ class CyclesScene:
         if problems:
             self.report.unsupported.append({"part": part.name, "kind": part.kind, "problem": "; ".join(problems)})
         ceiling = "ceiling" in part.kind.lower()
-        key = (id(tex) if tex is not None else None, _key_colour(part), float(part.emissive), ceiling, tuple(sorted(params.items())))
+        key = (id(tex) if tex is not None else None, key_colour(part), float(part.emissive), ceiling, tuple(sorted(params.items())))
         if key in self._materials:
             return self._materials[key]
         bpy = self.bpy
@@ -454,7 +367,7 @@ class CyclesScene:
         nodes, links = mat.node_tree.nodes, mat.node_tree.links
         bsdf = nodes["Principled BSDF"]
         out = nodes["Material Output"]
-        colour = (*_key_colour(part), 1.0)
+        colour = (*key_colour(part), 1.0)
         base_socket = None
         if tex is not None:
             tnode = nodes.new("ShaderNodeTexImage")
@@ -616,103 +529,3 @@ class CyclesScene:
             "unsupported_materials": self.report.count,
             "unsupported_material_parts": self.report.unsupported,
         }
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-view resume
-
-
-def view_key(c2w: np.ndarray, intr: Intrinsics, settings_fingerprint: str) -> str:
-    """Hash of everything that decides a view's pixels besides the scene: pose, intrinsics, settings."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(np.asarray(c2w, dtype=np.float64)).tobytes())
-    h.update(json.dumps(asdict(intr), sort_keys=True).encode())
-    h.update(settings_fingerprint.encode())
-    return h.hexdigest()[:16]
-
-
-class ViewCache:
-    """Finished Cycles views of one scene, kept outside the scene's partial folder so a killed build keeps them.
-
-    Files are ``<frame>-<view_key>.png``, each written atomically; a file whose key does not match the
-    current pose / intrinsics / settings is ignored (and removed with the folder once the scene is done).
-    """
-
-    def __init__(self, root: Path, scene_id: str, fingerprint: str):
-        self.dir = Path(root) / f"{CACHE_PREFIX}{scene_id}-{fingerprint}"
-        self.fingerprint = fingerprint
-        for stale in Path(root).glob(f"{CACHE_PREFIX}{scene_id}-*"):
-            if stale != self.dir:  # views rendered with other settings can never be reused
-                shutil.rmtree(stale, ignore_errors=True)
-        self.reused = 0
-        self.rendered = 0
-
-    def path(self, name: str, c2w: np.ndarray, intr: Intrinsics) -> Path:
-        return self.dir / f"{name}-{view_key(c2w, intr, self.fingerprint)}.png"
-
-    def get_or_render(self, name: str, c2w: np.ndarray, intr: Intrinsics, renderer: "LazyCycles") -> np.ndarray:
-        path = self.path(name, c2w, intr)
-        if path.exists():
-            try:
-                rgb = read_png(path, expect="rgb")
-                if rgb.shape == (intr.height, intr.width, 3):
-                    self.reused += 1
-                    return rgb
-            except InputError:
-                pass  # a damaged cache file: render again
-        rgb = renderer.get().render_rgb(c2w, intr, out_png=path)
-        self.rendered += 1
-        return rgb
-
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class LazyCycles:
-    """Translate the scene into Blender on first use, so a fully cached (resumed) scene skips the translation."""
-
-    def __init__(self, scene: Scene, settings: CyclesSettings, crease_angle_deg: float):
-        self.scene, self.settings, self.crease = scene, settings, crease_angle_deg
-        self.cycles: CyclesScene | None = None
-
-    def get(self) -> CyclesScene:
-        if self.cycles is None:
-            self.cycles = CyclesScene(self.scene, self.settings, self.crease)
-        return self.cycles
-
-
-class SceneRGB:
-    """The build's hook: the Cycles RGB of every view of one scene, with per-view resume and a record.
-
-    ``build_scene`` creates one per scene, calls :meth:`view` for each frame, then :meth:`record` and, once
-    the scene is safely in place, :meth:`finish` (which deletes the view cache).
-    """
-
-    def __init__(self, scene: Scene, settings: CyclesSettings, cache_root: Path, fingerprint: str, crease_angle_deg: float = 35.0):
-        require_bpy()
-        settings.validate()
-        self.lazy = LazyCycles(scene, settings, crease_angle_deg)
-        self.cache = ViewCache(cache_root, scene.scene_id, fingerprint)
-        self.seconds = 0.0
-
-    def view(self, name: str, c2w: np.ndarray, intr: Intrinsics) -> np.ndarray:
-        import time
-
-        t = time.perf_counter()
-        rgb = self.cache.get_or_render(name, c2w, intr, self.lazy)
-        self.seconds += time.perf_counter() - t
-        return rgb
-
-    def record(self) -> dict[str, Any]:
-        rec: dict[str, Any] = {"views_rendered": self.cache.rendered, "views_reused": self.cache.reused, "render_seconds": self.seconds}
-        if self.cache.rendered:
-            rec["seconds_per_rendered_view"] = self.seconds / self.cache.rendered
-        if self.lazy.cycles is not None:
-            rec.update(self.lazy.cycles.record())
-        else:  # every view came from the resume cache: Blender never started, the material audit still runs
-            problems = unsupported_materials(self.lazy.scene)
-            rec.update({"unsupported_materials": len(problems), "unsupported_material_parts": problems})
-        return rec
-
-    def finish(self) -> None:
-        self.cache.remove()

@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: one class, SceneRaycaster, whose rays, shading and lights share its Embree scene and arrays.
 """The default renderer: one Embree scene per room, every pixel one ray through its centre (no anti-aliasing).
 
 Why a ray caster and not a path tracer: the benchmark's ground truth is the label maps and the depth, and
@@ -429,6 +430,26 @@ class SceneRaycaster:
         arrays): on a busy CPU that is several times faster than (N,3) float64 rows.
         """
         L = self.lighting
+        points, ng, ns, start = self._shading_frame(dirs, hits)
+        # emissive surfaces show their own colour (below): no shadow or AO ray can change them
+        part = self.tri_part[hits.tri]
+        emissive = self.part_emissive[part]
+        glow = emissive > 0
+        contribs, to_light = self._unshadowed(points, ng, ns, glow)
+        if L.shadows and contribs:
+            self._shadow(contribs, to_light, start)
+        irradiance = np.zeros(len(points), dtype=np.float32)
+        for contrib in contribs:
+            irradiance += contrib
+        irradiance *= np.float32(self._light_scale)
+        ambient = self._ambient(ng, ns, start, glow)
+        radiance = self.albedo(hits).astype(np.float32) * (irradiance + ambient)[:, None]
+        if np.any(glow):
+            radiance[glow] = self.part_color_lin[part[glow]] * (emissive[glow] * L.emissive_gain)[:, None]
+        return radiance
+
+    def _shading_frame(self, dirs: np.ndarray, hits: Hits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(hit points (N,3), geometric normals (3,N), shading normals (3,N), secondary-ray starts (N,3) float32), normals towards the viewer."""
         points = self.hit_points(hits)
         tri = hits.tri
         ng = self.face_normals[tri].T.astype(np.float32)  # (3,N)
@@ -445,16 +466,17 @@ class SceneRaycaster:
         # secondary rays start just off the surface, on the viewer's side
         bias = 1e-4 * (1.0 + np.abs(points).max(axis=1))
         start = (points + ng.T.astype(np.float64) * bias[:, None]).astype(np.float32)
-        px, py, pz = (np.ascontiguousarray(c, dtype=np.float32) for c in points.T)
+        return points, ng, ns, start
 
-        # emissive surfaces show their own colour (below): no shadow or AO ray can change them
-        part = self.tri_part[tri]
-        emissive = self.part_emissive[part]
-        glow = emissive > 0
+    def _unshadowed(self, points: np.ndarray, ng: np.ndarray, ns: np.ndarray, glow: np.ndarray) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Each light's unshadowed contribution per point and the vectors to it.
+
+        Computed for every light first so that each light's share of the pixel is known before deciding
+        where its shadow rays are worth casting.
+        """
         lights = self.lights
-        rmin2 = np.float32(L.min_light_distance**2)
-        # unshadowed contribution of every light first, so that each light's share of the pixel is known
-        # before deciding where its shadow rays are worth casting
+        rmin2 = np.float32(self.lighting.min_light_distance**2)
+        px, py, pz = (np.ascontiguousarray(c, dtype=np.float32) for c in points.T)
         to_light: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         contribs: list[np.ndarray] = []
         for k in range(len(lights.intensity)):
@@ -468,63 +490,64 @@ class SceneRaycaster:
             lit = (cos_p > 0.0) & (lobe > 0.0) & (ng[0] * tx + ng[1] * ty + ng[2] * tz > 0.0) & ~glow
             contribs.append(np.where(lit, np.float32(lights.intensity[k]) * lobe * cos_p / np.maximum(r2, rmin2), np.float32(0.0)))
             to_light.append((tx, ty, tz))
-        if L.shadows and contribs:
-            # light culling: a light whose unshadowed share of the pixel's light (direct + ambient) is below
-            # ``shadow_cull`` gets no shadow ray there and counts as visible (error at most that share)
-            floor = None
-            if L.shadow_cull > 0:
-                floor = (np.sum(contribs, axis=0) + np.float32(L.ambient / self._light_scale)) * np.float32(L.shadow_cull)
-            need = [c > 0.0 if floor is None else c > floor for c in contribs]
-            blocked = [np.zeros(len(points), dtype=bool) for _ in contribs]
+        return contribs, to_light
 
-            def cast(k: int, where: np.ndarray) -> None:
-                if np.any(where):
-                    idx = np.nonzero(where)[0]
-                    tx, ty, tz = to_light[k]
-                    blocked[k][idx] = self.occluded(start[idx], np.stack([tx[idx], ty[idx], tz[idx]], axis=1), 1.0 - 1e-4)
+    def _shadow(self, contribs: list[np.ndarray], to_light: list[tuple[np.ndarray, np.ndarray, np.ndarray]], start: np.ndarray) -> None:
+        """Zero, in place, each light's contribution where a shadow ray finds it hidden."""
+        L = self.lighting
+        n = len(start)
+        # light culling: a light whose unshadowed share of the pixel's light (direct + ambient) is below
+        # ``shadow_cull`` gets no shadow ray there and counts as visible (error at most that share)
+        floor = None
+        if L.shadow_cull > 0:
+            floor = (np.sum(contribs, axis=0) + np.float32(L.ambient / self._light_scale)) * np.float32(L.shadow_cull)
+        need = [c > 0.0 if floor is None else c > floor for c in contribs]
+        blocked = [np.zeros(n, dtype=bool) for _ in contribs]
 
-            for probes, rest in self._light_groups if L.shadow_probes else [([], list(range(len(contribs))))]:
-                # adaptive shadows: the group's outermost samples first; where all of them agree (the whole
-                # emitter visible, or all of it hidden) the samples between take their answer, elsewhere
-                # (penumbrae) every sample gets its own ray
+        def cast(k: int, where: np.ndarray) -> None:
+            if np.any(where):
+                idx = np.nonzero(where)[0]
+                tx, ty, tz = to_light[k]
+                blocked[k][idx] = self.occluded(start[idx], np.stack([tx[idx], ty[idx], tz[idx]], axis=1), 1.0 - 1e-4)
+
+        for probes, rest in self._light_groups if L.shadow_probes else [([], list(range(len(contribs))))]:
+            # adaptive shadows: the group's outermost samples first; where all of them agree (the whole
+            # emitter visible, or all of it hidden) the samples between take their answer, elsewhere
+            # (penumbrae) every sample gets its own ray
+            for k in probes:
+                cast(k, need[k])
+            agree = np.zeros(n, dtype=bool)
+            answer = np.zeros(n, dtype=bool)
+            if probes:
+                agree[:] = True
+                answer[:] = blocked[probes[0]]
                 for k in probes:
-                    cast(k, need[k])
-                agree = np.zeros(len(points), dtype=bool)
-                answer = np.zeros(len(points), dtype=bool)
-                if probes:
-                    agree[:] = True
-                    answer[:] = blocked[probes[0]]
-                    for k in probes:
-                        agree &= need[k] & (blocked[k] == answer)
-                for k in rest:
-                    cast(k, need[k] & ~agree)
-                    blocked[k] |= need[k] & agree & answer
-            for contrib, b in zip(contribs, blocked):
-                contrib[b] = 0.0
-        irradiance = np.zeros(len(points), dtype=np.float32)
-        for contrib in contribs:
-            irradiance += contrib
-        irradiance *= np.float32(self._light_scale)
+                    agree &= need[k] & (blocked[k] == answer)
+            for k in rest:
+                cast(k, need[k] & ~agree)
+                blocked[k] |= need[k] & agree & answer
+        for contrib, b in zip(contribs, blocked):
+            contrib[b] = 0.0
 
-        ambient = np.full(len(points), L.ambient, dtype=np.float32)
+    def _ambient(self, ng: np.ndarray, ns: np.ndarray, start: np.ndarray, glow: np.ndarray) -> np.ndarray:
+        """Ambient term per point, scaled by the open fraction of its ambient-occlusion rays."""
+        L = self.lighting
+        n = len(start)
+        ambient = np.full(n, L.ambient, dtype=np.float32)
         if len(self._ao_dirs) and L.ambient > 0:
             t1, t2 = _tangent_frame(ns.T.astype(np.float64))
             t1, t2 = t1.T.astype(np.float32), t2.T.astype(np.float32)
-            open_frac = np.zeros(len(points), dtype=np.float32)
+            open_frac = np.zeros(n, dtype=np.float32)
             for a, b, c in self._ao_dirs.astype(np.float32):
                 ray = a * t1 + b * t2 + c * ns  # (3,N)
                 ok = (ray[0] * ng[0] + ray[1] * ng[1] + ray[2] * ng[2] > 0.0) & ~glow
-                free = np.ones(len(points), dtype=bool)
+                free = np.ones(n, dtype=bool)
                 if np.any(ok):
                     idx = np.nonzero(ok)[0]
                     free[idx] = ~self.occluded(start[idx], ray[:, idx].T, L.ao_distance)
                 open_frac += free
             ambient *= open_frac / np.float32(len(self._ao_dirs))
-
-        radiance = self.albedo(hits).astype(np.float32) * (irradiance + ambient)[:, None]
-        if np.any(glow):
-            radiance[glow] = self.part_color_lin[part[glow]] * (emissive[glow] * L.emissive_gain)[:, None]
-        return radiance
+        return ambient
 
     # ------------------------------------------------------------------ lights
 

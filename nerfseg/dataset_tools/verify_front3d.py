@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nerfseg.dataset_tools.front3d import BROKEN_MODELS, MODEL_INFO_JSON, RAW_MODEL_OBJ, TEXTURE_PNG, RoomFilter, _plain_name, iter_houses, load_model_info, read_house
+from nerfseg.dataset_tools.front3d_plan import BROKEN_MODELS, MODEL_INFO_JSON, RAW_MODEL_OBJ, TEXTURE_PNG, RoomFilter, iter_houses, load_model_info, plain_name, read_house
 from nerfseg.dataset_tools.obj import read_obj
 from nerfseg.errors import InputError
 
@@ -73,13 +73,8 @@ def _few(items: list[str], n: int = 3) -> str:
     return "" if not items else " (" + ", ".join(items[:n]) + (", ..." if len(items) > n else "") + ")"
 
 
-def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None = None, parse_models: int = 0, room_filter: RoomFilter | None = None) -> VerifyReport:
-    """Check a download; never raises for a broken house or model (they are counted), only for a missing folder."""
-    rep = VerifyReport()
-    rf = room_filter or RoomFilter()
-    for folder, what in ((front3d_dir, "--front3d (the 3D-FRONT folder of house JSONs)"), (future_dir, "--future (the 3D-FUTURE-model folder)")):
-        if not Path(folder).is_dir():
-            raise InputError(folder, f"not a folder: {what}")
+def _count_folders(rep: VerifyReport, future_dir: Path, texture_dir: Path | None) -> dict[str, tuple[str | None, str | None]]:
+    """model_info.json (a problem when unreadable), and the model and texture folder counts."""
     try:
         info = load_model_info(future_dir)
     except InputError as exc:
@@ -91,6 +86,11 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
     if texture_dir is not None:
         with os.scandir(texture_dir) as it:
             rep.texture_folders = sum(1 for e in it if e.is_dir())
+    return info
+
+
+def _read_houses(rep: VerifyReport, front3d_dir: Path, texture_dir: Path | None, info: dict[str, tuple[str | None, str | None]], rf: RoomFilter) -> tuple[set[str], dict[str, bool]]:
+    """Plan every house: rooms, issues and unknown pairs into ``rep``; returns (referenced jids, texture found per material key)."""
     try:
         houses = iter_houses(front3d_dir)
     except InputError as exc:
@@ -118,15 +118,17 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
         for mat in hd.materials.values():
             jid = str(mat.get("jid") or "")
             url = str(mat.get("texture") or "").rstrip("/").split("/")
-            names = [n for n in (jid, url[-2] if len(url) >= 2 else "") if _plain_name(n)]
+            names = [n for n in (jid, url[-2] if len(url) >= 2 else "") if plain_name(n)]
             if not names:
                 continue
             key = "|".join(names)
             if key not in tex_seen:
                 tex_seen[key] = texture_dir is not None and any((Path(texture_dir) / n / TEXTURE_PNG).is_file() for n in names)
-    rep.materials_textured = sum(tex_seen.values())
-    rep.materials_missing_texture = len(tex_seen) - rep.materials_textured
-    rep.referenced_models = len(referenced)
+    return referenced, tex_seen
+
+
+def _check_models(rep: VerifyReport, future_dir: Path, info: dict[str, tuple[str | None, str | None]], referenced: set[str], parse_models: int) -> None:
+    """Referenced models: missing, not in model_info, known broken; parse ``parse_models`` of the present ones (-1: all)."""
     present = []
     for jid in sorted(referenced):
         obj = Path(future_dir) / jid / RAW_MODEL_OBJ
@@ -134,7 +136,7 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
             rep.not_in_model_info.append(jid)
         if jid in BROKEN_MODELS:
             rep.unreadable_models.append((jid, "known broken (skipped as the reference loader)"))
-        elif not _plain_name(jid) or not obj.is_file() or obj.stat().st_size == 0:
+        elif not plain_name(jid) or not obj.is_file() or obj.stat().st_size == 0:
             rep.missing_models.append(jid)
         else:
             present.append(jid)
@@ -150,6 +152,21 @@ def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None
                 rep.unreadable_models.append((jid, exc.problem))
             except (OSError, MemoryError, ValueError) as exc:
                 rep.unreadable_models.append((jid, f"{type(exc).__name__}: {exc}"))
+
+
+def verify_front3d(front3d_dir: Path, future_dir: Path, texture_dir: Path | None = None, parse_models: int = 0, room_filter: RoomFilter | None = None) -> VerifyReport:
+    """Check a download; never raises for a broken house or model (they are counted), only for a missing folder."""
+    rep = VerifyReport()
+    rf = room_filter or RoomFilter()
+    for folder, what in ((front3d_dir, "--front3d (the 3D-FRONT folder of house JSONs)"), (future_dir, "--future (the 3D-FUTURE-model folder)")):
+        if not Path(folder).is_dir():
+            raise InputError(folder, f"not a folder: {what}")
+    info = _count_folders(rep, future_dir, texture_dir)
+    referenced, tex_seen = _read_houses(rep, front3d_dir, texture_dir, info, rf)
+    rep.materials_textured = sum(tex_seen.values())
+    rep.materials_missing_texture = len(tex_seen) - rep.materials_textured
+    rep.referenced_models = len(referenced)
+    _check_models(rep, future_dir, info, referenced, parse_models)
     if rep.houses and len(rep.houses_unreadable) == rep.houses:
         rep.problems.append("no house JSON could be read")
     if rep.referenced_models and len(rep.missing_models) == rep.referenced_models:

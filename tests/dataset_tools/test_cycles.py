@@ -17,9 +17,11 @@ from click.testing import CliRunner
 from scipy import ndimage
 
 from nerfseg.dataset_tools import cycles as cycles_mod
+from nerfseg.dataset_tools import cycles_views
 from nerfseg.dataset_tools.build import build_dataset, check_renderer, preset_config
 from nerfseg.dataset_tools.cameras import CameraConfig, sample_cameras
-from nerfseg.dataset_tools.cycles import CyclesSettings, MissingExtraError, bpy_available, unsupported_materials
+from nerfseg.dataset_tools.cycles import CyclesSettings, MissingExtraError, bpy_available
+from nerfseg.dataset_tools.cycles_materials import unsupported_materials
 from nerfseg.dataset_tools.demo import write_demo_dataset
 from nerfseg.dataset_tools.raycast import SceneRaycaster
 from nerfseg import spec
@@ -135,7 +137,7 @@ def test_cycles_build_resumes_per_view_and_gives_the_same_files(tmp_path: Path, 
 
     # a build killed while rendering its third view keeps the two finished views ...
     killed = tmp_path / "killed"
-    real_view = cycles_mod.SceneRGB.view
+    real_view = cycles_views.SceneRGB.view
     calls = {"n": 0}
 
     def dying_view(self, name, c2w, intr):
@@ -144,10 +146,10 @@ def test_cycles_build_resumes_per_view_and_gives_the_same_files(tmp_path: Path, 
             raise KeyboardInterrupt("killed")
         return real_view(self, name, c2w, intr)
 
-    monkeypatch.setattr(cycles_mod.SceneRGB, "view", dying_view)
+    monkeypatch.setattr(cycles_views.SceneRGB, "view", dying_view)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(killed, src.front3d_dir, src.future_dir, src.texture_dir, _config(), show_progress=False)
-    monkeypatch.setattr(cycles_mod.SceneRGB, "view", real_view)
+    monkeypatch.setattr(cycles_views.SceneRGB, "view", real_view)
     (cache,) = (killed / spec.SCENES_DIR).glob(".cycles-views-*")
     assert len(list(cache.glob("*.png"))) == 2
     # ... and the resumed build renders only the missing one, giving the same files as the uninterrupted build

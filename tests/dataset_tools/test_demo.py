@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from nerfseg.dataset_tools.boxes import aabb_contains, aabb_from_points, obb_corners, pairwise_overlap
-from nerfseg.dataset_tools.demo import ARCH_TEXTURE_SIZE, ATLAS_SIZE, MANIFEST, MARGIN, ROOM_TYPES, write_demo_dataset
+from nerfseg.dataset_tools.demo import ARCH_TEXTURE_SIZE, ATLAS_SIZE, DEMO_MANIFEST, MARGIN, ROOM_TYPES, write_demo_dataset
 from nerfseg.dataset_tools.front3d import RoomFilter, iter_houses, load_house
 from nerfseg.dataset_tools.scene import Scene
 from nerfseg import spec
@@ -27,7 +27,7 @@ ALL_OBJECTS = RoomFilter(ban_rules=(), min_object_size_m=0.0)  # every generated
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[str, Any]]:
     out = tmp_path_factory.mktemp("demo")
     paths = write_demo_dataset(out, NUM_ROOMS, seed=3)
-    return out, paths, json.loads((out / MANIFEST).read_text())
+    return out, paths, json.loads((out / DEMO_MANIFEST).read_text())
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_default_selection_bans_fixtures_and_small_decor(demo: tuple[Path, Any, 
 
 
 def test_demo_labels_follow_the_real_pair_frequencies() -> None:
-    from nerfseg.dataset_tools.demo import _FAMILY_PAIRS, _real_pair
+    from nerfseg.dataset_tools.demo.furniture import _FAMILY_PAIRS, _real_pair
 
     real = {(sup, cat): n for sup, cat, n in spec.real_category_pairs()}
     assert {p for ps in _FAMILY_PAIRS.values() for p in ps} == set(real)  # every real pair can be drawn, nothing else
@@ -195,8 +195,8 @@ def test_rewrite_removes_stale_houses_and_guards_foreign_folders(tmp_path: Path)
     out = tmp_path / "d"
     write_demo_dataset(out, 4, seed=1)
     small = write_demo_dataset(out, 1, seed=1)
-    manifest = json.loads((out / MANIFEST).read_text())
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name not in (MANIFEST, ".nerfseg-demo")) == sorted(manifest["files"])
+    manifest = json.loads((out / DEMO_MANIFEST).read_text())
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name not in (DEMO_MANIFEST, ".nerfseg-demo")) == sorted(manifest["files"])
     assert len(list(small.front3d_dir.glob("*.json"))) == 1
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -4,12 +4,14 @@ every real category pair, broken inputs, whole-house geometry through a door, te
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nerfseg.dataset_tools import front3d as f3
+from nerfseg.dataset_tools import front3d_models
 from nerfseg.dataset_tools.build import build_dataset, label_maps, plan_build, preset_config, split_scenes
 from nerfseg.dataset_tools.cameras import inside_polygons, sample_cameras
 from nerfseg.dataset_tools.front3d import RoomFilter, load_house
@@ -79,7 +81,7 @@ def test_every_real_pair_has_a_class_and_builds(tmp_path: Path) -> None:
     assert bench["scenes"]["3dfront_0000_00"]["num_instances"] == len(scene.instances)
 
 
-def test_broken_inputs_build_with_the_rest_intact(release: fx.Release, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_inputs_build_with_the_rest_intact(release: fx.Release, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     bench = build_dataset(tmp_path / "out", release.front3d, release.future, release.textures, _tiny(), show_progress=False)
     rep = bench["report"]
     # the door house's two rooms are built; its copy repeats their layouts; the truncated house stops alone
@@ -101,8 +103,8 @@ def test_broken_inputs_build_with_the_rest_intact(release: fx.Release, tmp_path:
     assert rep["unknown_category_pairs"] == [{"super_category": "Vehicles", "category": "Spaceship", "objects": 2, "models": [fx.SPACESHIP]}]
     assert rep["textures"] == {"colour": 1, "colour_fallback": 1, "jid_folder": 1, "url_folder": 1}
     assert rep["selection"]["furniture_not_valid"] == 2 and rep["selection"]["furniture_duplicate_uid"] == 2 and rep["selection"]["object_banned"] == 1
-    # one stderr line per issue (house, item, reason) and one per unknown pair, each once although two scenes load the house
-    err = capsys.readouterr().err.splitlines()
+    # one warning line per issue (house, item, reason) and one per unknown pair, each once although two scenes load the house
+    err = [r.getMessage() for r in caplog.records if r.name.startswith("nerfseg.dataset_tools.build") and r.levelno == logging.WARNING]
     assert len([line for line in err if line.startswith("warning: ")]) == len(rep["issues"]) + 1 + 1  # + the one-house split warning
     assert rep["split_unit"] == "scene" and sum("come from one house" in line for line in err) == 1
     assert sum("Spaceship" in line for line in err) == 1 and sum(fx.BROKEN_OBJ in line for line in err) == 1
@@ -169,8 +171,8 @@ def test_planning_opens_no_model(release: fx.Release, tmp_path: Path, monkeypatc
     def no_obj(*args, **kwargs):
         raise AssertionError("planning parsed a model")
 
-    monkeypatch.setattr(f3, "read_obj", no_obj)
-    monkeypatch.setattr(f3, "_read_texture", no_obj)
+    monkeypatch.setattr(front3d_models, "read_obj", no_obj)
+    monkeypatch.setattr(front3d_models, "_read_texture", no_obj)
     plan = plan_build(release.front3d, release.future, release.textures, tmp_path, _tiny())
     assert [(j.scene_id, j.inputs["room_index"], j.house_id) for j in plan.jobs] == [("3dfront_0000_00", 0, "house-door"), ("3dfront_0000_01", 1, "house-door")]
 
