@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from nerfseg.cameras import Intrinsics
+from nerfseg.config import check_choices
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.progress import Progress
@@ -74,9 +75,7 @@ class RadianceTrainer:
     ) -> None:
         self.scene_dir = Path(scene_dir)
         self.config = config
-        for kind in (config.background, config.warmup_background or "black"):
-            if kind not in ("black", "white", "random"):
-                raise ValueError(f"unknown background {kind!r}; expected 'black', 'white' or 'random'")
+        check_choices(config)  # again: a config's fields may have been assigned after it was built
         self.device = torch.device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
