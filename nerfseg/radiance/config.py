@@ -1,4 +1,4 @@
-"""Radiance-core configuration: one flat dataclass with named presets.
+"""Radiance-core configuration: one flat dataclass (the field's settings inherited from ``FieldConfig``) with named presets.
 
 ``mini`` is tuned for a 2-core laptop CPU (a demo scene at 256x192 in about ten minutes), ``paper``
 follows the torch-ngp stage-1 setting Instance-NeRF used (hash grid 16 levels x 2 features, 2^19
@@ -23,13 +23,13 @@ class RadianceConfig(FieldConfig):
     sampling, optimisation and bookkeeping. The defaults are the ``paper`` values."""
 
     preset: str = "custom"
-    #: exp(-3) = 0.05 /m starts the field nearly transparent, so density grows where views agree, not as fog at each camera
+    #: exp(-3) = 0.05 /m: a nearly transparent start grows density where views agree, not as fog at each camera
     density_bias: float = -3.0
     # -- scene and sampling --
     downscale: int = 1  # integer image downscale (mini may train below the dataset resolution)
     bbox_margin: float = 0.05  # metres added around room_bbox so walls on its faces are inside the field
     march_resolution: int = 512  # samples per longest side of the box: step = longest side / this
-    #: metres along the optical axis before the first sample: no floaters painted onto a camera (demo cameras keep 0.3 m from surfaces)
+    #: metres along the optical axis before the first sample, against floaters painted onto a camera (demo: >= 0.3 m)
     min_near: float = 0.2
     early_stop_eps: float = 1e-4  # transmittance below which samples are dropped before the grad pass
     occ_resolution: int = 128  # occupancy cells on the longest side
@@ -67,6 +67,8 @@ class RadianceConfig(FieldConfig):
         super().__post_init__()  # the architecture's checks, and the Literal choices of every field
         if int(self.downscale) < 1:
             raise setting_error("downscale", self.downscale, f"downscale must be a positive integer, got {self.downscale}")
+        if int(self.patch_size) < 0:
+            raise setting_error("patch_size", self.patch_size, f"patch_size must be >= 0 (0: single rays), got {self.patch_size}")
 
     def field_config(self) -> FieldConfig:
         names = {f.name for f in fields(FieldConfig)}

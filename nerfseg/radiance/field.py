@@ -40,6 +40,11 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     return _TruncExp.apply(x)
 
 
+#: grid sizes and counts that are meaningless below 1 (a grid level of 0 cells fails deep inside the encoding)
+POSITIVE_SETTINGS = ("num_levels", "features_per_level", "base_resolution", "max_resolution", "dense_resolution",
+                     "dense_features", "dense_levels", "geo_feat_dim")
+
+
 @dataclass
 class FieldConfig:
     """Architecture of :class:`RadianceField`; :class:`~nerfseg.radiance.config.RadianceConfig` extends it with
@@ -71,6 +76,9 @@ class FieldConfig:
         check_choices(self)
         if not 1 <= int(self.sh_degree) <= 5:
             raise setting_error("sh_degree", self.sh_degree, f"sh_degree must be in 1..5, got {self.sh_degree}")
+        for key in POSITIVE_SETTINGS:
+            if int(getattr(self, key)) < 1:
+                raise setting_error(key, getattr(self, key), f"{key} must be >= 1, got {getattr(self, key)}")
 
 
 def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, bias: bool) -> nn.Sequential:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from nerfseg.cameras import Intrinsics
-from nerfseg.config import check_choices
+from nerfseg.config import check_choices, setting_error
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.progress import Progress
@@ -82,6 +82,9 @@ class RadianceTrainer:
         torch.manual_seed(config.seed)
         self.info = load_scene_info(self.scene_dir)
         self.rays: RayBank = load_scene_rays(self.scene_dir, "train", config.downscale, extra)
+        if config.patch_size > min(self.rays.height, self.rays.width):  # a setting that does not fit this scene
+            raise setting_error("patch_size", config.patch_size,
+                                f"patch_size {config.patch_size} exceeds the training images ({self.rays.width}x{self.rays.height})")
         self._test_rays: RayBank | None = None
         self.box = SceneBox.from_room_bbox(self.info.room_bbox, config.bbox_margin)
         self.field = RadianceField(config.field_config(), self.box).to(self.device)
