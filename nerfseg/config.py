@@ -386,16 +386,21 @@ def typed_overrides(make: Callable[..., Any], overrides: Mapping[str, Any], flag
 
 
 # ------------------------------------------------------------------------------------------------ presets, checks
-def from_preset(presets: Mapping[str, Callable[[], T]], name: str, what: str, flag: str = "--preset") -> T:
-    """A fresh config from the factory ``presets[name]``; an unknown name is a :class:`SettingError` listing
-    the names, so every command's ``--preset`` (and every ``preset(...)`` call from Python) fails alike.
+def preset_entry(table: Mapping[str, T], name: str, what: str, flag: str = "--preset") -> T:
+    """``table[name]``; an unknown name is a :class:`SettingError` listing the names, so every command's
+    ``--preset`` (and every preset lookup from Python) fails alike, before any work.
 
-    ``what`` names the settings in the message (``"radiance"``, ``"NeRF-RCNN"``).
+    ``what`` names the settings in the message (``"radiance"``, ``"NeRF-RCNN"``, a method's name). For a
+    table of factories, :func:`from_preset` also calls the entry.
     """
-    make = presets.get(name)
-    if make is None:
-        raise SettingError(f"{flag} {name}: unknown {what} preset {name!r}; expected one of {sorted(presets)}", "preset")
-    return make()
+    if name not in table:
+        raise SettingError(f"{flag} {name}: unknown {what} preset {name!r}; expected one of {sorted(table)}", "preset")
+    return table[name]
+
+
+def from_preset(presets: Mapping[str, Callable[[], T]], name: str, what: str, flag: str = "--preset") -> T:
+    """A fresh config from the factory ``presets[name]`` (see :func:`preset_entry` for the unknown name)."""
+    return preset_entry(presets, name, what, flag)()
 
 
 def setting_error(key: str, value: Any, problem: str) -> SettingError:
@@ -502,6 +507,6 @@ def format_settings(config: Any, flat: Sequence[str] | None = None, title: str =
 
 __all__ = [
     "SettingError", "SettingInfo", "accepted_keys", "apply_overrides", "check_choices", "convert",
-    "describe_settings", "field_help", "format_settings", "from_preset", "guess_value", "parse_assignments", "resolve_overrides", "setting_error", "settings_flag",
+    "describe_settings", "field_help", "format_settings", "from_preset", "preset_entry", "guess_value", "parse_assignments", "resolve_overrides", "setting_error", "settings_flag",
     "type_name", "typed_overrides",
 ]

@@ -17,9 +17,12 @@ from nerfseg.config import (
     SettingError,
     accepted_keys,
     apply_overrides,
+    check_choices,
     describe_settings,
     format_settings,
+    from_preset,
     parse_assignments,
+    preset_entry,
     typed_overrides,
 )
 from nerfseg.errors import InputError
@@ -137,6 +140,32 @@ def test_assignments_and_typed_overrides() -> None:
         parse_assignments(["novalue"])
     assert typed_overrides(lambda **kw: apply_overrides(Outer(), kw), {"rate": "0.1", "steps": "5"}) == {"rate": 0.1, "steps": 5}
     assert typed_overrides(lambda **kw: {"plain": "dict"}, {"steps": "5", "x": "true"}) == {"steps": 5, "x": True}
+
+
+def test_presets_are_looked_up_one_way() -> None:
+    assert preset_entry({"mini": (1, 2)}, "mini", "demo") == (1, 2)
+    calls: list[int] = []
+    table = {"mini": lambda: calls.append(1) or len(calls)}
+    assert from_preset(table, "mini", "demo") == 1 and from_preset(table, "mini", "demo") == 2  # built anew each time
+    with pytest.raises(SettingError, match=r"^--preset midi: unknown demo preset 'midi'; expected one of \['mini', 'paper'\]$"):
+        from_preset({"mini": Outer, "paper": Outer}, "midi", "demo")
+
+
+def test_literal_choices_are_checked_on_python_built_configs() -> None:
+    check_choices(Outer())
+    with pytest.raises(SettingError, match=r"^setting mode=medium: unknown mode 'medium'; expected one of 'fast', 'slow'$"):
+        check_choices(Outer(mode="medium"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Derived(Inner):
+    extra: int = 1  # a setting of the subclass only
+
+
+def test_inherited_fields_keep_their_help() -> None:
+    infos = {i.key: i.help for i in describe_settings(Derived())}
+    assert infos == {"width": "hidden width of the inner thing", "rate": "learning rate of the inner thing",
+                     "extra": "a setting of the subclass only"}
 
 
 def test_help_comes_from_metadata_and_comments() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from nerfseg.radiance.occupancy import OccupancyGrid
 from nerfseg.radiance.render import Head, MarchSettings, distortion_loss, render_rays
 from nerfseg.radiance.scene_box import SceneBox
 from nerfseg.spec import load_scene_info
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 #: A loss on a head: (render outputs, batch) -> scalar tensor.
@@ -246,6 +249,8 @@ class RadianceTrainer:
         cfg = self.config
         todo = max(cfg.steps - self.step, 0) if steps is None else int(steps)
         logs: dict[str, float] = {}
+        logger.debug("radiance: %d steps from step %d on %s (%s preset, %d train rays, %d rays/step)", todo, self.step,
+                     self.device, cfg.preset, self.rays.num_rays, cfg.batch_rays)
         progress = Progress(self.step + todo, "radiance", "step", enabled=self.progress and todo > 0, completed=self.step)
         with progress:
             for _ in range(todo):
