@@ -7,7 +7,9 @@ imported lazily, so ``nerfseg eval`` works on a machine without torch and ``nerf
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+from typing import Callable
 
 import click
 
@@ -74,10 +76,65 @@ class LazyGroup(click.Group):
             return unavailable
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is at that moment: click's test runner, pytest and rich's live
+    bar swap it, and a handler holding the stream it was built with would write past them."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201 - a text stream
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns one; always follow sys.stderr
+        pass
+
+
+class _ShortFormatter(logging.Formatter):
+    """INFO lines as the message alone (progress, notes), others prefixed like the CLI's ``error:`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno == logging.INFO:
+            return text
+        if record.levelno == logging.DEBUG:
+            return f"debug [{record.name}]: {text}"
+        return f"{record.levelname.lower()}: {text}"
+
+
+def configure_logging(level: int) -> Callable[[], None]:
+    """Send the ``nerfseg`` loggers' records of ``level`` and up to stderr, once; returns the undo.
+
+    Modules only ever call ``logging.getLogger(__name__)``; this is the one place that adds a handler, so a
+    Python caller that imports nerfseg keeps its own logging setup. The undo (run when the command ends)
+    restores the previous state, so commands run in one process (tests) do not inherit each other's level.
+    """
+    root = logging.getLogger("nerfseg")
+    saved_level, saved_propagate = root.level, root.propagate
+    handler = _StderrHandler()
+    handler.setFormatter(_ShortFormatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False  # an application's root handler would print every line twice
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+        root.propagate = saved_propagate
+
+    return undo
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": HELP_OPTION_NAMES})  # sub-commands inherit -h
+@click.option("-v", "--verbose", is_flag=True, help="Also show debug lines (which settings, paths and forms were chosen).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors: no info lines, no progress lines or bars.")
 @click.version_option(__version__, prog_name="nerfseg")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """nerfseg: the benchmark for 3D instance segmentation in NeRFs."""
+    if verbose and quiet:
+        raise click.UsageError("-v/--verbose and -q/--quiet contradict each other; give one")
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    ctx.call_on_close(configure_logging(level))
 
 
 def main(argv: list[str] | None = None) -> None:

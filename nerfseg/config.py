@@ -113,6 +113,7 @@ def guess_value(text: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------ types
+@functools.lru_cache(maxsize=None)  # a config's __post_init__ asks on every construction
 def _hints(cls: type) -> dict[str, Any]:
     """Field name -> resolved type of a dataclass (configs use ``from __future__ import annotations``)."""
     try:
@@ -203,30 +204,8 @@ def convert(value: Any, tp: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
             return value.strip().lower() in TRUE_WORDS
         raise _Bad
-    if tp is int:
-        if isinstance(value, bool):
-            raise _Bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise _Bad from None
-        raise _Bad
-    if tp is float:
-        if isinstance(value, bool):
-            raise _Bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise _Bad from None
-        raise _Bad
+    if tp is int or tp is float:
+        return _number(value, tp)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -239,6 +218,25 @@ def convert(value: Any, tp: Any) -> Any:
         raise _Bad
     if isinstance(value, tp):
         return value
+    raise _Bad
+
+
+def _number(value: Any, tp: type) -> int | float:
+    """``value`` as an int or float field: text is parsed; an int is a valid float, a whole float a valid int,
+    and a bool is neither (``True`` for a step count is a mistake, not 1)."""
+    if isinstance(value, bool):
+        raise _Bad
+    if isinstance(value, str):
+        try:
+            return tp(value.strip())
+        except ValueError:
+            raise _Bad from None
+    if tp is float and isinstance(value, (int, float)):
+        return float(value)
+    if tp is int and isinstance(value, int):
+        return value
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
     raise _Bad
 
 
@@ -387,6 +385,47 @@ def typed_overrides(make: Callable[..., Any], overrides: Mapping[str, Any], flag
     return out
 
 
+# ------------------------------------------------------------------------------------------------ presets, checks
+def preset_entry(table: Mapping[str, T], name: str, what: str, flag: str = "--preset") -> T:
+    """``table[name]``; an unknown name is a :class:`SettingError` listing the names, so every command's
+    ``--preset`` (and every preset lookup from Python) fails alike, before any work.
+
+    ``what`` names the settings in the message (``"radiance"``, ``"NeRF-RCNN"``, a method's name). For a
+    table of factories, :func:`from_preset` also calls the entry.
+    """
+    if name not in table:
+        raise SettingError(f"{flag} {name}: unknown {what} preset {name!r}; expected one of {sorted(table)}", "preset")
+    return table[name]
+
+
+def from_preset(presets: Mapping[str, Callable[[], T]], name: str, what: str, flag: str = "--preset") -> T:
+    """A fresh config from the factory ``presets[name]`` (see :func:`preset_entry` for the unknown name)."""
+    return preset_entry(presets, name, what, flag)()
+
+
+def setting_error(key: str, value: Any, problem: str) -> SettingError:
+    """A :class:`SettingError` for a value a config's own check refuses (``__post_init__``), naming the key and,
+    inside :func:`settings_flag`, the option it came from."""
+    return SettingError(f"{_where(_FLAG.get(), key, value)}: {problem}", key)
+
+
+def check_choices(config: Any) -> None:
+    """Raise :func:`setting_error` when a ``Literal[...]`` field of ``config`` holds none of its choices.
+
+    ``--set`` already converts by the declared type; this catches configs built from Python or from a stored
+    JSON, where the annotation is not enforced, before the value reaches code that would fail deep inside.
+    """
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        tp = hints.get(f.name)
+        if typing.get_origin(tp) is not Literal:
+            continue
+        value = getattr(config, f.name)
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise setting_error(f.name, value, f"unknown {f.name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+
+
 # ------------------------------------------------------------------------------------------------ help
 _FIELD_LINE = re.compile(r"^(\s*)(\w+)\s*:\s*[^\s=]")
 
@@ -434,7 +473,11 @@ def field_help(cls: type, name: str) -> str:
     for f in dataclasses.fields(cls):
         if f.name == name and f.metadata.get("help"):
             return str(f.metadata["help"])
-    return _comment_help(cls).get(name, "")
+    for klass in cls.__mro__:  # a field declared in a base dataclass has its comment in the base's source
+        text = _comment_help(klass).get(name, "") if dataclasses.is_dataclass(klass) else ""
+        if text:
+            return text
+    return ""
 
 
 def describe_settings(config: Any, flat: Sequence[str] | None = None) -> list[SettingInfo]:
@@ -463,7 +506,7 @@ def format_settings(config: Any, flat: Sequence[str] | None = None, title: str =
 
 
 __all__ = [
-    "SettingError", "SettingInfo", "accepted_keys", "apply_overrides", "convert",
-    "describe_settings", "field_help", "format_settings", "guess_value", "parse_assignments", "resolve_overrides", "settings_flag",
+    "SettingError", "SettingInfo", "accepted_keys", "apply_overrides", "check_choices", "convert",
+    "describe_settings", "field_help", "format_settings", "from_preset", "preset_entry", "guess_value", "parse_assignments", "resolve_overrides", "setting_error", "settings_flag",
     "type_name", "typed_overrides",
 ]

@@ -19,6 +19,7 @@ that has none: :func:`benchmark_identity` then computes it from the files (and s
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ GT_DIRS: tuple[str, ...] = (spec.PANOPTIC_DIR, spec.SEMANTIC_DIR, spec.INSTANCE_
 #: bump when the recipe above changes, so old and new fingerprints can never be confused
 FINGERPRINT_RECIPE = "nerfseg-gt-v1"
 SHORT = 12  # hex digits shown to people
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def gt_fingerprint(root: str | Path, bench: dict[str, Any] | None = None) -> tup
                 rel = p.relative_to(scene).as_posix()
                 h.update(f"{split}\t{sid}\t{rel}\t{sha256_file(p)}\n".encode("utf-8", "surrogateescape"))
                 count += 1
+    logger.debug("GT fingerprint of %s: %d files of the %s splits", root, count, "/".join(EVALUATED_SPLITS))
     return h.hexdigest(), count
 
 
@@ -179,7 +183,7 @@ def benchmark_id(data_root: Path, write: bool, check: bool, name: str | None) ->
     else:
         ident = benchmark_identity(data_root, verify=check)
         if not ident.stored:
-            click.echo(f"note: {data_root / spec.BENCHMARK_JSON} has no stored identity (computed from the files); "
-                       "store it with --write", err=True)
+            logger.warning("%s has no stored identity (computed from the files); store it with --write",
+                           data_root / spec.BENCHMARK_JSON)
     click.echo(f"name: {ident.name}")
     click.echo(f"gt_fingerprint: {ident.fingerprint}")

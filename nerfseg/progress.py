@@ -9,12 +9,16 @@ control codes. This helper picks the form from where its output goes:
   ``build: 12/40 scenes, 3.1 s/scene, ETA 1m27s (last tiny_011)``, and a closing line for jobs that ran long
   enough to have printed one. Short jobs (tests, tiny scenes) print nothing in that mode.
 
+The plain lines are INFO records of this module's logger, so they go wherever the ``nerfseg`` log goes (the
+CLI's stderr handler, or a Python caller's own logging setup), and both forms follow its level:
+``nerfseg --quiet`` (warnings only) hides them, as does a Python caller that configured no INFO logging.
 ``NERFSEG_PROGRESS=off`` silences both forms; ``NERFSEG_PROGRESS=plain`` forces the plain lines on a terminal;
 ``NERFSEG_PROGRESS_SECONDS`` sets the interval of the plain lines (default 30 s).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -24,6 +28,8 @@ from typing import Any, Callable, TextIO
 DEFAULT_INTERVAL_S = 30.0
 ENV_MODE = "NERFSEG_PROGRESS"
 ENV_INTERVAL = "NERFSEG_PROGRESS_SECONDS"
+
+logger = logging.getLogger(__name__)
 
 
 def format_duration(seconds: float) -> str:
@@ -58,8 +64,9 @@ class Progress:
 
     ``label`` starts every line (``build``), ``unit`` names what is counted (``scene``, ``step``).
     ``completed`` counts work done before this call (a resumed job): it shows in the count but not in the
-    rate, so the ETA is not flattered by work that took no time now. ``stream`` defaults to stderr (stdout
-    stays for results); ``clock`` and ``interactive`` exist for tests.
+    rate, so the ETA is not flattered by work that took no time now. ``stream`` is where the bar draws and
+    whose being a terminal picks the form (default stderr, where the CLI's log handler writes too; stdout
+    stays for results); the plain lines go to the logger. ``clock`` and ``interactive`` exist for tests.
     """
 
     def __init__(self, total: int, label: str, unit: str = "item", *, enabled: bool = True, completed: int = 0,
@@ -73,7 +80,8 @@ class Progress:
         self.clock = clock
         self.info = ""
         mode = os.environ.get(ENV_MODE, "").strip().lower()
-        self.enabled = enabled and mode not in ("off", "0", "no", "false")
+        # INFO off for this logger (``nerfseg --quiet``) hides the bar as well as the lines: both are INFO output
+        self.enabled = enabled and mode not in ("off", "0", "no", "false") and logger.isEnabledFor(logging.INFO)
         if interactive is None:
             interactive = mode != "plain" and bool(getattr(self.stream, "isatty", lambda: False)())
         self.interactive = interactive
@@ -86,6 +94,9 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         self._t0 = self._last = self.clock()
+        form = "off" if not self.enabled else "a bar" if self.interactive else f"a line every {self.interval:g} s"
+        logger.debug("%s: %d %s to do (%d done before), progress: %s", self.label, self.total,
+                     _plural(self.unit, self.total), self._start_done, form)
         if self.enabled and self.interactive:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -142,7 +153,4 @@ class Progress:
 
     def _emit(self, text: str) -> None:
         self._printed = True
-        try:
-            print(text, file=self.stream, flush=True)
-        except (OSError, ValueError):  # a closed log must not stop the job it reports on
-            pass
+        logger.info(text)  # logging's handlers swallow a closed stream's errors: a job never stops for its log

@@ -17,9 +17,12 @@ from nerfseg.config import (
     SettingError,
     accepted_keys,
     apply_overrides,
+    check_choices,
     describe_settings,
     format_settings,
+    from_preset,
     parse_assignments,
+    preset_entry,
     typed_overrides,
 )
 from nerfseg.errors import InputError
@@ -139,6 +142,32 @@ def test_assignments_and_typed_overrides() -> None:
     assert typed_overrides(lambda **kw: {"plain": "dict"}, {"steps": "5", "x": "true"}) == {"steps": 5, "x": True}
 
 
+def test_presets_are_looked_up_one_way() -> None:
+    assert preset_entry({"mini": (1, 2)}, "mini", "demo") == (1, 2)
+    calls: list[int] = []
+    table = {"mini": lambda: calls.append(1) or len(calls)}
+    assert from_preset(table, "mini", "demo") == 1 and from_preset(table, "mini", "demo") == 2  # built anew each time
+    with pytest.raises(SettingError, match=r"^--preset midi: unknown demo preset 'midi'; expected one of \['mini', 'paper'\]$"):
+        from_preset({"mini": Outer, "paper": Outer}, "midi", "demo")
+
+
+def test_literal_choices_are_checked_on_python_built_configs() -> None:
+    check_choices(Outer())
+    with pytest.raises(SettingError, match=r"^setting mode=medium: unknown mode 'medium'; expected one of 'fast', 'slow'$"):
+        check_choices(Outer(mode="medium"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Derived(Inner):
+    extra: int = 1  # a setting of the subclass only
+
+
+def test_inherited_fields_keep_their_help() -> None:
+    infos = {i.key: i.help for i in describe_settings(Derived())}
+    assert infos == {"width": "hidden width of the inner thing", "rate": "learning rate of the inner thing",
+                     "extra": "a setting of the subclass only"}
+
+
 def test_help_comes_from_metadata_and_comments() -> None:
     infos = {i.key: i for i in describe_settings(Outer())}
     assert infos["weights"].help == "a file the run reads"
@@ -184,7 +213,11 @@ def _run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
         (["train", "--method", "instance-nerf", "--set", "rcnn_checkpoint=nope.pt"], "error: --set rcnn_checkpoint=nope.pt: file not found: nope.pt"),
         (["train", "--method", "semantic-nerf", "--set", "stpes=5"], "did you mean 'steps'?"),
         (["grids", "--set", "resolution=big"], "error: --set resolution=big: resolution expects int, got 'big'"),
+        (["grids", "--set", "encoding=bogus"], "error: --set encoding=bogus: encoding (radiance.encoding) expects {'hash', 'dense'}, got 'bogus'"),
+        (["train", "--method", "semantic-nerf", "--set", "grid_kernel=numba"], "grid_kernel (radiance.grid_kernel) expects {'auto', 'torch'}"),
+        (["train", "--method", "dm-nerf", "--set", "sh_degree=9"], "sh_degree must be in 1..5, got 9"),
         (["train-rcnn", "--set", "iterations=abc"], "error: --set iterations=abc: iterations expects int, got 'abc'"),
+        (["train-rcnn", "--set", "base_stride=3"], "error: --set base_stride=3: base_stride must be 1, 2 or 4, got 3"),
         (["reproduce", "--table", "1", "--set", "dm-nerf:steps=abc"], "error: --set dm-nerf:steps=abc: steps (radiance.steps) expects int"),
         (["reproduce", "--table", "2", "--grid-set", "stepz=3"], "error: --grid-set stepz=3: unknown setting 'stepz'"),
     ],

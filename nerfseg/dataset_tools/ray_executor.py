@@ -9,13 +9,28 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from nerfseg.errors import InputError
 
-def run_on_ray(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], num_cpus_per_job: float = 1.0) -> Iterator[dict[str, Any]]:
+
+#: the ``--executor`` choices of :func:`map_scenes`
+EXECUTORS = ("process", "ray")
+
+
+def _import_ray() -> Any:
     try:
         import ray
-    except ImportError as exc:  # pragma: no cover - depends on the optional extra
-        raise RuntimeError("--executor ray needs the ray extra: pip install 'nerfseg[ray]'") from exc
+    except ImportError:  # the optional extra: a user's install, not a bug
+        raise InputError(None, "--executor ray needs the ray extra: pip install 'nerfseg[ray]'", key="executor") from None
+    return ray
 
+
+def run_on_ray(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], num_cpus_per_job: float = 1.0) -> Iterator[dict[str, Any]]:
+    """Yield ``fn(job)`` for every job as each finishes on Ray; raises :class:`InputError` at the call when
+    ray is not installed (not at the first result, after other work may have started)."""
+    return _ray_results(_import_ray(), fn, jobs, num_cpus_per_job)
+
+
+def _ray_results(ray: Any, fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], num_cpus_per_job: float) -> Iterator[dict[str, Any]]:
     started_here = False
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
@@ -38,13 +53,18 @@ def map_scenes(
 
     The one fan-out every per-scene step uses (building scenes, training radiance grids), so ``--workers`` and
     ``--executor`` mean the same everywhere. ``start_method`` ("spawn", ...) overrides the platform's default
-    for the pool (a parent that runs Blender cannot fork workers that use it).
+    for the pool (a parent that runs Blender cannot fork workers that use it). An unknown executor or a
+    missing ray extra raises :class:`InputError` here, when called, not when the first result is awaited.
     """
+    if executor not in EXECUTORS:
+        raise InputError(None, f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}", key="executor")
     if executor == "ray":
-        yield from run_on_ray(fn, jobs)
-    elif executor != "process":
-        raise ValueError(f"unknown executor {executor!r}; expected 'process' or 'ray'")
-    elif workers <= 1 or len(jobs) <= 1:
+        return run_on_ray(fn, jobs)
+    return _local_results(fn, jobs, workers, start_method)
+
+
+def _local_results(fn: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], workers: int, start_method: str | None) -> Iterator[dict[str, Any]]:
+    if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield fn(job)
     else:

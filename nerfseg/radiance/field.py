@@ -10,11 +10,13 @@ Instance-NeRF a second grid + MLP on the positions, all sharing this density. De
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nerfseg.config import check_choices, setting_error
 from nerfseg.radiance.encodings import GridEncoding, dense_grid, hash_grid, sh_encoding_dim, spherical_harmonics
 from nerfseg.radiance.scene_box import SceneBox
 
@@ -38,11 +40,17 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     return _TruncExp.apply(x)
 
 
+#: grid sizes and counts that are meaningless below 1 (a grid level of 0 cells fails deep inside the encoding)
+POSITIVE_SETTINGS = ("num_levels", "features_per_level", "base_resolution", "max_resolution", "dense_resolution",
+                     "dense_features", "dense_levels", "geo_feat_dim")
+
+
 @dataclass
 class FieldConfig:
-    """Architecture of :class:`RadianceField` (a slice of :class:`~nerfseg.radiance.trainer.RadianceConfig`)."""
+    """Architecture of :class:`RadianceField`; :class:`~nerfseg.radiance.config.RadianceConfig` extends it with
+    the training settings, so each architecture setting is declared once."""
 
-    encoding: str = "hash"  # "hash" (Instant-NGP) | "dense" (dense grid pyramid, CPU friendly)
+    encoding: Literal["hash", "dense"] = "hash"  # "hash" (Instant-NGP) | "dense" (dense grid pyramid, CPU friendly)
     num_levels: int = 16
     features_per_level: int = 2
     log2_table_size: int = 19
@@ -56,11 +64,21 @@ class FieldConfig:
     geo_feat_dim: int = 15
     color_hidden: int = 64
     color_layers: int = 2  # hidden layers of the colour MLP
-    sh_degree: int = 4
-    density_activation: str = "trunc_exp"  # or "softplus"
+    sh_degree: int = 4  # spherical-harmonics bands of the view direction (1..5)
+    density_activation: Literal["trunc_exp", "softplus"] = "trunc_exp"
     density_bias: float = 0.0  # added to the raw density before the activation (sets the initial opacity)
     bias: bool = False  # biases in the MLPs (torch-ngp has none)
-    grid_kernel: str = "auto"  # "auto": compiled CPU kernel for the grid levels (numba); "torch": torch ops only
+    #: "auto": numba kernel for the grid levels on CPU (same values as torch, faster); "torch": torch ops only
+    grid_kernel: Literal["auto", "torch"] = "auto"
+
+    def __post_init__(self) -> None:
+        # checked here, not in RadianceField, so a bad setting fails when the config is built, before any work
+        check_choices(self)
+        if not 1 <= int(self.sh_degree) <= 5:
+            raise setting_error("sh_degree", self.sh_degree, f"sh_degree must be in 1..5, got {self.sh_degree}")
+        for key in POSITIVE_SETTINGS:
+            if int(getattr(self, key)) < 1:
+                raise setting_error(key, getattr(self, key), f"{key} must be >= 1, got {getattr(self, key)}")
 
 
 def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, bias: bool) -> nn.Sequential:
@@ -92,19 +110,13 @@ class RadianceField(nn.Module):
                 config.base_resolution,
                 config.max_resolution,
             )
-        elif config.encoding == "dense":
+        else:  # "dense" (FieldConfig checked the choice)
             self.encoding = dense_grid(aabb, config.dense_resolution, config.dense_features, config.dense_levels)
-        else:
-            raise ValueError(f"unknown encoding {config.encoding!r}; expected 'hash' or 'dense'")
-        if config.grid_kernel not in ("auto", "torch"):
-            raise ValueError(f"unknown grid_kernel {config.grid_kernel!r}; expected 'auto' or 'torch'")
         self.encoding.kernel = config.grid_kernel
         self.geo_feat_dim = config.geo_feat_dim
         self.geo_mlp = mlp(self.encoding.output_dim, config.geo_hidden, config.geo_layers, 1 + config.geo_feat_dim, config.bias)
         self.sh_dim = sh_encoding_dim(config.sh_degree)
         self.color_mlp = mlp(config.geo_feat_dim + self.sh_dim, config.color_hidden, config.color_layers, 3, config.bias)
-        if config.density_activation not in ("trunc_exp", "softplus"):
-            raise ValueError(f"unknown density activation {config.density_activation!r}")
 
     # -- geometry ---------------------------------------------------------------------------------
     def geometry(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from nerfseg.cameras import Intrinsics
+from nerfseg.config import check_choices, setting_error
 from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.progress import Progress
@@ -32,6 +34,8 @@ from nerfseg.radiance.occupancy import OccupancyGrid
 from nerfseg.radiance.render import Head, MarchSettings, distortion_loss, render_rays
 from nerfseg.radiance.scene_box import SceneBox
 from nerfseg.spec import load_scene_info
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 #: A loss on a head: (render outputs, batch) -> scalar tensor.
@@ -74,15 +78,16 @@ class RadianceTrainer:
     ) -> None:
         self.scene_dir = Path(scene_dir)
         self.config = config
-        for kind in (config.background, config.warmup_background or "black"):
-            if kind not in ("black", "white", "random"):
-                raise ValueError(f"unknown background {kind!r}; expected 'black', 'white' or 'random'")
+        check_choices(config)  # again: a config's fields may have been assigned after it was built
         self.device = torch.device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         torch.manual_seed(config.seed)
         self.info = load_scene_info(self.scene_dir)
         self.rays: RayBank = load_scene_rays(self.scene_dir, "train", config.downscale, extra)
+        if config.patch_size > min(self.rays.height, self.rays.width):  # a setting that does not fit this scene
+            raise setting_error("patch_size", config.patch_size,
+                                f"patch_size {config.patch_size} exceeds the training images ({self.rays.width}x{self.rays.height})")
         self._test_rays: RayBank | None = None
         self.box = SceneBox.from_room_bbox(self.info.room_bbox, config.bbox_margin)
         self.field = RadianceField(config.field_config(), self.box).to(self.device)
@@ -244,6 +249,8 @@ class RadianceTrainer:
         cfg = self.config
         todo = max(cfg.steps - self.step, 0) if steps is None else int(steps)
         logs: dict[str, float] = {}
+        logger.debug("radiance: %d steps from step %d on %s (%s preset, %d train rays, %d rays/step)", todo, self.step,
+                     self.device, cfg.preset, self.rays.num_rays, cfg.batch_rays)
         progress = Progress(self.step + todo, "radiance", "step", enabled=self.progress and todo > 0, completed=self.step)
         with progress:
             for _ in range(todo):

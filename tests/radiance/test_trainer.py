@@ -130,7 +130,7 @@ def test_heads_train_render_and_freeze(tiny_scene: Path, tmp_path: Path) -> None
 def test_background_choice_is_validated_and_warmup_background_applies(tiny_scene: Path) -> None:
     with pytest.raises(ValueError, match="unknown background 'grey'"):
         RadianceTrainer(tiny_scene, tiny_config(background="grey"), progress=False)
-    with pytest.raises(ValueError, match="unknown background 'pink'"):
+    with pytest.raises(ValueError, match="unknown warmup_background 'pink'"):
         RadianceTrainer(tiny_scene, tiny_config(warmup_background="pink"), progress=False)
     trainer = RadianceTrainer(tiny_scene, tiny_config(background="black", warmup_background="white"), progress=False)
     assert torch.equal(trainer._background(4, training=True), torch.ones(3))  # step 0 < occ_warmup_steps

@@ -36,12 +36,14 @@ def train_rcnn(data_root: str, preset: str, out_dir: str, device: str, resume: b
     from nerfseg.instance_nerf.rcnn.train import train_rcnn as run
 
     from nerfseg.instance_nerf.rcnn.config import preset_config
-    from nerfseg.config import typed_overrides
+    from nerfseg.config import settings_flag, typed_overrides
 
     # checked before the data is read: a bad key, type or value is one line, not a traceback mid-training
-    parsed = typed_overrides(lambda **kw: preset_config(preset, **kw), overrides)
-    if iterations is not None:
-        parsed["iterations"] = iterations
+    with settings_flag("--set"):
+        parsed = typed_overrides(lambda **kw: preset_config(preset, **kw), overrides)
+        if iterations is not None:
+            parsed["iterations"] = iterations
+        preset_config(preset, **parsed)  # the config's own checks (base_stride, list lengths) on these values
     summary = run(data_root, out_dir, preset=preset, device=device, resume=resume, overrides=parsed or None, progress=progress)
 
     def fmt(v: object) -> str:

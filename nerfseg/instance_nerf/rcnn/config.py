@@ -2,8 +2,7 @@
 
 Two presets: ``paper`` follows the reference (Instance-NeRF appendix B and its ``nerf_rcnn`` scripts: VGG-EF
 backbone with a 7^3/s2 stem, FPN 256, FCOS proposals, 512 RoIs per scene, lr 1e-3, wd 1e-2, clip 0.1, 200 epochs)
-for a GPU; ``mini`` shrinks every width and the grid (4000 iterations took about 35 minutes on one CPU core with
-the stride-4 backbone; its stride-2 finest level doubles a step, ``benchmarks/rcnn_speed.py``).
+for a GPU; ``mini`` shrinks every width and the grid for a CPU (its step cost: ``benchmarks/rcnn_speed.py``).
 A run writes its resolved config as JSON next to its outputs, and a checkpoint carries it so
 ``load_rcnn`` can rebuild the model without being told the preset.
 """
@@ -13,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from nerfseg.config import apply_overrides
+from nerfseg.config import apply_overrides, check_choices, from_preset, setting_error
 from nerfseg.errors import InputError
 
 #: JSON has no infinity; the last FCOS size range ends here ("no upper bound").
@@ -34,8 +33,7 @@ class RCNNConfig:
     # ---- backbone (VGG-style + FPN, strides s/2s/4s/8s) ---------------------------------------------------
     #: "conv7": Conv 7^3 /2 + BN + ReLU + MaxPool 3^3 /2 (reference VGG-EF); "strided": 3^3 /2 convs (cheap)
     stem: Literal["conv7", "strided"] = "strided"
-    #: stride s of the finest FPN level (1, 2 or 4). 4 = the reference at >= 160 voxels (the default, which old
-    #: checkpoints without this key were trained with); the reference uses 1 below 160 voxels
+    #: stride of the finest FPN level (1, 2 or 4); 4, the reference's at >= 160 voxels, loads old checkpoints
     base_stride: int = 4
     stem_channels: int = 16
     #: output widths of the four stages (C2..C5, strides s, 2s, 4s, 8s)
@@ -81,11 +79,9 @@ class RCNNConfig:
     detections_per_scene: int = 100
     mask_threshold: float = 0.5
     # ---- training ------------------------------------------------------------------------------------------
-    #: 4000 at mini: on 25 demo rooms (200-step grids) val AP25 was 0.01 at 300 iterations, 0.15 at the end of a
-    #: 1500-iteration run and 0.28 at the end of a 4000-iteration run (train AP25 only 0.30 after 1500: underfitting)
+    #: 4000 at mini: val AP25 on 25 demo rooms still rose from 0.15 at 1500 iterations to 0.28 at 4000
     iterations: int = 4000
-    #: 2 at mini on purpose: torch's CPU convolution takes its fast (oneDNN) path only for batches > 1 on
-    #: small grids, so two scenes per step cost about as much as one
+    #: 2 at mini: torch's CPU conv is fast (oneDNN) only for batches > 1: 2 scenes cost about 1 (rcnn_speed.py)
     batch_size: int = 2
     lr: float = 1e-3
     weight_decay: float = 1e-2
@@ -97,8 +93,7 @@ class RCNNConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     num_workers: int = 0
-    #: torch CPU threads during a CPU run (None: torch's default). 1 at mini: on a small, shared machine
-    #: OpenMP threads that wait on each other made steps 20x slower than a single thread in our measurements
+    #: torch CPU threads (None: torch's default); 1 at mini, fastest on a busy 2-core machine (rcnn_speed.py --threads)
     cpu_threads: int | None = 1
     #: keep loaded training scenes in memory (small data sets only)
     cache_scenes: bool = True
@@ -109,19 +104,17 @@ class RCNNConfig:
         self.backbone_depths = tuple(int(d) for d in self.backbone_depths)  # type: ignore[assignment]
         self.rpn_size_ranges = tuple(float(r) for r in self.rpn_size_ranges)
         self.box_coder_weights = tuple(float(w) for w in self.box_coder_weights)  # type: ignore[assignment]
-        if len(self.backbone_channels) != 4 or len(self.backbone_depths) != 4:
-            raise InputError(None, "backbone_channels and backbone_depths need 4 entries (4 FPN levels)")
+        for key in ("backbone_channels", "backbone_depths"):
+            if len(getattr(self, key)) != 4:
+                raise setting_error(key, getattr(self, key), f"{key} needs 4 entries (4 FPN levels)")
         if int(self.base_stride) not in (1, 2, 4):
-            raise InputError(None, f"base_stride must be 1, 2 or 4, got {self.base_stride}")
+            raise setting_error("base_stride", self.base_stride, f"base_stride must be 1, 2 or 4, got {self.base_stride}")
         self.base_stride = int(self.base_stride)
         if len(self.rpn_size_ranges) != 5:
-            raise InputError(None, "rpn_size_ranges needs 5 bounds (4 FPN levels)")
-        if self.stem not in ("conv7", "strided"):
-            raise InputError(None, f"stem must be 'conv7' or 'strided', got {self.stem!r}")
-        if self.backbone_norm not in ("bn", "gn"):
-            raise InputError(None, f"backbone_norm must be 'bn' or 'gn', got {self.backbone_norm!r}")
+            raise setting_error("rpn_size_ranges", self.rpn_size_ranges, "rpn_size_ranges needs 5 bounds (4 FPN levels)")
+        check_choices(self)  # stem, backbone_norm
         if self.num_classes < 2:
-            raise InputError(None, "num_classes counts the background and must be >= 2")
+            raise setting_error("num_classes", self.num_classes, "num_classes counts the background and must be >= 2")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -140,16 +133,13 @@ class RCNNConfig:
 
 
 def _mini() -> RCNNConfig:
-    # base_stride 2: at stride 4 a 0.5 m chair of a 6 m room is 1-2 cells wide on the finest level of a 64-voxel grid
+    # stride 2: a chair is 3 cells wide on the finest level of a 64-voxel grid, 1-2 at 4 (docs/instance-nerf.md)
     return RCNNConfig(preset="mini", base_stride=2)
 
 
 def _paper() -> RCNNConfig:
-    """The reference scale: 160^3-ish grids (longest side kept as exported), VGG-EF widths, FPN 256.
-
-    Training length: the reference runs 200 epochs at batch 16 over ~600-800 train scenes (~8-10k steps);
-    we run 30k steps at batch 4 on one GPU, the same number of scene visits.
-    """
+    """The reference scale: 160^3-ish grids (longest side kept as exported), VGG-EF widths, FPN 256; 30k steps
+    at batch 4 on one GPU visit as many scenes as the reference's 200 epochs at batch 16 over ~700 rooms."""
     return RCNNConfig(
         preset="paper",
         input_resolution=None,
@@ -171,8 +161,6 @@ def _paper() -> RCNNConfig:
         rois_per_scene=512,
         iterations=30000,
         batch_size=4,
-        lr=1e-3,
-        weight_decay=1e-2,
         grad_clip=0.1,
         val_every=2000,
         checkpoint_every=1000,
@@ -188,9 +176,8 @@ PRESETS = {"mini": _mini, "paper": _paper}
 
 def preset_config(name: str, **overrides: Any) -> RCNNConfig:
     """The named preset with ``overrides`` applied."""
-    if name not in PRESETS:
-        raise InputError(None, f"unknown NeRF-RCNN preset {name!r}; expected one of {sorted(PRESETS)}")
-    return PRESETS[name]().replace(**overrides) if overrides else PRESETS[name]()
+    config = from_preset(PRESETS, name, "NeRF-RCNN")
+    return config.replace(**overrides) if overrides else config
 
 
 __all__ = ["OPEN_END", "PRESETS", "RCNNConfig", "preset_config"]

@@ -13,6 +13,7 @@ handful of steps is valid too) and gradient-norm clipping.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -47,6 +48,8 @@ from nerfseg.gt3d import read_gt3d
 from nerfseg.io import atomic_path, dumps_json, write_bytes_atomic, write_json_atomic
 from nerfseg.progress import Progress
 from nerfseg.spec import GT3D_H5, NUM_CLASSES, scene_dir, scenes_in_split
+
+logger = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
 LOG_JSONL = "log.jsonl"
@@ -310,6 +313,8 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         for p in (last_path, best_path, log_path, out / SUMMARY_JSON):
             p.unlink(missing_ok=True)
     write_json_atomic(out / CONFIG_JSON, cfg.to_dict())
+    logger.debug("NeRF-RCNN: %s preset, iterations %d..%d on %s, %d train / %d val scenes", cfg.preset, start,
+                 cfg.iterations, dev, len(train_ids), len(val_ids))
 
     stream = TrainStream(data_root, train_ids, cfg.iterations * cfg.batch_size, cfg.input_resolution, cfg.features_dir, cfg.seed,
                          cfg.flip_prob, cfg.rot90_prob, cfg.cache_scenes, start=start * cfg.batch_size)
