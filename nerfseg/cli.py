@@ -98,7 +98,8 @@ class _ShortFormatter(logging.Formatter):
             return text
         if record.levelno == logging.DEBUG:
             return f"debug [{record.name}]: {text}"
-        return f"{record.levelname.lower()}: {text}"
+        prefix = f"{record.levelname.lower()}: "
+        return text if text.startswith(prefix) else prefix + text  # messages that are also report lines carry it already
 
 
 def configure_logging(level: int) -> Callable[[], None]:

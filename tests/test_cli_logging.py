@@ -46,3 +46,16 @@ def test_the_handler_lasts_one_command(bench: Path, tmp_path: Path) -> None:
 def test_verbose_and_quiet_contradict() -> None:
     result = CliRunner().invoke(cli, ["-v", "-q", "benchmark-id", "--data", "."])
     assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_a_warning_that_names_its_level_is_not_prefixed_twice() -> None:
+    """Build warnings are also report lines that start with ``warning:``; the handler must not double it."""
+    import logging
+
+    from nerfseg.cli import _ShortFormatter
+
+    fmt = _ShortFormatter("%(message)s")
+    rec = logging.LogRecord("nerfseg.x", logging.WARNING, __file__, 1, "warning: house: item: reason", None, None)
+    assert fmt.format(rec) == "warning: house: item: reason"
+    rec = logging.LogRecord("nerfseg.x", logging.WARNING, __file__, 1, "plain", None, None)
+    assert fmt.format(rec) == "warning: plain"
