@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nerfseg.evaluation.metrics.base import Accumulator, nanmean
+from nerfseg.evaluation.metrics.base import Accumulator, merge_by_key, nanmean
 from nerfseg.evaluation.metrics.frame import FIRST_SEGMENT, VOID_LABEL, FrameStats, frame_stats
 from nerfseg.evaluation.metrics.panoptic import CategoryTable, pq_match, pq_summary
 from nerfseg.errors import InputError
@@ -237,9 +237,4 @@ class ScenePanopticQuality(Accumulator):
 
 def _merge_tables(mine: dict[str, _SceneTables], theirs: dict[str, _SceneTables]) -> dict[str, _SceneTables]:
     """Per-scene tables added key by key; a scene only in ``theirs`` is copied, never aliased."""
-    for sid, t in theirs.items():
-        if sid in mine:
-            mine[sid].merge(t)
-        else:
-            mine[sid] = _SceneTables.from_state(t.state())
-    return mine
+    return merge_by_key(mine, theirs, lambda t: _SceneTables.from_state(t.state()))
