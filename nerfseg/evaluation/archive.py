@@ -137,7 +137,7 @@ def _decode_name(raw: bytes) -> tuple[str | None, str | None]:
 # Writing
 
 
-class _Writer:
+class MemberWriter:
     """Writes members under ``dest`` counting the bytes actually written against the limits."""
 
     def __init__(self, dest: Path, limits: Limits, allowance: int | None = None):
@@ -336,7 +336,7 @@ def _extract_zip(path: Path, dest: Path, limits: Limits) -> list[str]:
             return problems + [str(exc)]
         if problems:
             return problems
-        writer = _Writer(dest, limits, plan.allowance)
+        writer = MemberWriter(dest, limits, plan.allowance)
         for info, parts in todo:
             try:
                 with zf.open(info) as src:
@@ -593,7 +593,7 @@ def _extract_tar(path: Path, dest: Path, limits: Limits) -> list[str]:
         return problems
     if members == 0:
         return ["not a readable tar archive (no member found)"]
-    writer = _Writer(dest, limits, allowance)
+    writer = MemberWriter(dest, limits, allowance)
     try:
         with _open_stream(path) as stream:
             reader = _TarReader(stream, limits, budget)
