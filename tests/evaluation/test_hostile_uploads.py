@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nerfseg.evaluation import archive
+from nerfseg.evaluation import archive, archive_tar
 from nerfseg.evaluation import submission_files, submission_problems
 from nerfseg.evaluation.archive import Limits, clean_stale_extractions
 from nerfseg.evaluation.submission import Problem, SubmissionError, require_valid, validate_submission
@@ -352,13 +352,13 @@ def test_the_tar_parser_reads_what_tarfile_reads(fmt: int, tmp_path: Path) -> No
     with tarfile.open(path) as tf:
         expected = [(m.name, m.type, m.size, tf.extractfile(m).read() if m.isreg() else b"") for m in tf]
     got = []
-    with archive._open_stream(path) as stream:
-        reader = archive._TarReader(stream, Limits(), 1 << 30)
+    with archive_tar.open_tar_stream(path) as stream:
+        reader = archive_tar._TarReader(stream, Limits(), 1 << 30)
         for entry in reader:
-            data = reader.data().read(1 << 20) if entry.type in archive._REGULAR else b""
+            data = reader.data().read(1 << 20) if entry.type in archive_tar._REGULAR else b""
             name = entry.name.rstrip("/") if entry.type == b"5" else entry.name  # tarfile strips a folder's slash
-            got.append((name, entry.type, entry.size if entry.type in archive._REGULAR else 0, data))
-    assert got == [(n, t, s if t in archive._REGULAR else 0, d) for n, t, s, d in expected]
+            got.append((name, entry.type, entry.size if entry.type in archive_tar._REGULAR else 0, data))
+    assert got == [(n, t, s if t in archive_tar._REGULAR else 0, d) for n, t, s, d in expected]
 
 
 @pytest.mark.parametrize("key,value,needle", [
