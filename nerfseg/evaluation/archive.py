@@ -43,15 +43,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from nerfseg.evaluation.archive_members import (
-    ArchiveAbort,
-    ExtractionPlan,
-    Limits,
-    MemberWriter,
-    decode_member_name,
-    member_parts,
-    show_member_name,
-)
+from nerfseg.evaluation.archive_members import ArchiveAbort, ExtractionPlan, Limits, MemberWriter, decode_member_name, member_parts, show_member_name
 from nerfseg.evaluation.archive_tar import TAR_BLOCK, extract_tar, open_tar_stream
 from nerfseg.text import printable
 

@@ -15,16 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Iterator
 
-from nerfseg.evaluation.archive_members import (
-    COPY_CHUNK,
-    ArchiveAbort,
-    ExtractionPlan,
-    Limits,
-    MemberWriter,
-    decode_member_name,
-    member_parts,
-    show_member_name,
-)
+from nerfseg.evaluation.archive_members import COPY_CHUNK, ArchiveAbort, ExtractionPlan, Limits, MemberWriter, decode_member_name, member_parts
+from nerfseg.evaluation.archive_members import show_member_name
 from nerfseg.text import printable
 
 TAR_BLOCK = 512

@@ -13,17 +13,9 @@ from typing import Any
 from nerfseg import spec
 from nerfseg.evaluation.metrics.base import nanmean
 from nerfseg.evaluation.metrics.compat import InstanceNerfPQ
-from nerfseg.evaluation.metrics.confusion import ConfusionMIoU
-from nerfseg.evaluation.protocol_core import (
-    PROTOCOL_VERSION,
-    FrameInput,
-    Protocol,
-    ProtocolAccumulator,
-    ProtocolMetric,
-    ReportParts,
-    register_protocol,
-)
-from nerfseg.evaluation.protocol_nerfseg_v1 import BinaryMetric, VoxelMetric
+from nerfseg.evaluation.protocol_core import PROTOCOL_VERSION, FrameInput, Protocol, ProtocolAccumulator, ProtocolMetric, ReportParts
+from nerfseg.evaluation.protocol_core import register_protocol
+from nerfseg.evaluation.protocol_nerfseg_v1 import BinaryMetric, ConfusionMetric, VoxelMetric
 from nerfseg.evaluation.types import FrameGT, FramePred
 
 
@@ -54,17 +46,8 @@ class InstanceNerfPQMetric(ProtocolMetric):
         report["details"]["pq_totals"] = self.totals
 
 
-class InstanceNerfMIoUMetric(ProtocolMetric):
+class InstanceNerfMIoUMetric(ConfusionMetric):
     """mIoU as eval.py pools it: per class over the scenes where it is defined, then over classes."""
-
-    name = "confusion"
-    acc: ConfusionMIoU
-
-    def new(self) -> ConfusionMIoU:
-        return ConfusionMIoU(spec.NUM_CLASSES)
-
-    def record(self, x: FrameInput, prepared: Any) -> None:
-        self.acc.update_matrix(x.sid, x.confusion)
 
     def report(self, r: ReportParts) -> None:
         conf = self.acc.compute()
@@ -72,8 +55,7 @@ class InstanceNerfMIoUMetric(ProtocolMetric):
         r.summary["miou"] = nanmean(class_means)
         for c, name in enumerate(spec.CLASS_NAMES):
             r.per_class[name]["iou"] = class_means[c]
-        for sid, row in conf["per_scene"].items():
-            r.scene(sid)["miou"] = row["miou"]
+        self.report_scenes(r, conf)
 
     def section(self, report: dict[str, Any]) -> None:
         report["details"]["miou_note"] = "mean over classes of the per-class IoU averaged over the scenes where the class is defined"

@@ -20,16 +20,8 @@ from nerfseg.evaluation.metrics.mask_ap import MaskAP
 from nerfseg.evaluation.metrics.panoptic import CategoryTable, PanopticQuality, frame_pq_counts
 from nerfseg.evaluation.metrics.scene_panoptic import ScenePanopticQuality
 from nerfseg.evaluation.metrics.voxel3d import Voxel3D
-from nerfseg.evaluation.protocol_core import (
-    CATEGORIES,
-    PROTOCOL_VERSION,
-    FrameInput,
-    Protocol,
-    ProtocolAccumulator,
-    ProtocolMetric,
-    ReportParts,
-    register_protocol,
-)
+from nerfseg.evaluation.protocol_core import CATEGORIES, PROTOCOL_VERSION, FrameInput, Protocol, ProtocolAccumulator, ProtocolMetric, ReportParts
+from nerfseg.evaluation.protocol_core import register_protocol
 from nerfseg.evaluation.types import GT3D, Pred3D
 
 
@@ -87,6 +79,11 @@ class ConfusionMetric(ProtocolMetric):
         for c, name in enumerate(spec.CLASS_NAMES):
             r.per_class[name]["iou"] = conf["per_class_iou"][c]
             r.per_class[name]["iou_scene_mean"] = conf["per_class_iou_scene_mean"][c]
+        self.report_scenes(r, conf)
+
+    @staticmethod
+    def report_scenes(r: ReportParts, conf: dict[str, Any]) -> None:
+        """Each scene's mIoU into its row."""
         for sid, row in conf["per_scene"].items():
             r.scene(sid)["miou"] = row["miou"]
 

@@ -15,16 +15,8 @@ import numpy as np
 from nerfseg import spec
 from nerfseg.evaluation.metrics.compat import PanopticLiftingScene, resize_nearest
 from nerfseg.evaluation.metrics.frame import frame_stats
-from nerfseg.evaluation.protocol_core import (
-    CATEGORIES,
-    PROTOCOL_VERSION,
-    FrameInput,
-    Protocol,
-    ProtocolAccumulator,
-    ProtocolMetric,
-    ReportParts,
-    register_protocol,
-)
+from nerfseg.evaluation.protocol_core import CATEGORIES, PROTOCOL_VERSION, FrameInput, Protocol, ProtocolAccumulator, ProtocolMetric, ReportParts
+from nerfseg.evaluation.protocol_core import register_protocol
 from nerfseg.evaluation.types import FrameGT, FramePred
 
 

@@ -28,22 +28,9 @@ frames can be evaluated in several processes and combined.
 
 from __future__ import annotations
 
-from nerfseg.evaluation.protocol_core import (
-    CATEGORIES,
-    PER_CLASS_KEYS,
-    PROTOCOL_VERSION,
-    PROTOCOLS,
-    SUMMARY_KEYS,
-    FrameInput,
-    Protocol,
-    ProtocolAccumulator,
-    ProtocolMetric,
-    ReportParts,
-    accumulator_from_state,
-    get_protocol,
-    list_protocols,
-    register_protocol,
-)
+from nerfseg.evaluation.protocol_core import CATEGORIES, PER_CLASS_KEYS, PROTOCOL_VERSION, PROTOCOLS, SUMMARY_KEYS, FrameInput, Protocol
+from nerfseg.evaluation.protocol_core import ProtocolAccumulator, ProtocolMetric, ReportParts, accumulator_from_state, get_protocol, list_protocols
+from nerfseg.evaluation.protocol_core import register_protocol
 from nerfseg.evaluation.protocol_instance_nerf import InstanceNerfCompat
 from nerfseg.evaluation.protocol_nerfseg_v1 import NerfsegV1
 from nerfseg.evaluation.protocol_panoptic_lifting import PanopticLiftingCompat

@@ -55,35 +55,11 @@ from nerfseg import io, spec
 from nerfseg.errors import InputError
 from nerfseg.evaluation import types
 from nerfseg.evaluation.archive import Limits, archive_kind, member_parts
-from nerfseg.evaluation.submission_files import (
-    MAX_INSTANCE_ID,
-    MAX_SEGMENT_ID,
-    PNG_SIGNATURE,
-    parse_panoptic_json,
-    parse_segments,
-    read_instances3d,
-    read_prediction_png,
-    write_instances3d,
-)
-from nerfseg.evaluation.submission_problems import (
-    MAX_MESSAGE_CHARS,
-    MAX_PROBLEMS,
-    Problem,
-    SubmissionError,
-    ValidationResult,
-    ids_text,
-)
-from nerfseg.evaluation.submission_validate import (
-    META_OPTIONAL_STR,
-    META_REQUIRED,
-    SceneCheck,
-    check_meta,
-    is_ignored_name,
-    materialise,
-    require_valid,
-    validate_root,
-    validate_submission,
-)
+from nerfseg.evaluation.submission_files import MAX_INSTANCE_ID, MAX_SEGMENT_ID, PNG_SIGNATURE, parse_panoptic_json, parse_segments, read_instances3d
+from nerfseg.evaluation.submission_files import read_prediction_png, write_instances3d
+from nerfseg.evaluation.submission_problems import MAX_MESSAGE_CHARS, MAX_PROBLEMS, Problem, SubmissionError, ValidationResult, ids_text
+from nerfseg.evaluation.submission_validate import META_OPTIONAL_STR, META_REQUIRED, SceneCheck, check_meta, is_ignored_name, materialise
+from nerfseg.evaluation.submission_validate import require_valid, validate_root, validate_submission
 
 __all__ = [
     "Limits",

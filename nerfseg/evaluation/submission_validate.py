@@ -22,21 +22,8 @@ from nerfseg.errors import InputError
 from nerfseg.evaluation import archive
 from nerfseg.evaluation.archive import Limits
 from nerfseg.evaluation.gt import gt3d_grid_shape
-from nerfseg.evaluation.submission_files import (
-    parse_panoptic_json,
-    parse_segments,
-    read_instances3d,
-    read_prediction_png,
-    read_submission_json,
-)
-from nerfseg.evaluation.submission_problems import (
-    Problem,
-    SubmissionError,
-    ValidationResult,
-    cap_problems,
-    ids_text,
-    short_repr,
-)
+from nerfseg.evaluation.submission_files import parse_panoptic_json, parse_segments, read_instances3d, read_prediction_png, read_submission_json
+from nerfseg.evaluation.submission_problems import Problem, SubmissionError, ValidationResult, cap_problems, ids_text, short_repr
 from nerfseg.text import has_control, printable
 
 #: meta.json keys that must be present, and their types
