@@ -1,6 +1,9 @@
 """Submission validation (SPEC section 4): every listed problem reported with scene, frame and a clear
 message, all at once; hostile archives stopped before anything escapes or expands; reference submissions
-that round-trip through folder, .zip and .tar.gz form."""
+that round-trip through folder, .zip and .tar.gz form.
+
+Over 600 lines: one table of problem cases and one of hostile archive members, each read best whole.
+"""
 
 from __future__ import annotations
 
