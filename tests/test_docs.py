@@ -207,12 +207,12 @@ def test_contract_layout_trees_use_spec_names() -> None:
 
 
 def test_contract_submission_section_lists_the_validators_rules() -> None:
-    from nerfseg.evaluation.submission import _META_OPTIONAL_STR, META_REQUIRED, Limits
+    from nerfseg.evaluation.submission import META_OPTIONAL_STR, META_REQUIRED, Limits
 
     section = _section(CONTRACT, "## 4. Submissions")
     for key in META_REQUIRED:
         assert f'"{key}"' in section, f"meta.json key {key!r} is required by the validator but not in contract.md"
-    for key in _META_OPTIONAL_STR:
+    for key in META_OPTIONAL_STR:
         assert f'"{key}"' in section, f"meta.json key {key!r} is accepted by the validator but not in contract.md"
     limits = Limits()
     assert f"{limits.max_total_bytes >> 30} GiB" in section and f"{limits.max_file_bytes >> 20} MiB" in section

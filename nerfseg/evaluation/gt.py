@@ -29,7 +29,8 @@ __all__ = ["GTScene", "load_gt_scene", "load_gt3d", "load_gt3d_for_eval", "gt3d_
 VIEW_SPLITS = ("train", "test", "val")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer from JSON or numpy, but not a bool (JSON ``true`` must not pass as id 1)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -63,7 +64,7 @@ def _gt_segments(ann: dict[str, Any], frame: str, path: Path) -> dict[int, dict[
     """GT ``segments_info`` -> {id: {category_id, iscrowd, area}} with the contract's checks."""
     segments: dict[int, dict[str, int]] = {}
     for seg in ann["segments_info"]:
-        if not isinstance(seg, dict) or not _is_int(seg.get("id")) or not _is_int(seg.get("category_id")):
+        if not isinstance(seg, dict) or not is_int(seg.get("id")) or not is_int(seg.get("category_id")):
             raise InputError(path, f"frame {frame}: segment {seg!r} lacks an integer 'id' or 'category_id'", key="segments_info")
         seg_id, cat = int(seg["id"]), int(seg["category_id"])
         if seg_id <= 0 or seg_id >= 1 << 24:
@@ -74,7 +75,7 @@ def _gt_segments(ann: dict[str, Any], frame: str, path: Path) -> dict[int, dict[
             raise InputError(path, f"frame {frame}: duplicate segment id {seg_id}", key="segments_info")
         area = seg.get("area")
         iscrowd = seg.get("iscrowd", 0)
-        if not _is_int(area) or area < 0:
+        if not is_int(area) or area < 0:
             raise InputError(path, f"frame {frame}: segment {seg_id} lacks a non-negative integer 'area'", key="segments_info")
         segments[seg_id] = {"category_id": cat, "iscrowd": int(bool(iscrowd)), "area": int(area)}
     return segments
@@ -204,7 +205,8 @@ def load_gt_scene(data_root: str | Path, scene_id: str, split: str = "test") -> 
 # ---------------------------------------------------------------------------------------------
 # 3D GT (SPEC 3.1)
 
-_CLASS_COLUMN_ALIASES = ("class_index", "class", "semantic", "label", "class_id")
+#: names the class column of an /instances table may have (the GT's and submissions' readers accept the same)
+CLASS_COLUMN_ALIASES = ("class_index", "class", "semantic", "label", "class_id")
 
 
 def _decode_strings(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -241,12 +243,12 @@ def normalise_instances_table(columns: dict[str, np.ndarray], path: Path, key: s
     """Require ``id`` and a class column; expose the class column as ``class_index`` whatever its alias."""
     if "id" not in columns:
         raise InputError(path, "table has no 'id' column", key=key)
-    for alias in _CLASS_COLUMN_ALIASES:
+    for alias in CLASS_COLUMN_ALIASES:
         if alias in columns:
             columns.setdefault("class_index", columns[alias])
             break
     else:
-        raise InputError(path, f"table has no class column (one of {_CLASS_COLUMN_ALIASES})", key=key)
+        raise InputError(path, f"table has no class column (one of {CLASS_COLUMN_ALIASES})", key=key)
     for name in ("id", "class_index"):
         if columns[name].dtype.kind not in "iu":
             raise InputError(path, f"column {name!r} is {columns[name].dtype}, expected integers", key=key)

@@ -19,6 +19,7 @@ numpy path on decoded colour bytes), so its memory does not grow with the number
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from nerfseg.evaluation.metrics.frame import frame_stats_png
 from nerfseg.evaluation.metrics.panoptic import PanopticQuality
 from nerfseg.errors import InputError
 from nerfseg.spec import read_json
+
+logger = logging.getLogger(__name__)
 
 
 def _default_folder(json_file: str | Path) -> Path:
@@ -95,7 +98,11 @@ def pq_compute(
     workers: int | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
-    """panopticapi's ``pq_compute`` on ``workers`` processes (default: all cores); ``verbose`` prints its table."""
+    """panopticapi's ``pq_compute`` on ``workers`` processes (default: all cores); ``verbose`` logs its table.
+
+    panopticapi prints the table; here it goes to this module's logger at INFO (the caller decides where logs
+    go); ``nerfseg pq-compute`` prints it as its command output.
+    """
     gt_json = read_json(gt_json_file)
     pred_json = read_json(pred_json_file)
     gt_folder = Path(gt_folder) if gt_folder is not None else _default_folder(gt_json_file)
@@ -157,7 +164,7 @@ def pq_compute(
         total.merge(PanopticQuality.from_state(payload))
     out = to_panopticapi(total.compute())
     if verbose:
-        print(format_table(out))
+        logger.info("%s", format_table(out))
     return out
 
 

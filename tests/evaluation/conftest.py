@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,12 @@ def gt_submission(tiny_benchmark: Path, tmp_path_factory: pytest.TempPathFactory
 def submission_copy(gt_submission: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the GT submission, for tests that break it."""
     return Path(shutil.copytree(gt_submission, tmp_path / "submission"))
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Route temporary extraction folders to a folder of our own, so tests can see that they are removed."""
+    tmp = tmp_path / "systmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp

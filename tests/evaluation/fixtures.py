@@ -68,6 +68,7 @@ def _write_gt3d(path: Path, rng: np.random.Generator, ids: list[int], classes: d
 
 
 def _write_scene(root: Path, scene_id: str, rng: np.random.Generator, frames: int, size: tuple[int, int], test_every: int, priors: tuple[str, ...], grid_shape: tuple[int, int, int]) -> None:
+    """One scene: its views, priors, 3D GT and transforms.json, drawing from ``rng`` always in that order."""
     h, w = size
     sdir = spec.scene_dir(root, scene_id)
     n_inst = int(rng.integers(3, 6))
@@ -76,8 +77,23 @@ def _write_scene(root: Path, scene_id: str, rng: np.random.Generator, frames: in
     cat_of = {**classes, spec.GT_BACKGROUND_SEGMENT_ID: spec.BACKGROUND}
     boxes = {i: (int(rng.integers(0, h - 4)), int(rng.integers(0, w - 4)), int(rng.integers(3, h // 2)), int(rng.integers(3, w // 2))) for i in ids}
     drift = {i: (int(rng.integers(-2, 3)), int(rng.integers(-3, 4))) for i in ids}
-    yy, xx = np.mgrid[0:h, 0:w]
     names = [spec.frame_name(k) for k in range(frames)]
+    maps = _write_views(sdir, rng, names, size, ids, classes, boxes, drift)
+    io.write_json_atomic(sdir / spec.PANOPTIC_JSON, _panoptic_json(names, maps, cat_of, size))
+    for prior in priors:
+        _write_prior(sdir / spec.PRIORS_DIR / prior, rng, names, maps, cat_of, size)
+    bbox = np.array([[-2.0, -1.5, 0.0], [2.0, 1.5, 2.5]])
+    _write_gt3d(sdir / spec.GT3D_H5, rng, ids, classes, bbox, grid_shape)
+    _write_transforms(sdir, names, size, test_every, bbox)
+
+
+def _write_views(
+    sdir: Path, rng: np.random.Generator, names: list[str], size: tuple[int, int], ids: list[int], classes: dict[int, int],
+    boxes: dict[int, tuple[int, int, int, int]], drift: dict[int, tuple[int, int]],
+) -> list[np.ndarray]:
+    """Every view's instance, semantic, panoptic, colour and depth PNGs; returns the panoptic id maps."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
     maps: list[np.ndarray] = []
     for k, name in enumerate(names):
         inst = np.zeros((h, w), np.uint16)
@@ -103,34 +119,37 @@ def _write_scene(root: Path, scene_id: str, rng: np.random.Generator, frames: in
         io.write_png(sdir / spec.IMAGES_DIR / f"{name}.png", colours[inst])
         depth = np.where(void, 0, 1500 + 10 * inst.astype(np.int64)).astype(np.uint16)
         io.write_png(sdir / spec.DEPTH_DIR / f"{name}.png", depth)
-    io.write_json_atomic(sdir / spec.PANOPTIC_JSON, _panoptic_json(names, maps, cat_of, size))
+    return maps
 
-    for prior in priors:  # the `gt` prior: GT maps with an independent id permutation per view
-        pdir = sdir / spec.PRIORS_DIR / prior
-        pmaps = []
-        pcats = []
-        for pan in maps:
-            uniq = np.unique(pan)
-            uniq = uniq[uniq != 0]
-            new_ids = rng.choice(np.arange(1, 1 << 24), size=uniq.size, replace=False).astype(np.uint32)
-            lookup = dict(zip(uniq.tolist(), new_ids.tolist()))
-            out = np.zeros_like(pan)
-            for old, new in lookup.items():
-                out[pan == old] = new
-            pmaps.append(out)
-            pcats.append({new: cat_of[old] for old, new in lookup.items()})
-        for name, pmap in zip(names, pmaps):
-            io.write_panoptic_png(pdir / spec.PANOPTIC_DIR / f"{name}.png", pmap)
-        data = _panoptic_json(names, pmaps[:1], pcats[0], size)
-        data["annotations"] = [
-            {"image_id": n, "file_name": f"{n}.png", "segments_info": [{**s, "score": 0.9} for s in io.segments_info_from_ids(m, c)]}
-            for n, m, c in zip(names, pmaps, pcats)
-        ]
-        io.write_json_atomic(pdir / spec.PANOPTIC_JSON, data)
 
-    bbox = np.array([[-2.0, -1.5, 0.0], [2.0, 1.5, 2.5]])
-    _write_gt3d(sdir / spec.GT3D_H5, rng, ids, classes, bbox, grid_shape)
+def _write_prior(pdir: Path, rng: np.random.Generator, names: list[str], maps: list[np.ndarray], cat_of: dict[int, int], size: tuple[int, int]) -> None:
+    """The `gt` prior: GT maps with an independent id permutation per view."""
+    pmaps = []
+    pcats = []
+    for pan in maps:
+        uniq = np.unique(pan)
+        uniq = uniq[uniq != 0]
+        new_ids = rng.choice(np.arange(1, 1 << 24), size=uniq.size, replace=False).astype(np.uint32)
+        lookup = dict(zip(uniq.tolist(), new_ids.tolist()))
+        out = np.zeros_like(pan)
+        for old, new in lookup.items():
+            out[pan == old] = new
+        pmaps.append(out)
+        pcats.append({new: cat_of[old] for old, new in lookup.items()})
+    for name, pmap in zip(names, pmaps):
+        io.write_panoptic_png(pdir / spec.PANOPTIC_DIR / f"{name}.png", pmap)
+    data = _panoptic_json(names, pmaps[:1], pcats[0], size)
+    data["annotations"] = [
+        {"image_id": n, "file_name": f"{n}.png", "segments_info": [{**s, "score": 0.9} for s in io.segments_info_from_ids(m, c)]}
+        for n, m, c in zip(names, pmaps, pcats)
+    ]
+    io.write_json_atomic(pdir / spec.PANOPTIC_JSON, data)
 
+
+def _write_transforms(sdir: Path, names: list[str], size: tuple[int, int], test_every: int, bbox: np.ndarray) -> None:
+    """transforms.json: cameras on a circle around the room, every ``test_every``-th view a test view."""
+    h, w = size
+    frames = len(names)
     intr = Intrinsics.from_fov(w, h, focal=0.8 * w)
     frame_entries = []
     for k, name in enumerate(names):

@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 import pytest
 
-from nerfseg.evaluation import archive
-from nerfseg.evaluation import submission as subm
+from nerfseg.evaluation import archive, archive_tar
+from nerfseg.evaluation import submission_files, submission_problems
 from nerfseg.evaluation.archive import Limits, clean_stale_extractions
 from nerfseg.evaluation.submission import Problem, SubmissionError, require_valid, validate_submission
 from nerfseg.text import printable
@@ -57,16 +57,6 @@ def validate_capped(path: Path, bench: Path, cap: int = CAP) -> dict:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, f"the validator died under a {cap >> 20} MiB cap:\n{proc.stderr[-2000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import tempfile
-
-    tmp = tmp_path / "systmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    return tmp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +174,7 @@ def test_h5_columns_are_checked_before_any_is_read(columns: dict, needle: str, t
     reads: list[str] = []
     original = h5py.Dataset.__getitem__
     monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda ds, key: (reads.append(ds.name), original(ds, key))[1])
-    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(path, (8, 6, 5))
     assert data is None and any(needle in p for p in problems), problems
     assert [r for r in reads if r.startswith("/instances")] == []
 
@@ -197,7 +187,7 @@ def test_h5_extra_columns_are_tolerated_not_read(tmp_path: Path) -> None:
         f.create_dataset("grid/instance", data=grid)
         for name, data in {"id": [1], "class_index": [3], "score": [0.5], "aabb": np.zeros((1, 6))}.items():
             f.create_dataset(f"instances/{name}", data=np.asarray(data))
-    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(path, (8, 6, 5))
     assert problems == [] and data is not None and set(data["instances"]) == {"id", "class_index", "score"}
 
 
@@ -207,7 +197,7 @@ def test_h5_with_very_many_objects_is_refused_before_it_is_walked(tmp_path: Path
         f.create_dataset("grid/instance", data=np.zeros((8, 6, 5), np.uint16))
         for i in range(300):
             f.create_group(f"junk/g{i}")
-    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(path, (8, 6, 5))
     assert data is None and problems == ["instances3d.h5: the file holds more than 256 objects (an instances3d.h5 needs a handful)"]
 
 
@@ -217,12 +207,12 @@ def test_h5_links_and_external_storage_are_refused(tmp_path: Path) -> None:
         f.create_dataset("data", data=np.zeros((8, 6, 5), np.uint16))
         f["grid/instance"] = h5py.SoftLink("/data")
         f["elsewhere"] = h5py.ExternalLink("/etc/passwd", "/x")
-    data, problems = subm._read_instances3d(soft, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(soft, (8, 6, 5))
     assert data is None and problems == ["instances3d.h5: links other than hard links are not allowed: ['elsewhere', 'grid/instance']"]
     (tmp_path / "raw.bin").write_bytes(bytes(480))
     with h5py.File(ext, "w") as f:
         f.create_dataset("grid/instance", shape=(8, 6, 5), dtype="u2", external=[(str(tmp_path / "raw.bin"), 0, 480)])
-    data, problems = subm._read_instances3d(ext, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(ext, (8, 6, 5))
     assert data is None and problems == ["instances3d.h5: dataset /grid/instance stores its data outside the file"]
 
 
@@ -235,7 +225,7 @@ def test_h5_compound_table_reads_only_the_needed_fields(tmp_path: Path) -> None:
     with h5py.File(path, "w") as f:
         f.create_dataset("grid/instance", data=grid)
         f.create_dataset("instances", data=table)
-    data, problems = subm._read_instances3d(path, (8, 6, 5))
+    data, problems = submission_files.read_instances3d(path, (8, 6, 5))
     assert problems == [] and data is not None
     assert data["instances"]["id"].tolist() == [1, 2] and data["instances"]["score"].tolist() == [0.5, 0.25]
 
@@ -248,12 +238,12 @@ def test_problems_are_capped(submission_copy: Path, tiny_benchmark: Path) -> Non
     hostile.panoptic_json_with_problems(submission_copy / S0 / "panoptic.json", 100_000)
     result = validate_submission(submission_copy, tiny_benchmark)
     assert not result.ok
-    assert len(result.problems) == subm.MAX_PROBLEMS + 1
+    assert len(result.problems) == submission_problems.MAX_PROBLEMS + 1
     assert "more problem(s) not listed" in result.problems[-1].message
     assert len(str(result)) < 50_000
     with pytest.raises(SubmissionError) as err:
         require_valid(submission_copy, tiny_benchmark)
-    assert len(err.value.problems) == subm.MAX_PROBLEMS + 1  # capping a capped list changes nothing
+    assert len(err.value.problems) == submission_problems.MAX_PROBLEMS + 1  # capping a capped list changes nothing
     assert err.value.meta is not None and err.value.meta["method"]  # the meta validation read travels along
 
 
@@ -262,7 +252,7 @@ def test_problem_text_is_escaped_and_bounded() -> None:
     text = str(p)
     assert "\n" not in text and "\r" not in text and "\x1b" not in text
     assert "evil\\nscene" in text and "\\x1b" in text and "\\udcff" in text
-    assert len(p.message) <= subm.MAX_MESSAGE_CHARS
+    assert len(p.message) <= submission_problems.MAX_MESSAGE_CHARS
     text.encode("utf-8")  # never a lone surrogate
     assert printable("a\u2028b") == "a\\u2028b"
 
@@ -278,8 +268,8 @@ def test_expansion_ratio_is_bounded_before_writing(tiny_benchmark: Path, tmp_pat
     path = hostile.tar_bomb(tmp_path / "bomb.tar.gz", 60)
     assert path.stat().st_size < 200_000  # 60 MiB (under the 64 MiB file limit) in under 200 kB
     writes: list[str] = []
-    original = subm._Writer.write
-    monkeypatch.setattr(subm._Writer, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
+    original = archive.MemberWriter.write
+    monkeypatch.setattr(archive.MemberWriter, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
     result = validate_submission(path, tiny_benchmark)
     assert any("over 100x its own size" in p.message for p in result.problems), str(result)
     assert writes == [] and not any(private_tmp.iterdir())
@@ -362,13 +352,13 @@ def test_the_tar_parser_reads_what_tarfile_reads(fmt: int, tmp_path: Path) -> No
     with tarfile.open(path) as tf:
         expected = [(m.name, m.type, m.size, tf.extractfile(m).read() if m.isreg() else b"") for m in tf]
     got = []
-    with archive._open_stream(path) as stream:
-        reader = archive._TarReader(stream, Limits(), 1 << 30)
+    with archive_tar.open_tar_stream(path) as stream:
+        reader = archive_tar._TarReader(stream, Limits(), 1 << 30)
         for entry in reader:
-            data = reader.data().read(1 << 20) if entry.type in archive._REGULAR else b""
+            data = reader.data().read(1 << 20) if entry.type in archive_tar._REGULAR else b""
             name = entry.name.rstrip("/") if entry.type == b"5" else entry.name  # tarfile strips a folder's slash
-            got.append((name, entry.type, entry.size if entry.type in archive._REGULAR else 0, data))
-    assert got == [(n, t, s if t in archive._REGULAR else 0, d) for n, t, s, d in expected]
+            got.append((name, entry.type, entry.size if entry.type in archive_tar._REGULAR else 0, data))
+    assert got == [(n, t, s if t in archive_tar._REGULAR else 0, d) for n, t, s, d in expected]
 
 
 @pytest.mark.parametrize("key,value,needle", [

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import pickle
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,76 @@ def _rand_rect(rng: np.random.Generator, h: int, w: int, lo: int, hi: int) -> tu
     return slice(y, y + rh), slice(x, x + rw)
 
 
+def _coco_gt_map(rng: np.random.Generator, new_id: Callable[[], int], h: int, w: int, stuffs: list[int], things: list[int]) -> tuple[np.ndarray, dict[int, int], set[int]]:
+    """One GT id map of :func:`make_coco_case`: stuff bands, thing rectangles, maybe crowd regions, void patches."""
+    gt = np.zeros((h, w), dtype=np.int64)
+    cat_of: dict[int, int] = {}
+    crowd: set[int] = set()
+    # stuff: 1-3 horizontal bands
+    bands = np.sort(rng.choice(np.arange(1, h), rng.integers(0, 3), replace=False))
+    edges = [0, *bands.tolist(), h]
+    for a, b in pairwise(edges):
+        sid = new_id()
+        gt[a:b] = sid
+        cat_of[sid] = int(rng.choice(stuffs))
+    for _ in range(rng.integers(2, 12)):
+        sid = new_id()
+        gt[_rand_rect(rng, h, w, 3, 20)] = sid
+        cat_of[sid] = int(rng.choice(things))
+    if rng.random() < 0.35:
+        for _ in range(rng.integers(1, 3)):
+            sid = new_id()
+            gt[_rand_rect(rng, h, w, 4, 16)] = sid
+            cat_of[sid] = int(rng.choice(things[:2]))
+            crowd.add(sid)
+    for _ in range(rng.integers(0, 4)):
+        gt[_rand_rect(rng, h, w, 2, 12)] = 0
+    return gt, cat_of, crowd
+
+
+def _coco_pred_map(
+    rng: np.random.Generator, new_id: Callable[[], int], gt: np.ndarray, present: list[int], cat_of: dict[int, int], cat_ids: list[int]
+) -> tuple[np.ndarray, dict[int, int]]:
+    """The prediction of one GT map: each segment kept, shifted, split, class-swapped, merged or dropped; plus noise."""
+    h, w = gt.shape
+    pred = np.zeros_like(gt)
+    pcat: dict[int, int] = {}
+    merge_into: int | None = None
+    for sid in present:
+        mask = gt == sid
+        r = rng.random()
+        cat = cat_of[sid]
+        if r < 0.08:
+            continue  # dropped: void
+        if r < 0.16:
+            cat = int(rng.choice(cat_ids))  # class swap
+        if r < 0.26 and merge_into is not None and pcat[merge_into] == cat:
+            pred[mask] = merge_into  # merged with an earlier segment of the same class
+            continue
+        pid = new_id()
+        if 0.26 <= r < 0.34:
+            shifted = np.roll(mask, int(rng.integers(-4, 5)), axis=int(rng.integers(0, 2)))
+            pred[shifted] = pid
+        elif 0.34 <= r < 0.44:
+            _, xs = np.nonzero(mask)
+            cut = mask & (np.arange(w)[None, :] < int(np.median(xs)))
+            pid2 = new_id()
+            pred[mask] = pid
+            pred[cut] = pid2
+            pcat[pid2] = cat
+        else:
+            pred[mask] = pid
+        pcat[pid] = cat
+        merge_into = pid
+    for _ in range(rng.integers(0, 3)):
+        pid = new_id()
+        pred[_rand_rect(rng, h, w, 2, 10)] = pid
+        pcat[pid] = int(rng.choice(cat_ids))
+    noise = rng.random(pred.shape) < 0.02
+    pred[noise] = 0
+    return pred, pcat
+
+
 def make_coco_case(root: Path, n_images: int = 20, seed: int = 0, h: int = 48, w: int = 64, stale_area: bool = True) -> dict[str, Any]:
     """Write ``gt.json``/``gt/`` and ``pred.json``/``pred/`` under ``root``; return paths and categories.
 
@@ -298,65 +369,10 @@ def make_coco_case(root: Path, n_images: int = 20, seed: int = 0, h: int = 48, w
                 return v
 
     for k in range(n_images):
-        gt = np.zeros((h, w), dtype=np.int64)
-        cat_of: dict[int, int] = {}
-        crowd: set[int] = set()
-        # stuff: 1-3 horizontal bands
-        bands = np.sort(rng.choice(np.arange(1, h), rng.integers(0, 3), replace=False))
-        edges = [0, *bands.tolist(), h]
-        for a, b in pairwise(edges):
-            sid = new_id()
-            gt[a:b] = sid
-            cat_of[sid] = int(rng.choice(stuffs))
-        for _ in range(rng.integers(2, 12)):
-            sid = new_id()
-            gt[_rand_rect(rng, h, w, 3, 20)] = sid
-            cat_of[sid] = int(rng.choice(things))
-        if rng.random() < 0.35:
-            for _ in range(rng.integers(1, 3)):
-                sid = new_id()
-                gt[_rand_rect(rng, h, w, 4, 16)] = sid
-                cat_of[sid] = int(rng.choice(things[:2]))
-                crowd.add(sid)
-        for _ in range(rng.integers(0, 4)):
-            gt[_rand_rect(rng, h, w, 2, 12)] = 0
+        gt, cat_of, crowd = _coco_gt_map(rng, new_id, h, w, stuffs, things)
         present = [i for i in np.unique(gt).tolist() if i]
 
-        pred = np.zeros_like(gt)
-        pcat: dict[int, int] = {}
-        merge_into: int | None = None
-        for sid in present:
-            mask = gt == sid
-            r = rng.random()
-            cat = cat_of[sid]
-            if r < 0.08:
-                continue  # dropped: void
-            if r < 0.16:
-                cat = int(rng.choice(cat_ids))  # class swap
-            if r < 0.26 and merge_into is not None and pcat[merge_into] == cat:
-                pred[mask] = merge_into  # merged with an earlier segment of the same class
-                continue
-            pid = new_id()
-            if 0.26 <= r < 0.34:
-                shifted = np.roll(mask, int(rng.integers(-4, 5)), axis=int(rng.integers(0, 2)))
-                pred[shifted] = pid
-            elif 0.34 <= r < 0.44:
-                _, xs = np.nonzero(mask)
-                cut = mask & (np.arange(w)[None, :] < int(np.median(xs)))
-                pid2 = new_id()
-                pred[mask] = pid
-                pred[cut] = pid2
-                pcat[pid2] = cat
-            else:
-                pred[mask] = pid
-            pcat[pid] = cat
-            merge_into = pid
-        for _ in range(rng.integers(0, 3)):
-            pid = new_id()
-            pred[_rand_rect(rng, h, w, 2, 10)] = pid
-            pcat[pid] = int(rng.choice(cat_ids))
-        noise = rng.random(pred.shape) < 0.02
-        pred[noise] = 0
+        pred, pcat = _coco_pred_map(rng, new_id, gt, present, cat_of, cat_ids)
         pred_present = [i for i in np.unique(pred).tolist() if i]
 
         name = f"{k:06d}.png"

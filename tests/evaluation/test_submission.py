@@ -1,6 +1,9 @@
 """Submission validation (SPEC section 4): every listed problem reported with scene, frame and a clear
 message, all at once; hostile archives stopped before anything escapes or expands; reference submissions
-that round-trip through folder, .zip and .tar.gz form."""
+that round-trip through folder, .zip and .tar.gz form.
+
+Over 600 lines: one table of problem cases and one of hostile archive members, each read best whole.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import shutil
 import stat
 import struct
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfseg.evaluation import submission as subm
+from nerfseg.evaluation import archive
 from nerfseg.evaluation.gt import load_gt3d, load_gt_scene
 from nerfseg.evaluation.reference import write_gt_submission, write_prior_submission
 from nerfseg.evaluation.submission import (
@@ -42,15 +44,6 @@ from tests.evaluation.fixtures import make_tiny_benchmark
 from tests.hostile import png_rgb16
 
 S0, S1 = "tiny_000", "tiny_001"
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Route temporary extraction folders to a folder of our own, so tests can see that they are removed."""
-    tmp = tmp_path / "systmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    return tmp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,8 +454,8 @@ def _zip_symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
 )
 def test_hostile_members_are_refused_before_extraction(kind: str, member: tuple, needle: str, gt_submission: Path, tiny_benchmark: Path, tmp_path: Path, private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
     writes: list[str] = []
-    original = subm._Writer.write
-    monkeypatch.setattr(subm._Writer, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
+    original = archive.MemberWriter.write
+    monkeypatch.setattr(archive.MemberWriter, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
     path = (_zip_with if kind == "zip" else _tar_with)(gt_submission, tmp_path / f"bad.{'zip' if kind == 'zip' else 'tar.gz'}", [member])
     result = validate_submission(path, tiny_benchmark)
     assert not result.ok
@@ -507,18 +500,14 @@ def test_total_size_and_member_limits(gt_submission: Path, tiny_benchmark: Path,
 def _patch_zip_sizes(data: bytes, name: bytes, size: int) -> bytes:
     """Rewrite the uncompressed size of member ``name`` in its local and central headers (a lying header)."""
     buf = bytearray(data)
-    pos = 0
-    while (pos := buf.find(b"PK\x03\x04", pos)) != -1:
-        n = struct.unpack_from("<H", buf, pos + 26)[0]
-        if buf[pos + 30 : pos + 30 + n] == name:
-            struct.pack_into("<I", buf, pos + 22, size)
-        pos += 4
-    pos = 0
-    while (pos := buf.find(b"PK\x01\x02", pos)) != -1:
-        n = struct.unpack_from("<H", buf, pos + 28)[0]
-        if buf[pos + 46 : pos + 46 + n] == name:
-            struct.pack_into("<I", buf, pos + 24, size)
-        pos += 4
+    # (header signature, offset of the name length, offset of the name, offset of the uncompressed size)
+    for sig, len_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, 22), (b"PK\x01\x02", 28, 46, 24)):
+        pos = 0
+        while (pos := buf.find(sig, pos)) != -1:
+            n = struct.unpack_from("<H", buf, pos + len_at)[0]
+            if buf[pos + name_at : pos + name_at + n] == name:
+                struct.pack_into("<I", buf, pos + size_at, size)
+            pos += 4
     return bytes(buf)
 
 
@@ -562,8 +551,8 @@ def test_tar_with_lying_sizes_does_not_get_past(gt_submission: Path, tiny_benchm
     _find(result, S0, "0000", "corrupt PNG")
     # header says more than the limit: refused before a single byte is written
     writes: list[str] = []
-    original = subm._Writer.write
-    monkeypatch.setattr(subm._Writer, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
+    original = archive.MemberWriter.write
+    monkeypatch.setattr(archive.MemberWriter, "write", lambda self, name, *a: (writes.append(name), original(self, name, *a)))
     result = validate_submission(build(lambda n: 100 << 20), tiny_benchmark)
     assert any("declares 104857600 bytes" in p.message for p in result.problems), str(result)
     assert writes == []
@@ -575,16 +564,16 @@ def test_tar_with_lying_sizes_does_not_get_past(gt_submission: Path, tiny_benchm
 
 def test_writer_counts_actual_bytes(tmp_path: Path) -> None:
     """The byte counter is the last line of defence when a decompressor yields more than the header said."""
-    writer = subm._Writer(tmp_path, Limits(max_total_bytes=5000, max_file_bytes=2048))
-    with pytest.raises(subm._Abort, match="more bytes than its header declares"):
+    writer = archive.MemberWriter(tmp_path, Limits(max_total_bytes=5000, max_file_bytes=2048))
+    with pytest.raises(archive.ArchiveAbort, match="more bytes than its header declares"):
         writer.write("a", ["a"], pyio.BytesIO(bytes(100)), 10)
-    with pytest.raises(subm._Abort, match="file size limit"):
+    with pytest.raises(archive.ArchiveAbort, match="file size limit"):
         writer.write("b", ["b"], pyio.BytesIO(bytes(3000)), 1 << 30)
     writer.write("c", ["c"], pyio.BytesIO(bytes(2000)), 2000)
     writer.write("d", ["d"], pyio.BytesIO(bytes(2000)), 2000)
-    with pytest.raises(subm._Abort, match="total size limit"):
+    with pytest.raises(archive.ArchiveAbort, match="total size limit"):
         writer.write("e", ["e"], pyio.BytesIO(bytes(2000)), 2000)
-    with pytest.raises(subm._Abort, match="appears twice"):
+    with pytest.raises(archive.ArchiveAbort, match="appears twice"):
         writer.write("c", ["c"], pyio.BytesIO(b""), 0)
 
 

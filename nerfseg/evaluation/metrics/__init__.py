@@ -9,7 +9,7 @@ from nerfseg.evaluation.metrics.compat import InstanceNerfPQ, PanopticLiftingSce
 from nerfseg.evaluation.metrics.confusion import BinaryForeground, ConfusionMIoU, confusion_from_maps, confusion_from_stats
 from nerfseg.evaluation.metrics.frame import FrameStats, frame_stats, read_panoptic_ids
 from nerfseg.evaluation.metrics.mask_ap import MaskAP
-from nerfseg.evaluation.metrics.panoptic import PanopticQuality, pq_match, pq_summary
+from nerfseg.evaluation.metrics.panoptic import PanopticQuality, SparsePairs, pq_match, pq_summary
 from nerfseg.evaluation.metrics.scene_panoptic import ScenePanopticQuality
 from nerfseg.evaluation.metrics.voxel3d import Voxel3D, voc_ap
 
@@ -23,6 +23,7 @@ __all__ = [
     "PanopticLiftingScene",
     "PanopticQuality",
     "ScenePanopticQuality",
+    "SparsePairs",
     "Voxel3D",
     "confusion_from_maps",
     "confusion_from_stats",

@@ -19,6 +19,7 @@ import numpy as np
 from typing_extensions import Self
 
 T = TypeVar("T", bound="Accumulator")
+V = TypeVar("V")
 
 #: the built-in reductions of :meth:`Accumulator.add_state`
 REDUCTIONS = ("sum", "max", "cat", "cat_disjoint", "dict_sum", "union", "merge")
@@ -230,6 +231,17 @@ def _disjoint_check(label: str, owner: str) -> Callable[[Any, Any], None]:
             raise ValueError(f"{label} {sorted(dup)[:5]} are in both {owner} accumulators")
 
     return check
+
+
+def merge_by_key(mine: dict[str, V], theirs: Mapping[str, V], copy: Callable[[V], V]) -> dict[str, V]:
+    """A reduction for dicts of mergeable parts (e.g. one per scene): a key in both is merged in place,
+    one only in ``theirs`` is added as ``copy(value)`` so the merged state never aliases ``theirs``."""
+    for key, value in theirs.items():
+        if key in mine:
+            mine[key].merge(value)  # type: ignore[attr-defined]
+        else:
+            mine[key] = copy(value)
+    return mine
 
 
 def fnum(value: Any) -> float | None:

@@ -32,6 +32,7 @@ from PIL import Image
 
 from nerfseg.evaluation.metrics import _fastpng, _kernel
 from nerfseg.errors import InputError
+from nerfseg.io import read_png
 
 try:  # optional accelerator: libspng decodes PNGs ~3x faster than Pillow
     import pyspng as _pyspng
@@ -514,26 +515,13 @@ def _read_rgb(path: Path, slot: str) -> np.ndarray:
                     arr = None
                 if arr is not None and arr.ndim == 3 and arr.shape[2] in (3, 4):
                     return np.ascontiguousarray(arr[..., :3])
-    # Pillow: the reference decoder (panopticapi's), and the one that words the errors
-    try:
-        with Image.open(path) as img:
-            if img.format != "PNG":
-                raise InputError(path, f"not a PNG file (format {img.format})")
-            img.load()
-            mode = img.mode
-            if mode == "RGBA":
-                arr = np.ascontiguousarray(np.asarray(img)[..., :3])
-            elif mode == "RGB":
-                arr = np.ascontiguousarray(np.asarray(img))
-            else:
-                raise InputError(path, f"expected an RGB panoptic PNG, got mode {mode}")
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
-        raise InputError(path, f"corrupt or unreadable PNG ({type(exc).__name__}: {exc})") from None
-    return arr
+    # Pillow (nerfseg.io.read_png): the reference decoder (panopticapi's), and the one that words the errors
+    arr = read_png(path)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):  # RGB, or RGBA whose alpha is dropped
+        return np.ascontiguousarray(arr[..., :3])
+    with Image.open(path) as img:  # reopened only to name the mode in the message
+        mode = img.mode
+    raise InputError(path, f"expected an RGB panoptic PNG, got mode {mode}")
 
 
 def rgb_to_ids(arr: np.ndarray) -> np.ndarray:

@@ -221,6 +221,16 @@ def _summary_from_eval(precision: np.ndarray, recall: np.ndarray, area_labels: S
     ]  # fmt: skip
 
 
+def _coco_from_dataset(coco_cls: Any, backend: str, dataset: dict[str, Any]) -> Any:
+    """A COCO index of an in-memory dataset: hotcoco takes the dict, pycocotools' constructor only a file name."""
+    if backend != "pycocotools":
+        return coco_cls(dataset)
+    coco = coco_cls()
+    coco.dataset = dataset
+    coco.createIndex()
+    return coco
+
+
 def evaluate_coco_segm(gt_dataset: dict[str, Any], results: list[dict[str, Any]], backend: str = "pycocotools") -> dict[str, Any]:
     """Run COCOeval(iouType="segm") on an in-memory GT dataset and a results list.
 
@@ -241,22 +251,11 @@ def evaluate_coco_segm(gt_dataset: dict[str, Any], results: list[dict[str, Any]]
     gt_dataset = {**gt_dataset, "annotations": [dict(a) for a in gt_dataset["annotations"]]}
     results = [dict(r) for r in results]
     with contextlib.redirect_stdout(io.StringIO()):
-        if backend == "pycocotools":
-            gt = coco_cls()
-            gt.dataset = gt_dataset
-            gt.createIndex()
-        else:
-            gt = coco_cls(gt_dataset)
+        gt = _coco_from_dataset(coco_cls, backend, gt_dataset)
         if results:
             dt = gt.loadRes(results)
         else:  # pycocotools' loadRes cannot take an empty list: an empty result set, by hand
-            empty = {**gt_dataset, "annotations": []}
-            if backend == "pycocotools":
-                dt = coco_cls()
-                dt.dataset = empty
-                dt.createIndex()
-            else:
-                dt = coco_cls(empty)
+            dt = _coco_from_dataset(coco_cls, backend, {**gt_dataset, "annotations": []})
         ev = eval_cls(gt, dt, "segm")
         ev.evaluate()
         ev.accumulate()

@@ -26,6 +26,10 @@ from nerfseg.evaluation.metrics.frame import FIRST_SEGMENT, VOID_LABEL, FrameSta
 from nerfseg.errors import InputError
 
 
+#: a segment table: segment id -> {"category_id": ..., ...}
+Segments = Mapping[int, Mapping[str, Any]]
+
+
 class CategoryTable:
     """Category ids -> dense indices 0..C-1 (sorted by id) and the isthing flag of each."""
 
@@ -67,22 +71,37 @@ class PQAssignment:
     gt_fn: np.ndarray
 
 
-def pq_assign(
-    g: np.ndarray,
-    p: np.ndarray,
-    inter: np.ndarray,
-    gt_cat: np.ndarray,
-    gt_crowd: np.ndarray,
-    gt_area: np.ndarray,
-    pred_cat: np.ndarray,
-    pred_area: np.ndarray,
-    pred_void: np.ndarray,
-    crowd_row: np.ndarray,
-) -> PQAssignment:
-    """panopticapi's per-image matching on sparse pairs, per segment (arguments as :func:`pq_match`).
+@dataclass(frozen=True)
+class SparsePairs:
+    """What panopticapi's matching reads of one frame (or one joined scene), in sparse form.
+
+    ``g``/``p``/``inter``: GT row, prediction column and pixel count of every overlapping pair (GT void
+    excluded). ``gt_cat``/``pred_cat``: dense category indices. ``gt_crowd``: crowd flag per GT row.
+    ``gt_area``/``pred_area``: segment areas. ``pred_void``: pixels of each prediction on GT void.
+    ``crowd_row[c]``: the GT row of category c's crowd region (-1: none), the only one panopticapi honours
+    per category.
+    """
+
+    g: np.ndarray
+    p: np.ndarray
+    inter: np.ndarray
+    gt_cat: np.ndarray
+    gt_crowd: np.ndarray
+    gt_area: np.ndarray
+    pred_cat: np.ndarray
+    pred_area: np.ndarray
+    pred_void: np.ndarray
+    crowd_row: np.ndarray
+
+
+def pq_assign(pairs: SparsePairs) -> PQAssignment:
+    """panopticapi's per-image matching on sparse pairs, per segment.
 
     IoU > 0.5 makes a match unique on both sides, so one assignment per segment is well defined.
     """
+    g, p, inter = pairs.g, pairs.p, pairs.inter
+    gt_cat, gt_crowd, gt_area = pairs.gt_cat, pairs.gt_crowd, pairs.gt_area
+    pred_cat, pred_area, pred_void, crowd_row = pairs.pred_cat, pairs.pred_area, pairs.pred_void, pairs.crowd_row
     same = gt_cat[g] == pred_cat[p]
     cand = same & ~gt_crowd[g]
     union = pred_area[p] + gt_area[g] - inter - pred_void[p]
@@ -108,28 +127,14 @@ def pq_assign(
     return PQAssignment(gt_pred=gt_pred, gt_iou=gt_iou, pred_gt=pred_gt, pred_fp=pred_fp, gt_fn=gt_fn)
 
 
-def pq_match(
-    g: np.ndarray,
-    p: np.ndarray,
-    inter: np.ndarray,
-    gt_cat: np.ndarray,
-    gt_crowd: np.ndarray,
-    gt_area: np.ndarray,
-    pred_cat: np.ndarray,
-    pred_area: np.ndarray,
-    pred_void: np.ndarray,
-    crowd_row: np.ndarray,
-    num_categories: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pq_match(pairs: SparsePairs, num_categories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """panopticapi's per-image matching on sparse pairs; returns per-category (tp, fp, fn, iou_sum).
 
-    ``g``/``p``/``inter``: GT row, prediction column and pixel count of every overlapping pair (GT void
-    excluded). ``gt_cat``/``pred_cat``: dense category indices. ``pred_void``: pixels of each prediction on
-    GT void. ``crowd_row[c]``: the GT row of category c's crowd region (-1: none), the only one panopticapi
-    honours per category. The counts are sums over :func:`pq_assign`'s per-segment assignment.
+    The counts are sums over :func:`pq_assign`'s per-segment assignment.
     """
+    gt_cat, pred_cat = pairs.gt_cat, pairs.pred_cat
     c = num_categories
-    a = pq_assign(g, p, inter, gt_cat, gt_crowd, gt_area, pred_cat, pred_area, pred_void, crowd_row)
+    a = pq_assign(pairs)
     matched = a.gt_pred >= 0
     tp = np.bincount(gt_cat[matched], minlength=c).astype(np.int64)
     iou_sum = np.bincount(gt_cat[matched], weights=a.gt_iou[matched], minlength=c).astype(np.float64)
@@ -195,8 +200,8 @@ def crowd_rows(gt_cat: np.ndarray, gt_crowd: np.ndarray, gt_order: np.ndarray, n
     return out
 
 
-def _frame_pq_args(stats: FrameStats, cats: CategoryTable, source: str | Path | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """(GT rows kept, the sparse arguments of :func:`pq_assign`/:func:`pq_match`) of one frame."""
+def _frame_pq_args(stats: FrameStats, cats: CategoryTable, source: str | Path | None) -> tuple[np.ndarray, SparsePairs]:
+    """(GT rows kept, the :class:`SparsePairs` of :func:`pq_assign`/:func:`pq_match`) of one frame."""
     pred_cat = cats.index(stats.pred_cat)
     if (pred_cat < 0).any():
         bad = sorted(set(stats.pred_cat[pred_cat < 0].tolist()))
@@ -212,25 +217,25 @@ def _frame_pq_args(stats: FrameStats, cats: CategoryTable, source: str | Path | 
     gt_cat = gt_cat_all[known]
     gt_crowd = stats.gt_crowd[known]
     crowd = crowd_rows(gt_cat, gt_crowd, stats.gt_order[known], len(cats))
-    args = (
-        g,
-        p,
-        inter,
-        gt_cat,
-        gt_crowd,
-        stats.gt_area[known].astype(np.float64),
-        pred_cat,
-        m[:, FIRST_SEGMENT:].sum(axis=0),
-        m[VOID_LABEL, FIRST_SEGMENT:],
-        crowd,
+    pairs = SparsePairs(
+        g=g,
+        p=p,
+        inter=inter,
+        gt_cat=gt_cat,
+        gt_crowd=gt_crowd,
+        gt_area=stats.gt_area[known].astype(np.float64),
+        pred_cat=pred_cat,
+        pred_area=m[:, FIRST_SEGMENT:].sum(axis=0),
+        pred_void=m[VOID_LABEL, FIRST_SEGMENT:],
+        crowd_row=crowd,
     )
-    return known, args
+    return known, pairs
 
 
 def frame_pq_counts(stats: FrameStats, cats: CategoryTable, source: str | Path | None = None) -> tuple[np.ndarray, ...]:
     """(tp, fp, fn, iou_sum) per category for one frame, from its joint histogram."""
-    _, args = _frame_pq_args(stats, cats, source)
-    return pq_match(*args, len(cats))
+    _, pairs = _frame_pq_args(stats, cats, source)
+    return pq_match(pairs, len(cats))
 
 
 def frame_pq_assignment(stats: FrameStats, cats: CategoryTable, source: str | Path | None = None) -> dict[str, dict[int, Any]]:
@@ -240,8 +245,8 @@ def frame_pq_assignment(stats: FrameStats, cats: CategoryTable, source: str | Pa
     "fn": {GT ids counted FN}, "ignored": {pred ids neither matched nor FP}}`` (the last three as
     ``{id: category id}``). GT segments of categories outside ``cats`` are in none of them.
     """
-    known, args = _frame_pq_args(stats, cats, source)
-    a = pq_assign(*args)
+    known, pairs = _frame_pq_args(stats, cats, source)
+    a = pq_assign(pairs)
     gt_ids = stats.gt_ids[known]
     pred_ids = stats.pred_ids
     matched = np.flatnonzero(a.gt_pred >= 0)
@@ -280,14 +285,8 @@ class PanopticQuality(Accumulator):
     def _config(self) -> dict[str, Any]:
         return {"categories": self.cats.as_config()}
 
-    def update(
-        self,
-        gt_ids: np.ndarray,
-        gt_segments: Mapping[int, Mapping[str, Any]],
-        pred_ids: np.ndarray,
-        pred_segments: Mapping[int, Mapping[str, Any]],
-        source: str | Path | None = None,
-    ) -> None:
+    def update(self, gt_ids: np.ndarray, gt_segments: Segments, pred_ids: np.ndarray, pred_segments: Segments, source: str | Path | None = None) -> None:
+        """Add one frame from its id maps and segment tables (one pixel pass, then :meth:`update_stats`)."""
         self.update_stats(frame_stats(gt_ids, gt_segments, pred_ids, pred_segments, source), source)
 
     def update_stats(self, stats: FrameStats, source: str | Path | None = None) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from nerfseg.evaluation.metrics.base import Accumulator, nanmean
+from nerfseg.evaluation.metrics.base import Accumulator, merge_by_key, nanmean
 from nerfseg.evaluation.metrics.frame import FIRST_SEGMENT, VOID_LABEL, FrameStats, frame_stats
-from nerfseg.evaluation.metrics.panoptic import CategoryTable, pq_match, pq_summary
+from nerfseg.evaluation.metrics.panoptic import CategoryTable, Segments, SparsePairs, pq_match, pq_summary
 from nerfseg.errors import InputError
 
 _ID_SPAN = 1 << 24  # COCO panoptic ids are < 2^24
@@ -136,15 +136,8 @@ class ScenePanopticQuality(Accumulator):
     def _config(self) -> dict[str, Any]:
         return {"categories": self.cats.as_config()}
 
-    def update(
-        self,
-        scene_id: str,
-        gt_ids: np.ndarray,
-        gt_segments: Mapping[int, Mapping[str, Any]],
-        pred_ids: np.ndarray,
-        pred_segments: Mapping[int, Mapping[str, Any]],
-        source: str | Path | None = None,
-    ) -> None:
+    def update(self, scene_id: str, gt_ids: np.ndarray, gt_segments: Segments, pred_ids: np.ndarray, pred_segments: Segments, source: str | Path | None = None) -> None:
+        """Add one view of scene ``scene_id`` from its id maps and segment tables (see :meth:`update_stats`)."""
         self.update_stats(scene_id, frame_stats(gt_ids, gt_segments, pred_ids, pred_segments, source), source)
 
     def check_stats(self, stats: FrameStats, source: str | Path | None = None) -> None:
@@ -208,19 +201,19 @@ class ScenePanopticQuality(Accumulator):
         c = len(self.cats)
         crowd_row = np.full(c, -1, dtype=np.int64)
         crowd_row[g_cat[g_crowd]] = np.flatnonzero(g_crowd)
-        return pq_match(
-            g_idx,
-            p_idx[seg],
-            counts[seg].astype(np.int64),
-            g_cat,
-            g_crowd,
-            gvals.astype(np.float64),
-            p_cat,
-            pvals.astype(np.int64),
-            pred_void,
-            crowd_row,
-            c,
+        pairs = SparsePairs(
+            g=g_idx,
+            p=p_idx[seg],
+            inter=counts[seg].astype(np.int64),
+            gt_cat=g_cat,
+            gt_crowd=g_crowd,
+            gt_area=gvals.astype(np.float64),
+            pred_cat=p_cat,
+            pred_area=pvals.astype(np.int64),
+            pred_void=pred_void,
+            crowd_row=crowd_row,
         )
+        return pq_match(pairs, c)
 
     def compute(self) -> dict[str, Any]:
         per_scene: dict[str, Any] = {}
@@ -237,9 +230,4 @@ class ScenePanopticQuality(Accumulator):
 
 def _merge_tables(mine: dict[str, _SceneTables], theirs: dict[str, _SceneTables]) -> dict[str, _SceneTables]:
     """Per-scene tables added key by key; a scene only in ``theirs`` is copied, never aliased."""
-    for sid, t in theirs.items():
-        if sid in mine:
-            mine[sid].merge(t)
-        else:
-            mine[sid] = _SceneTables.from_state(t.state())
-    return mine
+    return merge_by_key(mine, theirs, lambda t: _SceneTables.from_state(t.state()))
