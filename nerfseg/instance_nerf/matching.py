@@ -9,7 +9,7 @@ Steps (each a public function, so the pipeline, the tests and the occlusion benc
 
 1. :func:`resolve_instance_masks`: keep detections with score > 0.5 and give a voxel claimed by several
    instances to the highest score (as the reference ``project_3d_masks.py``) -> one (X,Y,Z) label grid.
-2. :func:`project_label_grid` / :func:`project_instance_masks`: render the label grid into a view. Every voxel
+2. :func:`project_cloud` / :func:`project_instance_masks`: render the label grid into a view. Every voxel
    is splatted over the pixel footprint of its cube (the bounding box of its 8 projected corners by default, so
    a solid or surface voxel object projects without holes at any distance) and a z-buffer keeps the nearest
    voxel per pixel. With the radiance field's rendered ``depth`` of that view, samples lying behind the visible
@@ -298,20 +298,6 @@ def project_cloud(
     return labels.reshape(h, w), zbuf.reshape(h, w)
 
 
-def project_label_grid(
-    label_grid: np.ndarray,
-    bbox_min: Any,
-    bbox_max: Any,
-    c2w: np.ndarray,
-    intr: Intrinsics,
-    depth: np.ndarray | None = None,
-    occlusion_tolerance: float | None = None,
-    splat: str = "corners",
-) -> np.ndarray:
-    """(H,W) int32 label map of an already resolved (X,Y,Z) label grid seen from one camera (see project_cloud)."""
-    return project_cloud(VoxelCloud(label_grid, bbox_min, bbox_max), c2w, intr, depth, occlusion_tolerance, splat)[0]
-
-
 def project_instance_masks(
     masks: np.ndarray,
     bbox_min: Any,
@@ -335,7 +321,7 @@ def project_instance_masks(
     :class:`VoxelCloud` with :func:`project_cloud`, which resolve the grid once.
     """
     grid = resolve_instance_masks(masks, scores, score_threshold)
-    return project_label_grid(grid, bbox_min, bbox_max, c2w, intr, depth, occlusion_tolerance, splat)
+    return project_cloud(VoxelCloud(grid, bbox_min, bbox_max), c2w, intr, depth, occlusion_tolerance, splat)[0]
 
 
 # ---------------------------------------------------------------------------------------------
