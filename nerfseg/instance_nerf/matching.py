@@ -263,11 +263,17 @@ def project_cloud(
     keep = np.flatnonzero(area)
     if keep.size == 0:
         return labels.reshape(h, w), zbuf.reshape(h, w)
-    u0, v0, bw, area, z, labs = u0[keep], v0[keep], bw[keep], area[keep], z[keep], labs[keep]
+    _splat_nearest(u0[keep], v0[keep], bw[keep], area[keep], z[keep], labs[keep], w, surf, slack, labels, zbuf)
+    return labels.reshape(h, w), zbuf.reshape(h, w)
 
+
+def _splat_nearest(u0: np.ndarray, v0: np.ndarray, bw: np.ndarray, area: np.ndarray, z: np.ndarray, labs: np.ndarray, w: int,
+                   surf: np.ndarray | None, slack: float, labels: np.ndarray, zbuf: np.ndarray) -> None:
+    """Expand each voxel's footprint box (u0, v0, width bw, ``area`` pixels) into (voxel, pixel) pairs, drop the
+    pairs deeper than ``surf + slack`` and write the nearest pair per pixel into the flat ``labels``/``zbuf``."""
     ends = np.cumsum(area)
     start = 0
-    while start < keep.size:
+    while start < area.size:
         # voxels [start, stop) hold at most _CHUNK_PAIRS pairs (a single huge voxel gets a chunk of its own)
         base = ends[start - 1] if start else 0
         stop = max(int(np.searchsorted(ends, base + _CHUNK_PAIRS, side="right")), start + 1)
@@ -295,7 +301,6 @@ def project_cloud(
             zbuf[wp[better]] = wz[better]
             labels[wp[better]] = labs[sl][vox[win[better]]]
         start = stop
-    return labels.reshape(h, w), zbuf.reshape(h, w)
 
 
 def project_instance_masks(
