@@ -1,7 +1,9 @@
 """Instance-NeRF (Liu et al., ICCV 2023) as a nerfseg method: ``nerfseg train --method instance-nerf``.
 
-Stages of :meth:`InstanceNeRF.fit` (each cached in the scene's work folder, so a killed run resumes at the
-stage it was in; the method config is stored and a different config starts over):
+Stages of :meth:`InstanceNeRF.fit`, run through :class:`nerfseg.runs.WorkFolder` (named ``radiance``, ``grid``,
+``detect``, ``match``, ``stage1``, ``refine``, ``stage2``, ``render_test``; each cached in the scene's work
+folder, so a killed run resumes at the stage it was in; the method config is stored and a different config
+starts over; each stage's seconds go into the fit summary):
 
 1. **Radiance field**: reuse ``<data>/radiance/<scene>/checkpoint.pt`` written by ``nerfseg grids`` when it
    exists (the same field the grid came from), else train one in ``<work>/radiance``.
