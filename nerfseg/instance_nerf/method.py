@@ -403,7 +403,8 @@ class InstanceNeRF(Method):
         return work.write_summary(st.summary)
 
     def _detect_stage(self, st: _FitState) -> None:
-        """Stages ``grid`` and ``detect``: the kept 3D instances (cached in ``DETECTIONS``)."""
+        """Stages ``grid`` and ``detect``: the kept 3D instances (cached in ``DETECTIONS``); ``grid`` runs inside
+        ``detect`` only when the detections are not cached, so ``detect``'s seconds include it."""
         cfg, work, scene = self.config, st.work, st.scene
 
         def detect() -> KeptDetections:
