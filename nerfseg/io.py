@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
@@ -106,6 +106,12 @@ def dumps_json(data: Any, indent: int | None = 2) -> str:
 
 def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> None:
     write_bytes_atomic(path, (dumps_json(data, indent) + "\n").encode("utf-8"))
+
+
+def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """A compressed ``.npz`` written atomically: a killed run leaves the old cache or none, never a torn one."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import logging
 import os
 import re
 import shutil
@@ -26,12 +27,14 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
 from nerfseg import io, spec
 from nerfseg.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 #: method name -> "module:Class"
 METHODS: dict[str, str] = {
@@ -276,6 +279,52 @@ def write_scene_predictions(scene_out: Path, predictions: Iterator[FramePredicti
     return len(annotations)
 
 
+@dataclass
+class _Run:
+    """One ``run_method`` call: the method, the inputs every scene's fingerprint shares, and the run folder."""
+
+    name: str
+    cls: type[Method]
+    method: Method
+    config: Any
+    preset: str
+    prior: str
+    data_root: Path
+    out_dir: Path
+    split: str
+    bench: Any  # nerfseg.identity.BenchmarkIdentity
+    log: Callable[[str], None]
+
+    @property
+    def submission(self) -> Path:
+        return self.out_dir / "submission"
+
+    def work(self, sid: str) -> Path:
+        return self.out_dir / "scenes" / sid
+
+    def inputs_for(self, scene: SceneData) -> dict[str, Any]:
+        """Everything that changes a scene's predictions (:mod:`nerfseg.runs`)."""
+        from nerfseg import runs
+
+        return {"method": self.name, "preset": self.preset, "prior": self.prior, "config": runs.jsonable(_config_dict(self.config)),
+                "benchmark": self.bench.fingerprint, "code_version": runs.code_version(), "scene": scene.scene_id,
+                "prior_files": runs.folder_digest(scene.prior_dir), "method_inputs": self.method.fingerprint_inputs(scene)}
+
+    def write_config(self, scenes: list[str]) -> None:
+        """``config.json``: the resolved config of the predictions this folder holds (or is making)."""
+        from nerfseg import runs
+
+        io.write_json_atomic(self.out_dir / "config.json", {
+            "method": self.name, "method_class": f"{self.cls.__module__}:{self.cls.__qualname__}", "preset": self.preset,
+            "prior": self.prior, "data": str(self.data_root), "split": self.split, "scenes": scenes,
+            "config": _config_dict(self.config), "benchmark": self.bench.to_json(), "code_version": runs.code_version(),
+        })
+
+
+def _submitted_scenes(submission: Path) -> list[str]:
+    return sorted(p.name for p in submission.iterdir() if p.is_dir() and not p.name.startswith(".")) if submission.is_dir() else []
+
+
 def run_method(
     method_name: str,
     data_root: Path,
@@ -286,7 +335,7 @@ def run_method(
     preset: str = "mini",
     resume: bool = True,
     overrides: dict[str, Any] | None = None,
-    log: Any = print,
+    log: Callable[[str], None] | None = None,
     on_change: str = "refuse",
 ) -> Path:
     """Fit and predict every requested scene, then (re)assemble ``out_dir/submission``; returns its path.
@@ -298,6 +347,7 @@ def run_method(
     (``on_change="refuse"``, the default: a run folder never mixes two configurations) or retrained
     (``on_change="retrain"``). ``meta.json`` is written last, from the done-markers of the scenes in the
     submission, so it describes the predictions that are there; while scenes change it is absent.
+    ``log`` receives one progress line per scene (the CLI echoes them; default: this module's logger).
     """
     from nerfseg import runs
     from nerfseg.identity import benchmark_identity
@@ -305,120 +355,116 @@ def run_method(
     if on_change not in ("refuse", "retrain"):
         raise InputError(None, f"on_change must be 'refuse' or 'retrain', not {on_change!r}")
     cls = get_method(method_name)
-    method_name = method_run_name(method_name, cls)
     config = cls.make_config(preset, **(overrides or {}))
-    method = cls(config)
     data_root, out_dir = Path(data_root), Path(out_dir)
     scene_ids = list(scenes) if scenes else spec.scenes_in_split(data_root, split)
     if not scene_ids:
         raise InputError(data_root / spec.BENCHMARK_JSON, f"split {split!r} has no scenes")
-    bench = benchmark_identity(data_root)
-    base = {
-        "method": method_name,
-        "preset": preset,
-        "prior": prior,
-        "config": runs.jsonable(_config_dict(config)),
-        "benchmark": bench.fingerprint,
-        "code_version": runs.code_version(),
-    }
-
-    def inputs_for(scene: SceneData) -> dict[str, Any]:
-        return {**base, "scene": scene.scene_id, "prior_files": runs.folder_digest(scene.prior_dir),
-                "method_inputs": method.fingerprint_inputs(scene)}
-
-    submission = out_dir / "submission"
-    present = sorted(p.name for p in submission.iterdir() if p.is_dir() and not p.name.startswith(".")) if submission.is_dir() else []
-    states: dict[str, runs.SceneState] = {}
-    scene_data: dict[str, SceneData] = {}
-    for sid in dict.fromkeys(scene_ids + present):  # requested scenes, then the others already in the submission
-        if sid not in scene_ids and not spec.scene_dir(data_root, sid).is_dir():
-            states[sid] = runs.SceneState(runs.CHANGED, f"not a scene of the benchmark {data_root}")
-            continue
-        scene_data[sid] = SceneData(spec.scene_dir(data_root, sid), prior)
-        # --no-resume retrains the requested scenes; the others are only checked against the current inputs
-        states[sid] = runs.classify(out_dir / "scenes" / sid, submission / sid, inputs_for(scene_data[sid]),
-                                    resume or sid not in scene_ids)
-    changed = {sid: st for sid, st in states.items() if st.action == runs.CHANGED}
-    if changed and on_change == "refuse":
-        lines = []
-        for sid, st in changed.items():
-            lines.append(f"  {sid}: {st.reason}" + "".join(f"\n    {c}" for c in st.changes))
-        raise InputError(out_dir, "this run folder holds results of other inputs, refusing to mix them:\n" + "\n".join(lines)
-                         + "\ngive another --out for this configuration, or --on-change retrain to replace those scenes here")
-    todo = [sid for sid in scene_ids if states[sid].action != runs.DONE]
-    stale = [sid for sid in present if sid not in scene_ids and states[sid].action != runs.DONE]
+    run = _Run(method_run_name(method_name, cls), cls, cls(config), config, preset, prior, data_root, out_dir, split,
+               benchmark_identity(data_root), log or logger.info)
+    states, scene_data = _classify_scenes(run, scene_ids, resume)
+    _refuse_changed(run, states, on_change)
     out_dir.mkdir(parents=True, exist_ok=True)
-    submission.mkdir(exist_ok=True)
-    if todo or stale:
+    run.submission.mkdir(exist_ok=True)
+    stale = [sid for sid in _submitted_scenes(run.submission) if sid not in scene_ids and states[sid].action != runs.DONE]
+    if stale or any(states[sid].action != runs.DONE for sid in scene_ids):
         # the submission is incomplete until every scene matches these inputs: no meta.json, so it cannot be
         # evaluated or submitted by mistake in between
-        (submission / spec.META_JSON).unlink(missing_ok=True)
+        (run.submission / spec.META_JSON).unlink(missing_ok=True)
     for sid in stale:  # predictions of other inputs, not part of this run (retrain policy): out of the submission
-        shutil.rmtree(submission / sid)
-        log(f"{sid}: removed from the submission ({states[sid].reason}); not among this run's scenes")
-    _write_run_config(out_dir, method_name, f"{cls.__module__}:{cls.__qualname__}", preset, prior, data_root, split, scene_ids, config, bench)
+        shutil.rmtree(run.submission / sid)
+        run.log(f"{sid}: removed from the submission ({states[sid].reason}); not among this run's scenes")
+    run.write_config(scene_ids)
     for sid in scene_ids:
-        scene_out = submission / sid
-        work = out_dir / "scenes" / sid
-        state = states[sid]
-        if state.action == runs.DONE:
-            log(f"{sid}: predictions complete, skipped (resume)")
+        _run_scene(run, scene_data[sid], states[sid])
+    return _write_meta(run, scene_data)
+
+
+def _classify_scenes(run: _Run, scene_ids: list[str], resume: bool) -> tuple[dict[str, Any], dict[str, SceneData]]:
+    """What to do with each requested scene and each other scene already in the submission (:func:`nerfseg.runs.classify`)."""
+    from nerfseg import runs
+
+    states: dict[str, runs.SceneState] = {}
+    scene_data: dict[str, SceneData] = {}
+    for sid in dict.fromkeys(scene_ids + _submitted_scenes(run.submission)):  # requested scenes, then the others
+        if sid not in scene_ids and not spec.scene_dir(run.data_root, sid).is_dir():
+            states[sid] = runs.SceneState(runs.CHANGED, f"not a scene of the benchmark {run.data_root}")
             continue
-        if state.action == runs.CHANGED:
-            log(f"{sid}: retraining, {state.reason}" + "".join(f"; {c}" for c in state.changes))
-        scene = scene_data[sid]
-        work.mkdir(parents=True, exist_ok=True)
-        runs.write_started(work, inputs_for(scene))
-        t0 = time.perf_counter()
-        summary = method.fit(scene, work, resume=state.action == runs.RESUME)
-        t_fit = time.perf_counter() - t0
-        tmp = submission / f".{sid}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        n = write_scene_predictions(tmp, method.predict(scene, work))
-        method.write_extras(scene, work, tmp)
-        if scene_out.exists():
-            shutil.rmtree(scene_out)
-        os.replace(tmp, scene_out)
-        t_all = time.perf_counter() - t0
-        gt = method.gt_sources(scene)
-        # inputs again after the fit: a method may have created one meanwhile (e.g. trained its detector)
-        runs.write_done(work, inputs_for(scene), n, bool(gt), gt)
-        entry = {"scene": sid, "fit_seconds": t_fit, "total_seconds": t_all, "test_frames": n, **(summary or {})}
-        with open(out_dir / "train_log.jsonl", "a") as fh:
-            fh.write(io.dumps_json(entry, indent=None) + "\n")
-        log(f"{sid}: fit {t_fit:.1f} s, {n} test views predicted")
-    in_submission = sorted(p.name for p in submission.iterdir() if p.is_dir() and not p.name.startswith("."))
-    markers = {sid: runs.read_marker(out_dir / "scenes" / sid / runs.DONE_MARKER) or {} for sid in in_submission}
+        scene_data[sid] = SceneData(spec.scene_dir(run.data_root, sid), run.prior)
+        # --no-resume retrains the requested scenes; the others are only checked against the current inputs
+        states[sid] = runs.classify(run.work(sid), run.submission / sid, run.inputs_for(scene_data[sid]), resume or sid not in scene_ids)
+    return states, scene_data
+
+
+def _refuse_changed(run: _Run, states: dict[str, Any], on_change: str) -> None:
+    """Under the ``refuse`` policy, scenes made from other inputs stop the run before any work, with the differences."""
+    from nerfseg import runs
+
+    changed = {sid: st for sid, st in states.items() if st.action == runs.CHANGED}
+    if not changed or on_change != "refuse":
+        return
+    lines = [f"  {sid}: {st.reason}" + "".join(f"\n    {c}" for c in st.changes) for sid, st in changed.items()]
+    raise InputError(run.out_dir, "this run folder holds results of other inputs, refusing to mix them:\n" + "\n".join(lines)
+                     + "\ngive another --out for this configuration, or --on-change retrain to replace those scenes here")
+
+
+def _run_scene(run: _Run, scene: SceneData, state: Any) -> None:
+    """Fit and predict one scene into the submission (atomically replacing its folder), then its done-marker."""
+    from nerfseg import runs
+
+    sid = scene.scene_id
+    if state.action == runs.DONE:
+        run.log(f"{sid}: predictions complete, skipped (resume)")
+        return
+    if state.action == runs.CHANGED:
+        run.log(f"{sid}: retraining, {state.reason}" + "".join(f"; {c}" for c in state.changes))
+    work, scene_out = run.work(sid), run.submission / sid
+    work.mkdir(parents=True, exist_ok=True)
+    runs.write_started(work, run.inputs_for(scene))
+    t0 = time.perf_counter()
+    summary = run.method.fit(scene, work, resume=state.action == runs.RESUME)
+    t_fit = time.perf_counter() - t0
+    tmp = run.submission / f".{sid}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    n = write_scene_predictions(tmp, run.method.predict(scene, work))
+    run.method.write_extras(scene, work, tmp)
+    if scene_out.exists():
+        shutil.rmtree(scene_out)
+    os.replace(tmp, scene_out)
+    t_all = time.perf_counter() - t0
+    gt = run.method.gt_sources(scene)
+    # inputs again after the fit: a method may have created one meanwhile (e.g. trained its detector)
+    runs.write_done(work, run.inputs_for(scene), n, bool(gt), gt)
+    entry = {"scene": sid, "fit_seconds": t_fit, "total_seconds": t_all, "test_frames": n, **(summary or {})}
+    with open(run.out_dir / "train_log.jsonl", "a") as fh:
+        fh.write(io.dumps_json(entry, indent=None) + "\n")
+    run.log(f"{sid}: fit {t_fit:.1f} s, {n} test views predicted")
+
+
+def _write_meta(run: _Run, scene_data: dict[str, SceneData]) -> Path:
+    """``meta.json``, last, from the done-markers of the scenes in the submission; every one must be of these inputs."""
+    from nerfseg import runs
+
+    in_submission = _submitted_scenes(run.submission)
+    markers = {sid: runs.read_marker(run.work(sid) / runs.DONE_MARKER) or {} for sid in in_submission}
     for sid, marker in markers.items():  # every scene shipped must be one of these inputs (a final check)
-        if sid not in scene_data or marker.get("fingerprint") != runs.fingerprint(inputs_for(scene_data[sid])):
-            raise InputError(out_dir / "scenes" / sid / runs.DONE_MARKER, "predictions in the submission do not match this run's inputs; meta.json not written")
-    _write_run_config(out_dir, method_name, f"{cls.__module__}:{cls.__qualname__}", preset, prior, data_root, split, in_submission, config, bench)
+        if sid not in scene_data or marker.get("fingerprint") != runs.fingerprint(run.inputs_for(scene_data[sid])):
+            raise InputError(run.work(sid) / runs.DONE_MARKER, "predictions in the submission do not match this run's inputs; meta.json not written")
+    run.write_config(in_submission)
     gt_sources = sorted({s for m in markers.values() for s in m.get("gt_sources", [])})
     meta = {
-        "method": method_name,
-        "description": cls.description,
-        "url": cls.url,
+        "method": run.name,
+        "description": run.cls.description,
+        "url": run.cls.url,
         "uses_gt_masks": any(bool(m.get("uses_gt_masks")) for m in markers.values()),
-        "semantic_only": cls.semantic_only,
-        "prior": prior,
-        "preset": preset,
+        "semantic_only": run.cls.semantic_only,
+        "prior": run.prior,
+        "preset": run.preset,
         "spec_version": spec.SPEC_VERSION,
-        "benchmark": bench.to_json(),
+        "benchmark": run.bench.to_json(),
         "run_fingerprints": {sid: m.get("fingerprint") for sid, m in markers.items()},
     }
     if gt_sources:
         meta["gt_sources"] = gt_sources
-    io.write_json_atomic(submission / spec.META_JSON, meta)
-    return submission
-
-
-def _write_run_config(out_dir: Path, method_name: str, method_class: str, preset: str, prior: str, data_root: Path,
-                      split: str, scenes: list[str], config: Any, bench: Any) -> None:
-    """``config.json``: the resolved config of the predictions this folder holds (or is making)."""
-    from nerfseg import runs
-
-    io.write_json_atomic(out_dir / "config.json", {
-        "method": method_name, "method_class": method_class, "preset": preset, "prior": prior, "data": str(data_root),
-        "split": split, "scenes": scenes, "config": _config_dict(config), "benchmark": bench.to_json(),
-        "code_version": runs.code_version(),
-    })
+    io.write_json_atomic(run.submission / spec.META_JSON, meta)
+    return run.submission

@@ -17,19 +17,33 @@ version and what a method adds (:meth:`nerfseg.methods.Method.fingerprint_inputs
 checkpoint's hash). The code version is ``nerfseg.__version__``: bump it when a change alters predictions
 (the git commit is recorded for information, but a documentation commit must not invalidate hours of
 training). :func:`classify` compares the inputs with what a folder holds and says what to do.
+
+Inside a scene's work folder a method keeps its caches through one :class:`WorkFolder`: the method config it
+belongs to (``method_config.json``; another config wipes the caches), named stages that are skipped when
+their outputs are there, timed and logged (per-stage seconds go into the fit summary), atomic npz/json
+writes, the device and the cached fit summary. docs/architecture.md shows a method built on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import numpy as np
 
 from nerfseg import __version__
-from nerfseg.io import dumps_json, sha256_file, write_json_atomic
+from nerfseg.errors import InputError
+from nerfseg.io import dumps_json, sha256_file, write_json_atomic, write_npz_atomic
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DONE_MARKER = "predictions.done"
 STARTED_MARKER = "run_inputs.json"
@@ -187,3 +201,144 @@ def write_done(work: Path, inputs: Mapping[str, Any], frames: int, uses_gt_masks
     write_json_atomic(work / STARTED_MARKER, {"version": MARKER_VERSION, "fingerprint": marker["fingerprint"],
                                               "inputs": marker["inputs"]})
     return marker
+
+
+# ------------------------------------------------------------------------------------------------
+# a method's work folder: config check, cached stages, atomic writes
+#: the method config the folder's caches belong to
+METHOD_CONFIG = "method_config.json"
+#: the summary of a finished fit (its presence, with the config and the test renders, means "done")
+FIT_SUMMARY = "fit_summary.json"
+#: the test views rendered at the end of a fit, read by ``predict``
+TEST_RENDERS = "test_renders.npz"
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"``: CUDA when torch sees one, else CPU; any other name as given (CUDA asked for but absent is
+    the user's mistake, said before any work starts)."""
+    import torch  # here, not at the top: the runner imports this module before any method needs torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(None, f"device {device!r} requested but torch.cuda.is_available() is False", key="device")
+    return device
+
+
+def config_json(config: Any) -> Any:
+    """A (dataclass) config as plain JSON types, comparable with what a folder stored."""
+    return jsonable(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)
+
+
+def downsample_labels(labels: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest (centre) sampling of an (H, W, ...) label map by an integer factor.
+
+    Labels cannot be averaged like colours; the pixel nearest the centre of each ``factor`` x ``factor``
+    block is the one whose centre the downscaled camera's ray passes through (for odd factors exactly).
+    """
+    if factor == 1:
+        return labels
+    off = factor // 2
+    h, w = labels.shape[0] // factor, labels.shape[1] // factor
+    return labels[off::factor, off::factor][:h, :w]
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """All arrays of a cached npz; an unreadable one is an error naming the file (delete it to redo the stage)."""
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable cache file ({exc})") from None
+
+
+class WorkFolder:
+    """One scene's work folder for one method config: what ``fit`` caches and ``predict`` reads.
+
+    ``owned`` names the files (relative paths) that belong to the config: :meth:`open` removes them when the
+    folder was made with another config or ``resume`` is off, so a cache never outlives the settings that
+    made it. Files a method resumes by itself (a trainer's checkpoint) may be listed too.
+    """
+
+    def __init__(self, path: str | Path, config: Any, owned: Iterable[str] = (FIT_SUMMARY, TEST_RENDERS),
+                 label: str | None = None) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.owned = tuple(dict.fromkeys((FIT_SUMMARY, TEST_RENDERS, *owned)))
+        self.label = label or self.path.name
+        #: seconds of each stage run by this object, in order (goes into the fit summary)
+        self.seconds: dict[str, float] = {}
+
+    # --- the config the caches belong to
+    def stored_config(self) -> Any:
+        """The config recorded in the folder, None when there is none or it is unreadable."""
+        try:
+            return json.loads((self.path / METHOD_CONFIG).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def same_config(self) -> bool:
+        return self.stored_config() == config_json(self.config)
+
+    def open(self, resume: bool) -> bool:
+        """Prepare the folder for a fit; True when its caches (of this same config) are kept.
+
+        With ``resume`` off or another config stored, the owned files go and this config is recorded.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        if resume and self.same_config():
+            return True
+        if (self.path / METHOD_CONFIG).exists():
+            logger.info("%s: %s", self.label, "config changed, caches removed" if resume else "not resuming, caches removed")
+        self.remove(*self.owned)
+        write_json_atomic(self.path / METHOD_CONFIG, config_json(self.config))
+        return False
+
+    def remove(self, *names: str) -> None:
+        for name in names:
+            (self.path / name).unlink(missing_ok=True)
+
+    def has(self, *names: str) -> bool:
+        return all((self.path / n).exists() for n in names)
+
+    # --- the finished fit
+    def cached_summary(self, requires: Iterable[str] = (TEST_RENDERS,)) -> dict[str, Any] | None:
+        """The stored summary of a finished fit of this config; None when absent, partial or of another config."""
+        if not self.has(FIT_SUMMARY, *requires) or not self.same_config():
+            return None
+        try:
+            summary = json.loads((self.path / FIT_SUMMARY).read_text())
+        except (OSError, ValueError):
+            return None  # a torn or foreign file: the fit runs again
+        return summary if isinstance(summary, dict) else None
+
+    def write_summary(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(summary)
+        write_json_atomic(self.path / FIT_SUMMARY, out)
+        return out
+
+    # --- files
+    def write_npz(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        write_npz_atomic(self.path / name, arrays)
+
+    def read_npz(self, name: str) -> dict[str, np.ndarray]:
+        return read_npz(self.path / name)
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json_atomic(self.path / name, data)
+
+    # --- stages
+    def stage(self, name: str, run: Callable[[], T], outputs: Iterable[str] = (), load: Callable[[], T] | None = None) -> T:
+        """Run the named stage, timed and logged, or ``load()`` its result when all its ``outputs`` exist.
+
+        Outputs present in the folder belong to this config (:meth:`open` removed those of another), so a
+        killed fit resumes at the stage it was in. The seconds land in :attr:`seconds` under ``name``.
+        """
+        outputs = tuple(outputs)
+        cached = load is not None and bool(outputs) and self.has(*outputs)
+        logger.debug("%s: %s %s", self.label, name, "loading its cache" if cached else "started")
+        t0 = time.perf_counter()
+        result = load() if cached and load is not None else run()
+        self.seconds[name] = time.perf_counter() - t0
+        logger.info("%s: %s %s in %.1f s", self.label, name, "loaded from cache" if cached else "done", self.seconds[name])
+        return result

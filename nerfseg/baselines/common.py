@@ -5,16 +5,18 @@ targets at the training resolution, train a :class:`~nerfseg.radiance.trainer.Ra
 head (resuming from its checkpoint), render the test views at the dataset resolution and turn the
 rendered head outputs into a panoptic map. What differs (the head, its loss, how a rendered output
 becomes segments) lives in each method's module; everything else is here so that the two stay
-comparable: same targets, same resume rules, same test rendering and PSNR.
+comparable: same targets, same resume rules, same test rendering and PSNR. The work folder (config check,
+cached stages, summary) is :class:`nerfseg.runs.WorkFolder`; :class:`RadianceBaseline` is the fit both share.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 import math
+from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -24,11 +26,13 @@ from nerfseg import spec
 from nerfseg.cameras import Intrinsics
 from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
-from nerfseg.io import atomic_path, write_json_atomic
-from nerfseg.methods import SceneData
+from nerfseg.evaluation.metrics.confusion import confusion_from_maps, iou_per_class
+from nerfseg.methods import Method, SceneData
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import FIT_SUMMARY, TEST_RENDERS, WorkFolder, downsample_labels, resolve_device
 
+logger = logging.getLogger(__name__)
 C = TypeVar("C")
 
 #: per-pixel instance target values besides the per-frame thing index (>= 0)
@@ -36,43 +40,29 @@ NEGATIVE = -1  # the prior says "background" (stuff): every object code should b
 IGNORE = -2  # the prior has no segment here (void): no object loss at all
 
 CHECKPOINT = "checkpoint.pt"
-METHOD_CONFIG = "method_config.json"
-FIT_SUMMARY = "fit_summary.json"
-TEST_RENDERS = "test_renders.npz"
+#: what a fresh fit starts without (the config's caches and the trainer's own files)
+BASELINE_FILES = (CHECKPOINT, FIT_SUMMARY, TEST_RENDERS, "train_log.jsonl")
 
 
 # ------------------------------------------------------------------------------------------------
 # configuration
-def make_method_config(cls: type[C], radiance: RadianceConfig, values: Mapping[str, Any], overrides: Mapping[str, Any]) -> C:
-    """Build a method config dataclass ``cls`` (which has a ``radiance`` field) from preset ``values``.
+def make_method_config(cls: type[C], method: str, presets: Mapping[str, tuple[RadianceConfig, dict[str, Any]]], preset: str,
+                       overrides: Mapping[str, Any]) -> C:
+    """Build a method config dataclass ``cls`` (which has a ``radiance`` field) from the named preset of
+    ``presets`` (name -> (radiance config, method values)).
 
     Overrides go through :func:`nerfseg.config.apply_overrides`: a key names a field of the method config
     first, then a field of the radiance config (``cls.FLAT_SETTINGS``); ``radiance.KEY`` forces the latter.
     Unknown keys and ill-typed values are an error with a did-you-mean (a typo must not silently do nothing).
     """
-    return apply_overrides(cls(radiance=radiance, **values), overrides)  # type: ignore[call-arg]
-
-
-def config_to_json(config: Any) -> dict[str, Any]:
-    """JSON-comparable form of a config (tuples become lists, as after a JSON round trip)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    if preset not in presets:
+        raise InputError(None, f"unknown preset {preset!r} for {method}; choose from {sorted(presets)}")
+    radiance, values = presets[preset]
+    return apply_overrides(cls(radiance=radiance, preset=preset, **values), overrides)  # type: ignore[call-arg]
 
 
 # ------------------------------------------------------------------------------------------------
 # prior -> per-pixel targets
-def downsample_labels(labels: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest (centre) sampling of an (H, W, ...) label map by an integer factor.
-
-    Labels cannot be averaged like colours; the pixel nearest the centre of each ``factor`` x ``factor``
-    block is the one whose centre the downscaled camera's ray passes through (for odd factors exactly).
-    """
-    if factor == 1:
-        return labels
-    off = factor // 2
-    h, w = labels.shape[0] // factor, labels.shape[1] // factor
-    return labels[off::factor, off::factor][:h, :w]
-
-
 def prior_semantic_targets(scene: SceneData, frames: list[str], factor: int = 1) -> np.ndarray:
     """(F, H, W) int64 prior class per pixel (-1 = void) for ``frames``, at 1/``factor`` resolution."""
     return np.stack([downsample_labels(scene.prior_semantic(name, void=-1), factor) for name in frames])
@@ -157,7 +147,6 @@ def open_trainer(
     extra: Mapping[str, np.ndarray],
     resume: bool,
     trainer_cls: type[RadianceTrainer] = RadianceTrainer,
-    log: Callable[[str], None] | None = None,
 ) -> RadianceTrainer:
     """A trainer for ``scene`` in ``work_dir``: resumed from its checkpoint when ``resume`` and the
     checkpoint was written by the same method config, otherwise fresh (stale outputs removed).
@@ -165,32 +154,22 @@ def open_trainer(
     A checkpoint of another config is not resumed: continuing a run with other settings would give a
     model that no config describes. ``setup`` registers the heads (before a checkpoint is loaded).
     """
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = work_dir / CHECKPOINT
-    saved_cfg = work_dir / METHOD_CONFIG
-    current = config_to_json(config)
-    same = saved_cfg.exists() and json.loads(saved_cfg.read_text()) == current
-    if resume and ckpt.exists() and same:
-        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work_dir, scene_dir=scene.path, setup=setup, extra=extra, progress=show_progress())
-        if log:
-            log(f"{scene.scene_id}: resumed at step {trainer.step}/{config.radiance.steps}")
+    work = WorkFolder(work_dir, config, owned=BASELINE_FILES, label=scene.scene_id)
+    kept = work.open(resume)
+    ckpt = work.path / CHECKPOINT
+    if kept and ckpt.exists():
+        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work.path, scene_dir=scene.path, setup=setup, extra=extra, progress=show_progress())
+        logger.info("%s: resumed at step %d/%d", scene.scene_id, trainer.step, config.radiance.steps)
         return trainer
-    if ckpt.exists() and log:
-        log(f"{scene.scene_id}: {'config changed, ' if not same else ''}training from scratch")
-    for name in (CHECKPOINT, FIT_SUMMARY, TEST_RENDERS, "train_log.jsonl"):
-        (work_dir / name).unlink(missing_ok=True)
-    write_json_atomic(saved_cfg, current)
-    trainer = trainer_cls(scene.path, config.radiance, device_for(config), work_dir, extra, show_progress())
+    work.remove(*BASELINE_FILES)  # same config but no checkpoint: what the old trainer left is not continued
+    trainer = trainer_cls(scene.path, config.radiance, device_for(config), work.path, extra, show_progress())
     setup(trainer)
     return trainer
 
 
 def device_for(config: Any) -> str:
-    wanted = getattr(config, "device", "auto")
-    if wanted == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return wanted
+    """The device of a config's ``device`` setting (``auto`` when it has none)."""
+    return resolve_device(getattr(config, "device", "auto"))
 
 
 def load_trained(scene: SceneData, config: Any, work_dir: Path, setup: Callable[[RadianceTrainer], None], trainer_cls: type[RadianceTrainer] = RadianceTrainer) -> RadianceTrainer:
@@ -205,20 +184,58 @@ def load_trained(scene: SceneData, config: Any, work_dir: Path, setup: Callable[
 
 
 def read_fit_summary(work_dir: Path, config: Any) -> dict[str, Any] | None:
-    """The stored summary of a finished fit of this config (None if absent, stale or another config)."""
-    path = Path(work_dir) / FIT_SUMMARY
-    cfg = Path(work_dir) / METHOD_CONFIG
-    if not path.exists() or not cfg.exists() or not (Path(work_dir) / TEST_RENDERS).exists():
-        return None
-    if json.loads(cfg.read_text()) != config_to_json(config):
-        return None
-    summary = json.loads(path.read_text())
-    return summary if summary.get("steps", -1) >= config.radiance.steps else None
+    """The stored summary of a finished fit of this config (None if absent, stale or another config, or
+    if it stopped short of the configured steps)."""
+    summary = WorkFolder(work_dir, config).cached_summary()
+    return summary if summary is not None and summary.get("steps", -1) >= config.radiance.steps else None
 
 
-def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+class RadianceBaseline(Method):
+    """The fit both baselines share, as named stages of a :class:`~nerfseg.runs.WorkFolder`: ``train`` (the
+    radiance core + head, resumed from its checkpoint), then the method's own :meth:`finish_stages`
+    (render the test views once for ``predict``, diagnostics); the summary records each stage's seconds."""
+
+    trainer_cls: ClassVar[type[RadianceTrainer]] = RadianceTrainer
+
+    @abstractmethod
+    def setup(self, trainer: RadianceTrainer) -> None:
+        """Register the method's head on a trainer (also when rebuilding one from a checkpoint)."""
+
+    @abstractmethod
+    def targets(self, scene: SceneData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Per-pixel training targets of the train views at the training resolution (name -> (F, H, W)),
+        and summary entries that describe them."""
+
+    def train_summary(self, trainer: RadianceTrainer, logs: dict[str, Any], work: WorkFolder) -> dict[str, Any]:
+        """The summary entries of the training stage (steps, losses)."""
+        return {"steps": trainer.step, "train_seconds": trainer.train_seconds,
+                "final_loss": logs.get("loss", last_logged(work.path, "loss")),
+                "final_train_psnr": logs.get("psnr", last_logged(work.path, "psnr"))}
+
+    @abstractmethod
+    def finish_stages(self, trainer: RadianceTrainer, scene: SceneData, work: WorkFolder) -> dict[str, Any]:
+        """The stages after training; returns their summary entries."""
+
+    def fit(self, scene: SceneData, work_dir: Path, resume: bool = True) -> dict[str, Any]:
+        done = read_fit_summary(work_dir, self.config) if resume else None
+        if done is not None:
+            return done
+        work = WorkFolder(work_dir, self.config, owned=BASELINE_FILES, label=scene.scene_id)
+
+        def train() -> tuple[RadianceTrainer, dict[str, Any], dict[str, Any]]:
+            extra, about = self.targets(scene)
+            trainer = open_trainer(scene, self.config, work.path, self.setup, extra, resume, trainer_cls=self.trainer_cls)
+            return trainer, trainer.train(), about
+
+        trainer, logs, about = work.stage("train", train)
+        summary = {**self.train_summary(trainer, logs, work), **about}
+        summary.update(self.finish_stages(trainer, scene, work))
+        summary["seconds"] = dict(work.seconds)
+        return work.write_summary(summary)
+
+    def load_trained(self, scene: SceneData, work_dir: Path) -> RadianceTrainer:
+        """The trained model of ``work_dir`` (for prediction without a preceding fit in this process)."""
+        return load_trained(scene, self.config, work_dir, self.setup, self.trainer_cls)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,19 +270,16 @@ def evenly_spaced(items: list[str], count: int) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------
 # metrics and panoptic maps
-def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int = spec.NUM_CLASSES) -> np.ndarray:
-    """Confusion matrix [target, pred] over pixels whose target is a class (negative = void, skipped)."""
-    valid = target >= 0
-    idx = target[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+def prior_confusion(pred: np.ndarray, target: np.ndarray, num_classes: int = spec.NUM_CLASSES) -> np.ndarray:
+    """(C, C+1) confusion matrix of a predicted class map against prior classes (negative target = void,
+    skipped), counted by the evaluator's own :func:`~nerfseg.evaluation.metrics.confusion.confusion_from_maps`."""
+    return confusion_from_maps(target, pred, num_classes, valid=target >= 0)
 
 
 def miou(conf: np.ndarray) -> float:
-    """Mean IoU over classes with a non-empty union (SPEC 5: an absent class is skipped, not 0)."""
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    """Mean IoU over classes with a non-empty union (SPEC 5: an absent class is skipped, not 0); the IoUs are
+    the evaluator's :func:`~nerfseg.evaluation.metrics.confusion.iou_per_class`."""
+    iou = iou_per_class(conf)
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 

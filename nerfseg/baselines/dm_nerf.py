@@ -33,10 +33,9 @@ ids are code + 1 in every view (so PQ^scene can reward consistency), background 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -44,30 +43,26 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from nerfseg.baselines.common import (
-    FIT_SUMMARY,
     IGNORE,
-    TEST_RENDERS,
     FeatureHead,
+    RadianceBaseline,
     evenly_spaced,
-    last_logged,
-    load_trained,
-    open_trainer,
+    make_method_config,
     panoptic_from_labels,
     prior_instance_targets,
     prior_semantic_targets,
     psnr,
     read_fit_summary,
     render_frames,
-    write_npz_atomic,
 )
 from nerfseg import spec
 from nerfseg.errors import InputError
-from nerfseg.io import write_json_atomic
-from nerfseg.methods import FramePrediction, Method, SceneData
+from nerfseg.methods import FramePrediction, SceneData
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import TEST_RENDERS, WorkFolder
 
 HEAD = "objects"
 TARGET = "instance"
@@ -233,12 +228,13 @@ class FewImageTrainer(RadianceTrainer):
         return bank.gather(frame, pix % bank.width, pix // bank.width)
 
 
-class DMNeRF(Method):
+class DMNeRF(RadianceBaseline):
     name = "dm-nerf"
     description = "DM-NeRF: an object-code field on detached geometry, Hungarian-matched to the 2D prior's masks per batch, with the emptiness loss."
     url = "https://github.com/vLAR-group/DM-NeRF"
 
     config: DMNeRFConfig
+    trainer_cls: ClassVar[type[RadianceTrainer]] = FewImageTrainer
 
     def __init__(self, config: DMNeRFConfig):
         super().__init__(config)
@@ -248,13 +244,7 @@ class DMNeRF(Method):
 
     @classmethod
     def make_config(cls, preset: str, **overrides: Any) -> DMNeRFConfig:
-        from nerfseg.baselines.common import make_method_config
-
-        table = _presets()
-        if preset not in table:
-            raise InputError(None, f"unknown preset {preset!r} for {cls.name}; choose from {sorted(table)}")
-        radiance, values = table[preset]
-        return make_method_config(DMNeRFConfig, radiance, {"preset": preset, **values}, overrides)
+        return make_method_config(DMNeRFConfig, cls.name, _presets(), preset, overrides)
 
     # ------------------------------------------------------------------------------------------
     def setup(self, trainer: RadianceTrainer) -> None:
@@ -281,27 +271,12 @@ class DMNeRF(Method):
             self._last_terms["empty_loss"] = float(l_empty.detach())
         return total
 
-    def fit(self, scene: SceneData, work_dir: Path, resume: bool = True, log: Callable[[str], None] | None = print) -> dict[str, Any]:
-        cfg = self.config
-        work_dir = Path(work_dir)
-        done = read_fit_summary(work_dir, cfg) if resume else None
-        if done is not None:
-            return done
-        frames = scene.frame_names("train")
-        targets, counts = prior_instance_targets(scene, frames, cfg.radiance.downscale)
-        trainer = open_trainer(scene, cfg, work_dir, self.setup, {TARGET: targets}, resume, trainer_cls=FewImageTrainer, log=log)
-        logs = trainer.train()
-        summary: dict[str, Any] = {
-            "steps": trainer.step,
-            "train_seconds": trainer.train_seconds,
-            "final_loss": logs.get("loss", last_logged(work_dir, "loss")),
-            "final_train_psnr": logs.get("psnr", last_logged(work_dir, "psnr")),
-            **{f"final_{k}": v for k, v in self._last_terms.items()},
-            "prior_masks_per_view": float(np.mean(counts)) if counts else 0.0,
-        }
-        summary.update(self._finish(trainer, scene, work_dir))
-        write_json_atomic(work_dir / FIT_SUMMARY, summary)
-        return summary
+    def targets(self, scene: SceneData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        targets, counts = prior_instance_targets(scene, scene.frame_names("train"), self.config.radiance.downscale)
+        return {TARGET: targets}, {"prior_masks_per_view": float(np.mean(counts)) if counts else 0.0}
+
+    def train_summary(self, trainer: RadianceTrainer, logs: dict[str, Any], work: WorkFolder) -> dict[str, Any]:
+        return {**super().train_summary(trainer, logs, work), **{f"final_{k}": v for k, v in self._last_terms.items()}}
 
     # ------------------------------------------------------------------------------------------
     def codes(self, rendered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -334,36 +309,38 @@ class DMNeRF(Method):
         classes = np.where(classes == spec.BACKGROUND, -1, classes)
         return classes, votes
 
-    def _finish(self, trainer: RadianceTrainer, scene: SceneData, work_dir: Path) -> dict[str, Any]:
+    def finish_stages(self, trainer: RadianceTrainer, scene: SceneData, work: WorkFolder) -> dict[str, Any]:
         """Vote the code classes, render the test views once (codes cached for predict) and their PSNR."""
-        t0 = time.perf_counter()
-        classes, votes = self.vote_classes(trainer, scene)
-        vote_s = time.perf_counter() - t0
-        arrays: dict[str, np.ndarray] = {"__classes__": classes.astype(np.int64)}
-        psnrs = []
-        t1 = time.perf_counter()
-        for name, out in render_frames(trainer, scene, "test", None, [HEAD]):
-            code, p = self.codes(out[HEAD])
-            arrays[f"code:{name}"], arrays[f"prob:{name}"] = code, p.astype(np.float16)
-            psnrs.append(psnr(out["rgb"], scene.rgb(name)))
-        write_npz_atomic(work_dir / TEST_RENDERS, arrays)
+        classes, votes = work.stage("vote", lambda: self.vote_classes(trainer, scene))
+        psnrs = work.stage("render_test", lambda: self._render_test(trainer, scene, work, classes))
         return {
             "test_psnr": float(np.mean(psnrs)) if psnrs else float("nan"),
             "objects": int((classes >= 0).sum()),
             "object_classes": {int(i) + 1: int(c) for i, c in enumerate(classes) if c >= 0},
             "vote_pixels": int(votes.sum()),
-            "vote_seconds": vote_s,
-            "test_render_seconds": time.perf_counter() - t1,
+            "vote_seconds": work.seconds["vote"],
+            "test_render_seconds": work.seconds["render_test"],
         }
 
+    def _render_test(self, trainer: RadianceTrainer, scene: SceneData, work: WorkFolder, classes: np.ndarray) -> list[float]:
+        """Code classes and the test views' codes into ``TEST_RENDERS`` (read by predict); returns their PSNRs."""
+        arrays: dict[str, np.ndarray] = {"__classes__": classes.astype(np.int64)}
+        psnrs = []
+        for name, out in render_frames(trainer, scene, "test", None, [HEAD]):
+            code, p = self.codes(out[HEAD])
+            arrays[f"code:{name}"], arrays[f"prob:{name}"] = code, p.astype(np.float16)
+            psnrs.append(psnr(out["rgb"], scene.rgb(name)))
+        work.write_npz(TEST_RENDERS, arrays)
+        return psnrs
+
     def predict(self, scene: SceneData, work_dir: Path) -> Iterator[FramePrediction]:
-        work_dir = Path(work_dir)
+        work = WorkFolder(work_dir, self.config)
+        work_dir = work.path
         if read_fit_summary(work_dir, self.config) is not None:
-            with np.load(work_dir / TEST_RENDERS) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = work.read_npz(TEST_RENDERS)
             classes = arrays["__classes__"]
         else:
-            trainer = load_trained(scene, self.config, work_dir, self.setup, FewImageTrainer)
+            trainer = self.load_trained(scene, work_dir)
             classes, _ = self.vote_classes(trainer, scene)
             arrays = {}
             for name, out in render_frames(trainer, scene, "test", None, [HEAD]):

@@ -19,6 +19,7 @@ scenes. One test room moves a row by several points, so the spread is part of th
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ import numpy as np
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.io import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 STATE = "reproduce.json"
 METRICS = (("miou", "mIoU"), ("pq_things", "PQ"), ("pq_scene_things", "PQ^scene"))
@@ -111,12 +114,14 @@ def reproduce_table(
     grid_overrides: dict[str, Any] | None = None,
     workers: int = 1,
     resume: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every row of ``table`` on ``split``, evaluate each, write ``<out>/table<N>.md`` and
     ``<out>/table<N>.json``; returns the result. ``rows`` picks rows by folder name; ``method_overrides``:
     method name -> settings applied to all its rows (the row's own settings win); ``grid_overrides``: the
-    shared grids' settings (as ``nerfseg grids --set``)."""
+    shared grids' settings (as ``nerfseg grids --set``). ``log`` gets the progress lines and the table (the
+    CLI echoes them; default: this module's logger)."""
+    log = log or logger.info
     from nerfseg.evaluation.api import evaluate_submission
     from nerfseg.methods import run_method
 

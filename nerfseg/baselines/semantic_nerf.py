@@ -23,40 +23,36 @@ Prediction: argmax class of each test pixel; the panoptic map has one segment pe
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nerfseg.baselines.common import (
-    FIT_SUMMARY,
-    TEST_RENDERS,
     FeatureHead,
-    confusion,
+    RadianceBaseline,
     evenly_spaced,
     last_logged,
-    load_trained,
+    make_method_config,
     miou,
-    open_trainer,
     panoptic_from_labels,
+    prior_confusion,
     prior_semantic_targets,
     psnr,
     read_fit_summary,
     render_frames,
-    write_npz_atomic,
 )
 from nerfseg import spec
 from nerfseg.errors import InputError
-from nerfseg.io import write_json_atomic
-from nerfseg.methods import FramePrediction, Method, SceneData
+from nerfseg.methods import FramePrediction, SceneData
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import TEST_RENDERS, WorkFolder
 
 HEAD = "semantic"
 TARGET = "semantic"
@@ -102,7 +98,7 @@ def semantic_loss(outputs: dict, batch: RayBatch) -> torch.Tensor:
     return F.cross_entropy(logits[valid], target[valid])
 
 
-class SemanticNeRF(Method):
+class SemanticNeRF(RadianceBaseline):
     name = "semantic-nerf"
     description = "Semantic-NeRF: class logits rendered with the radiance weights, trained on the 2D prior's classes (semantic only)."
     url = "https://shuaifengzhi.com/Semantic-NeRF/"
@@ -112,13 +108,7 @@ class SemanticNeRF(Method):
 
     @classmethod
     def make_config(cls, preset: str, **overrides: Any) -> SemanticNeRFConfig:
-        from nerfseg.baselines.common import make_method_config
-
-        table = _presets()
-        if preset not in table:
-            raise InputError(None, f"unknown preset {preset!r} for {cls.name}; choose from {sorted(table)}")
-        radiance, values = table[preset]
-        return make_method_config(SemanticNeRFConfig, radiance, {"preset": preset, **values}, overrides)
+        return make_method_config(SemanticNeRFConfig, cls.name, _presets(), preset, overrides)
 
     # ------------------------------------------------------------------------------------------
     def setup(self, trainer: RadianceTrainer) -> None:
@@ -127,58 +117,54 @@ class SemanticNeRF(Method):
         head = FeatureHead(trainer.field.geo_feat_dim, cfg.num_classes, cfg.head_hidden, cfg.head_layers, detach_features=False)
         trainer.add_head(HEAD, head, loss=semantic_loss, weight=cfg.semantic_weight, detach_weights=False, lr=cfg.head_lr)
 
-    def fit(self, scene: SceneData, work_dir: Path, resume: bool = True, log: Callable[[str], None] | None = print) -> dict[str, Any]:
-        cfg = self.config
-        work_dir = Path(work_dir)
-        done = read_fit_summary(work_dir, cfg) if resume else None
-        if done is not None:
-            return done
-        frames = scene.frame_names("train")
-        targets = prior_semantic_targets(scene, frames, cfg.radiance.downscale)
-        trainer = open_trainer(scene, cfg, work_dir, self.setup, {TARGET: targets}, resume, log=log)
-        logs = trainer.train()
-        summary: dict[str, Any] = {
-            "steps": trainer.step,
-            "train_seconds": trainer.train_seconds,
-            "final_loss": logs.get("loss", last_logged(work_dir, "loss")),
-            "final_semantic_loss": logs.get(f"loss_{HEAD}", last_logged(work_dir, f"loss_{HEAD}")),
-            "final_train_psnr": logs.get("psnr", last_logged(work_dir, "psnr")),
-        }
-        summary.update(self._finish(trainer, scene, work_dir))
-        write_json_atomic(work_dir / FIT_SUMMARY, summary)
+    def targets(self, scene: SceneData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {TARGET: prior_semantic_targets(scene, scene.frame_names("train"), self.config.radiance.downscale)}, {}
+
+    def train_summary(self, trainer: RadianceTrainer, logs: dict[str, Any], work: WorkFolder) -> dict[str, Any]:
+        summary = super().train_summary(trainer, logs, work)
+        psnr_ = summary.pop("final_train_psnr")  # keeps the summary's key order of earlier runs
+        summary["final_semantic_loss"] = logs.get(f"loss_{HEAD}", last_logged(work.path, f"loss_{HEAD}"))
+        summary["final_train_psnr"] = psnr_
         return summary
 
-    def _finish(self, trainer: RadianceTrainer, scene: SceneData, work_dir: Path) -> dict[str, Any]:
+    def finish_stages(self, trainer: RadianceTrainer, scene: SceneData, work: WorkFolder) -> dict[str, Any]:
         """Render the test views once (class maps cached for predict, PSNR) and the train-view mIoU vs prior."""
-        t0 = time.perf_counter()
+        psnrs = work.stage("render_test", lambda: self._render_test(trainer, scene, work))
+        train_miou, views = work.stage("train_miou", lambda: self._train_miou(trainer, scene))
+        return {
+            "test_psnr": float(np.mean(psnrs)) if psnrs else float("nan"),
+            "test_render_seconds": work.seconds["render_test"],
+            "train_miou_vs_prior": train_miou,
+            "train_miou_views": views,
+        }
+
+    def _render_test(self, trainer: RadianceTrainer, scene: SceneData, work: WorkFolder) -> list[float]:
+        """Class maps of the test views into ``TEST_RENDERS`` (read by predict); returns their PSNRs."""
         arrays: dict[str, np.ndarray] = {}
         psnrs = []
         for name, out in render_frames(trainer, scene, "test", None, [HEAD]):
             arrays[name] = out[HEAD].argmax(-1).astype(np.uint8)
             psnrs.append(psnr(out["rgb"], scene.rgb(name)))
-        write_npz_atomic(work_dir / TEST_RENDERS, arrays)
-        render_s = time.perf_counter() - t0
+        work.write_npz(TEST_RENDERS, arrays)
+        return psnrs
+
+    def _train_miou(self, trainer: RadianceTrainer, scene: SceneData) -> tuple[float, int]:
+        """mIoU of the rendered classes against the prior on ``summary_views`` train views (a diagnostic)."""
         views = evenly_spaced(scene.frame_names("train"), self.config.summary_views)
         factor = self.config.radiance.downscale
-        conf = np.zeros((spec.NUM_CLASSES, spec.NUM_CLASSES), dtype=np.int64)
+        conf = np.zeros((spec.NUM_CLASSES, spec.NUM_CLASSES + 1), dtype=np.int64)
         for name, out in render_frames(trainer, scene, "train", views, [HEAD], factor):
             target = prior_semantic_targets(scene, [name], factor)[0]
-            conf += confusion(out[HEAD].argmax(-1), target)
-        return {
-            "test_psnr": float(np.mean(psnrs)) if psnrs else float("nan"),
-            "test_render_seconds": render_s,
-            "train_miou_vs_prior": miou(conf),
-            "train_miou_views": len(views),
-        }
+            conf += prior_confusion(out[HEAD].argmax(-1), target)
+        return miou(conf), len(views)
 
     def predict(self, scene: SceneData, work_dir: Path) -> Iterator[FramePrediction]:
-        work_dir = Path(work_dir)
-        cached = read_fit_summary(work_dir, self.config) is not None
-        if cached:
-            with np.load(work_dir / TEST_RENDERS) as data:
-                classes = {k: data[k] for k in data.files}
+        work = WorkFolder(work_dir, self.config)
+        work_dir = work.path
+        if read_fit_summary(work_dir, self.config) is not None:
+            classes = work.read_npz(TEST_RENDERS)
         else:
-            trainer = load_trained(scene, self.config, work_dir, self.setup)
+            trainer = self.load_trained(scene, work_dir)
             classes = {name: out[HEAD].argmax(-1) for name, out in render_frames(trainer, scene, "test", None, [HEAD])}
         for name in scene.frame_names("test"):
             if name not in classes:

@@ -26,6 +26,7 @@ one per worker through a process pool or Ray (:func:`build_grids`), each worker 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,9 @@ from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.export import export_radiance_grid, grid_shape
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import resolve_device
+
+logger = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"
 RADIANCE_DIR = "radiance"
@@ -102,12 +106,6 @@ def check_grid_budget(settings: GridSettings) -> None:
             f"what trained fields give at test. Use steps >= {first} (better: the test grids' own settings)",
             key="steps",
         )
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def feature_file(data_root: str | Path, scene_id: str) -> Path:
@@ -176,7 +174,6 @@ def train_radiance(
     device: str = "cpu",
     resume: bool = True,
     progress: bool = False,
-    log: Callable[[str], None] | None = None,
 ) -> RadianceTrainer:
     """A radiance field trained to ``config.steps`` in ``out_dir``, continuing a checkpoint of the same config.
 
@@ -189,8 +186,7 @@ def train_radiance(
     same = isinstance(saved, dict) and saved.get("radiance") == json.loads(json.dumps(config.to_dict()))
     if resume and same and ckpt.exists():
         trainer = RadianceTrainer.resume(ckpt, device=device, out_dir=out_dir, scene_dir=scene_dir, progress=progress)
-        if log:
-            log(f"{Path(scene_dir).name}: radiance resumed at step {trainer.step}/{config.steps}")
+        logger.info("%s: radiance resumed at step %d/%d", Path(scene_dir).name, trainer.step, config.steps)
     else:
         for name in (CHECKPOINT, "train_log.jsonl", GRID_RECORD):
             (out_dir / name).unlink(missing_ok=True)
@@ -312,10 +308,12 @@ def build_grids(
     workers: int = 1,
     executor: str = "process",
     resume: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Grids for ``scenes`` (default: all splits) in a process pool or on Ray; returns one record per scene.
+
+    ``log`` receives one line per scene (the CLI echoes them; default: this module's logger).
 
     ``progress``: a bar over scenes on a terminal, periodic lines with an ETA in a log (nerfseg.progress)."""
     root = Path(data_root)
@@ -329,6 +327,7 @@ def build_grids(
     threads = 1 if workers > 1 or executor == "ray" else max(1, torch.get_num_threads())
     jobs = [GridJob(str(root), sid, settings, resume, threads) for sid in ids]
     records: list[dict[str, Any]] = []
+    log = log or logger.info
 
     def done(rec: dict[str, Any]) -> None:
         records.append(rec)

@@ -9,7 +9,7 @@ Steps (each a public function, so the pipeline, the tests and the occlusion benc
 
 1. :func:`resolve_instance_masks`: keep detections with score > 0.5 and give a voxel claimed by several
    instances to the highest score (as the reference ``project_3d_masks.py``) -> one (X,Y,Z) label grid.
-2. :func:`project_label_grid` / :func:`project_instance_masks`: render the label grid into a view. Every voxel
+2. :func:`project_cloud` / :func:`project_instance_masks`: render the label grid into a view. Every voxel
    is splatted over the pixel footprint of its cube (the bounding box of its 8 projected corners by default, so
    a solid or surface voxel object projects without holes at any distance) and a z-buffer keeps the nearest
    voxel per pixel. With the radiance field's rendered ``depth`` of that view, samples lying behind the visible
@@ -263,11 +263,17 @@ def project_cloud(
     keep = np.flatnonzero(area)
     if keep.size == 0:
         return labels.reshape(h, w), zbuf.reshape(h, w)
-    u0, v0, bw, area, z, labs = u0[keep], v0[keep], bw[keep], area[keep], z[keep], labs[keep]
+    _splat_nearest(u0[keep], v0[keep], bw[keep], area[keep], z[keep], labs[keep], w, surf, slack, labels, zbuf)
+    return labels.reshape(h, w), zbuf.reshape(h, w)
 
+
+def _splat_nearest(u0: np.ndarray, v0: np.ndarray, bw: np.ndarray, area: np.ndarray, z: np.ndarray, labs: np.ndarray, w: int,
+                   surf: np.ndarray | None, slack: float, labels: np.ndarray, zbuf: np.ndarray) -> None:
+    """Expand each voxel's footprint box (u0, v0, width bw, ``area`` pixels) into (voxel, pixel) pairs, drop the
+    pairs deeper than ``surf + slack`` and write the nearest pair per pixel into the flat ``labels``/``zbuf``."""
     ends = np.cumsum(area)
     start = 0
-    while start < keep.size:
+    while start < area.size:
         # voxels [start, stop) hold at most _CHUNK_PAIRS pairs (a single huge voxel gets a chunk of its own)
         base = ends[start - 1] if start else 0
         stop = max(int(np.searchsorted(ends, base + _CHUNK_PAIRS, side="right")), start + 1)
@@ -295,21 +301,6 @@ def project_cloud(
             zbuf[wp[better]] = wz[better]
             labels[wp[better]] = labs[sl][vox[win[better]]]
         start = stop
-    return labels.reshape(h, w), zbuf.reshape(h, w)
-
-
-def project_label_grid(
-    label_grid: np.ndarray,
-    bbox_min: Any,
-    bbox_max: Any,
-    c2w: np.ndarray,
-    intr: Intrinsics,
-    depth: np.ndarray | None = None,
-    occlusion_tolerance: float | None = None,
-    splat: str = "corners",
-) -> np.ndarray:
-    """(H,W) int32 label map of an already resolved (X,Y,Z) label grid seen from one camera (see project_cloud)."""
-    return project_cloud(VoxelCloud(label_grid, bbox_min, bbox_max), c2w, intr, depth, occlusion_tolerance, splat)[0]
 
 
 def project_instance_masks(
@@ -335,7 +326,7 @@ def project_instance_masks(
     :class:`VoxelCloud` with :func:`project_cloud`, which resolve the grid once.
     """
     grid = resolve_instance_masks(masks, scores, score_threshold)
-    return project_label_grid(grid, bbox_min, bbox_max, c2w, intr, depth, occlusion_tolerance, splat)
+    return project_cloud(VoxelCloud(grid, bbox_min, bbox_max), c2w, intr, depth, occlusion_tolerance, splat)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Instance-NeRF (Liu et al., ICCV 2023) as a nerfseg method: ``nerfseg train --method instance-nerf``.
 
-Stages of :meth:`InstanceNeRF.fit` (each cached in the scene's work folder, so a killed run resumes at the
-stage it was in; the method config is stored and a different config starts over):
+Stages of :meth:`InstanceNeRF.fit`, run through :class:`nerfseg.runs.WorkFolder` (named ``radiance``, ``grid``,
+``detect``, ``match``, ``stage1``, ``refine``, ``stage2``, ``render_test``; each cached in the scene's work
+folder, so a killed run resumes at the stage it was in; the method config is stored and a different config
+starts over; each stage's seconds go into the fit summary):
 
 1. **Radiance field**: reuse ``<data>/radiance/<scene>/checkpoint.pt`` written by ``nerfseg grids`` when it
    exists (the same field the grid came from), else train one in ``<work>/radiance``.
@@ -28,9 +30,8 @@ the voxel centres of the scene's gt3d.h5 grid for ``instances3d.h5``.
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +54,6 @@ from nerfseg.instance_nerf.grids import (
     grid_settings,
     load_radiance,
     radiance_dir,
-    resolve_device,
     stored_radiance_config,
     train_radiance,
 )
@@ -73,21 +73,24 @@ from nerfseg.cameras import Intrinsics
 from nerfseg.config import apply_overrides
 from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d
-from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.methods import FramePrediction, Method, SceneData
 from nerfseg.radiance.config import RadianceConfig
 from nerfseg.radiance.config import preset as radiance_preset
 from nerfseg.radiance.export import export_radiance_grid
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import FIT_SUMMARY, TEST_RENDERS, WorkFolder, resolve_device
 
-METHOD_CONFIG = "method_config.json"
-FIT_SUMMARY = "fit_summary.json"
+logger = logging.getLogger(__name__)
+
+__all__ = ["DETECTIONS", "FIT_SUMMARY", "MATCHED", "REFINED", "InstanceNeRF", "InstanceNeRFConfig", "instance_panoptic", "make_config", "query_instance_grid"]
+
 DETECTIONS = "detections.npz"
 MATCHED = "matched.npz"
 REFINED = "refined.npz"
-TEST_RENDERS = "test_renders.npz"
 INSTANCE_DIR = "instance"
 STAGE1 = "stage1.pt"
+#: the caches of a fit, removed when the config changes (radiance/ resumes by its own config check)
+FIT_FILES = (DETECTIONS, MATCHED, REFINED, STAGE1, f"{INSTANCE_DIR}/{CHECKPOINT}", f"{INSTANCE_DIR}/train_log.jsonl")
 #: segment id of the one background stuff segment of every predicted view (as the GT's)
 BACKGROUND_SEGMENT_ID = spec.GT_BACKGROUND_SEGMENT_ID
 
@@ -200,10 +203,6 @@ def make_config(preset: str, **overrides: Any) -> InstanceNeRFConfig:
     return cfg
 
 
-def config_json(config: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
 def data_root_of(scene: SceneData) -> Path:
     """The benchmark root of a scene folder (``<root>/scenes/<id>``)."""
     return scene.path.parent.parent
@@ -213,17 +212,18 @@ def default_rcnn_checkpoint(data_root: Path) -> Path:
     return Path(data_root).resolve().parent / "runs" / "rcnn" / "checkpoint_best.pt"
 
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+@dataclass
+class _FitState:
+    """What the stages of one fit hand on to each other."""
 
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path) as d:
-            return {k: d[k] for k in d.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable cache file ({exc})") from None
+    scene: SceneData
+    work: WorkFolder
+    resume: bool
+    summary: dict[str, Any]
+    ckpt: Path = Path()  # the radiance checkpoint the instance field builds on
+    kept: KeptDetections | None = None  # type: ignore[assignment]
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (F,H,W) matched train-view labels
+    depths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
 
 class InstanceNeRF(Method):
@@ -237,9 +237,8 @@ class InstanceNeRF(Method):
     def make_config(cls, preset: str, **overrides: Any) -> InstanceNeRFConfig:
         return make_config(preset, **overrides)
 
-    def __init__(self, config: InstanceNeRFConfig, log: Callable[[str], None] = print) -> None:
+    def __init__(self, config: InstanceNeRFConfig) -> None:
         super().__init__(config)
-        self.log = log
         self._trainer: RadianceTrainer | None = None  # the instance trainer of the last fit (reused by predict)
         self._trainer_dir: Path | None = None
 
@@ -254,7 +253,7 @@ class InstanceNeRF(Method):
         shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
         if shared.exists():
             return shared, "nerfseg grids"
-        trainer = train_radiance(scene.path, self.config.radiance, work / "radiance", self.device, resume=resume, log=self.log,
+        trainer = train_radiance(scene.path, self.config.radiance, work / "radiance", self.device, resume=resume,
                                  progress=True)  # a bar on a terminal, periodic lines in a log (nerfseg.progress)
         return work / "radiance" / CHECKPOINT, f"trained here ({trainer.step} steps)"
 
@@ -295,11 +294,11 @@ class InstanceNeRF(Method):
         from nerfseg.instance_nerf.rcnn.train import train_rcnn
 
         ids = spec.scenes_in_split(root, "train") + spec.scenes_in_split(root, "val")
-        self.log(f"no NeRF-RCNN checkpoint at {path}: building grids for {len(ids)} train/val scenes and training NeRF-RCNN "
-                 f"({self.config.rcnn_preset}) on them now")
-        build_grids(root, grid_settings(self.config.preset, device=self.config.device), scenes=ids, log=self.log)
+        logger.warning("no NeRF-RCNN checkpoint at %s: building grids for %d train/val scenes and training NeRF-RCNN (%s) on them now",
+                       path, len(ids), self.config.rcnn_preset)
+        build_grids(root, grid_settings(self.config.preset, device=self.config.device), scenes=ids)
         summary = train_rcnn(root, path.parent, preset=self.config.rcnn_preset, device=self.device, progress=True)
-        self.log(f"NeRF-RCNN trained: {summary['iterations']} iterations, val AP25 {summary['ap25']}")
+        logger.info("NeRF-RCNN trained: %s iterations, val AP25 %s", summary["iterations"], summary["ap25"])
         return path
 
     @property
@@ -365,7 +364,7 @@ class InstanceNeRF(Method):
         extra = {TARGET: targets}
         if resume and own.exists():
             trainer = RadianceTrainer.resume(own, device=self.device, out_dir=out, scene_dir=scene.path, setup=lambda t: self.setup(t, num_labels), extra=extra, progress=True)
-            self.log(f"{scene.scene_id}: instance field resumed at step {trainer.step}/{self.config.total_steps}")
+            logger.info("%s: instance field resumed at step %d/%d", scene.scene_id, trainer.step, self.config.total_steps)
             return trainer
         for name in (CHECKPOINT, "train_log.jsonl"):
             (out / name).unlink(missing_ok=True)
@@ -375,125 +374,111 @@ class InstanceNeRF(Method):
         return trainer
 
     # ------------------------------------------------------------------------------------------
-    def _cached_summary(self, work: Path) -> dict[str, Any] | None:
-        cfg_path, summary = work / METHOD_CONFIG, work / FIT_SUMMARY
-        if not (cfg_path.exists() and summary.exists() and (work / TEST_RENDERS).exists()):
-            return None
-        if json.loads(cfg_path.read_text()) != config_json(self.config):
-            return None
-        return json.loads(summary.read_text())
+    # the fit: named stages of the scene's work folder, each cached there
+    def work_folder(self, scene: SceneData, work_dir: Path) -> WorkFolder:
+        return WorkFolder(work_dir, self.config, owned=FIT_FILES, label=scene.scene_id)
 
     def fit(self, scene: SceneData, work_dir: Path, resume: bool = True) -> dict[str, Any]:
         cfg = self.config
-        work = Path(work_dir)
-        work.mkdir(parents=True, exist_ok=True)
-        if resume:
-            done = self._cached_summary(work)
-            if done is not None:
-                return done
-        # a stored run of another config is not continued: its caches describe another pipeline
-        cfg_path = work / METHOD_CONFIG
-        same = cfg_path.exists() and json.loads(cfg_path.read_text()) == config_json(cfg)
-        if not (resume and same):
-            for name in (FIT_SUMMARY, DETECTIONS, MATCHED, REFINED, TEST_RENDERS, STAGE1, f"{INSTANCE_DIR}/{CHECKPOINT}", f"{INSTANCE_DIR}/train_log.jsonl"):
-                (work / name).unlink(missing_ok=True)
-            write_json_atomic(cfg_path, config_json(cfg))
-        times: dict[str, float] = {}
-        summary: dict[str, Any] = {"preset": cfg.preset, "regularization": cfg.regularization, "refinement": cfg.refinement}
+        work = self.work_folder(scene, work_dir)
+        done = work.cached_summary() if resume else None
+        if done is not None:
+            return done
+        work.open(resume)  # a stored run of another config is not continued: its caches describe another pipeline
+        st = _FitState(scene, work, resume, {"preset": cfg.preset, "regularization": cfg.regularization, "refinement": cfg.refinement})
+        st.ckpt, st.summary["radiance_source"] = work.stage("radiance", lambda: self._radiance_checkpoint(scene, work.path, resume))
+        self._detect_stage(st)
+        self._match_stage(st)
+        trainer = work.stage("stage1", lambda: self._train_stage1(st))
+        st.summary["stage1_loss"] = self._last_losses(trainer)
+        if cfg.refinement:
+            work.stage("refine", lambda: self._refine(st, trainer), outputs=(REFINED,), load=lambda: None)
+            work.stage("stage2", lambda: trainer.train(steps=cfg.total_steps - trainer.step) if trainer.step < cfg.total_steps else None)
+            st.summary["stage2_loss"] = self._last_losses(trainer)
+        if trainer.step == 0:
+            trainer.save_checkpoint()  # zero steps: the untrained head still has to be stored for predict
+        self._trainer, self._trainer_dir = trainer, work.path
+        work.stage("render_test", lambda: work.write_npz(TEST_RENDERS, dict(self._render_test(trainer, scene))))
+        st.summary.update(steps=trainer.step, instance_train_seconds=trainer.train_seconds, seconds=dict(work.seconds), device=self.device)
+        return work.write_summary(st.summary)
 
-        t0 = time.perf_counter()
-        ckpt, rad_source = self._radiance_checkpoint(scene, work, resume)
-        times["radiance"] = time.perf_counter() - t0
-        summary["radiance_source"] = rad_source
+    def _detect_stage(self, st: _FitState) -> None:
+        """Stages ``grid`` and ``detect``: the kept 3D instances (cached in ``DETECTIONS``); ``grid`` runs inside
+        ``detect`` only when the detections are not cached, so ``detect``'s seconds include it."""
+        cfg, work, scene = self.config, st.work, st.scene
 
-        # detections
-        t0 = time.perf_counter()
-        det_path = work / DETECTIONS
-        if det_path.exists():
-            kept = KeptDetections.load(det_path)
-            summary["grid_source"] = "cached"
-        else:
-            grid, lo, hi, gsrc = self._grid(scene, work, ckpt)
-            times["grid"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
+        def detect() -> KeptDetections:
+            grid, lo, hi, gsrc = work.stage("grid", lambda: self._grid(scene, work.path, st.ckpt))
             kept, rcnn = self._detect(scene, grid, lo, hi)
-            kept.save(det_path)
-            summary.update(grid_source=gsrc, grid_shape=list(grid.shape[:3]), rcnn_checkpoint=rcnn)
+            kept.save(work.path / DETECTIONS)
+            st.summary.update(grid_source=gsrc, grid_shape=list(grid.shape[:3]), rcnn_checkpoint=rcnn)
             mismatch = detector_grid_mismatch(rcnn, data_root_of(scene), scene.scene_id) if cfg.detector == "rcnn" else None
             if mismatch:
-                self.log(f"{scene.scene_id}: WARNING {mismatch}")
-                summary["grid_settings_warning"] = mismatch
-        times["detect"] = time.perf_counter() - t0
-        source = "gt3d oracle instances (uses GT)" if cfg.detector == "gt3d" else f"NeRF-RCNN instances kept (score > {cfg.score_threshold})"
-        self.log(f"{scene.scene_id}: {len(kept)} {source}")
+                logger.warning("%s: %s", scene.scene_id, mismatch)
+                st.summary["grid_settings_warning"] = mismatch
+            return kept
 
-        # matching on the train views
-        t0 = time.perf_counter()
-        match_path = work / MATCHED
-        if match_path.exists():
-            m = _load_npz(match_path)
-            labels, depths = m["labels"].astype(np.int64), m["depth"]
-            added = int(m["unmatched_added"]) if "unmatched_added" in m else 0
-            render = None
-        else:
-            render = load_radiance(ckpt, scene.path, self.device)
-            depths = np.stack([out["depth"] for _, out in render_train_views(render, downscale=cfg.view_render_downscale)]).astype(np.float32)
-            tol = cfg.occlusion_tolerance_voxels * float(np.mean((kept.bbox_max - kept.bbox_min) / np.asarray(kept.masks.shape[1:] or (1, 1, 1))))
-            labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold).astype(np.int64)
-            added = 0
-            if cfg.keep_unmatched_segments:
-                kept, added = lift_unmatched_segments(render, scene, kept, labels, depths)
-                self.log(f"{scene.scene_id}: {added} instances lifted from unmatched prior segments (keep_unmatched_segments)")
-                if added:
-                    kept.save(det_path)
-                    labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold).astype(np.int64)
-            _write_npz(match_path, labels=labels.astype(np.int16), depth=depths, unmatched_added=np.int64(added))
-        times["match"] = time.perf_counter() - t0
-        num_labels = len(kept) + 1
-        summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
+        def cached() -> KeptDetections:
+            st.summary["grid_source"] = "cached"
+            return KeptDetections.load(work.path / DETECTIONS)
+
+        st.kept = work.stage("detect", detect, outputs=(DETECTIONS,), load=cached)
+        source = "gt3d oracle instances (uses GT)" if cfg.detector == "gt3d" else f"NeRF-RCNN instances kept (score > {cfg.score_threshold})"
+        logger.info("%s: %d %s", scene.scene_id, len(st.kept), source)
+
+    def _match_stage(self, st: _FitState) -> None:
+        """Stage ``match``: every train view's prior segments labelled with a kept instance (cached in ``MATCHED``)."""
+        cfg, work = self.config, st.work
+
+        def cached() -> tuple[np.ndarray, np.ndarray, int]:
+            m = work.read_npz(MATCHED)
+            return m["labels"].astype(np.int64), m["depth"], int(m["unmatched_added"]) if "unmatched_added" in m else 0
+
+        st.labels, st.depths, added = work.stage("match", lambda: self._match(st), outputs=(MATCHED,), load=cached)
+        kept, labels = st.kept, st.labels
+        st.summary.update(instances=len(kept), instance_classes=kept.labels.tolist(), instance_scores=[round(float(s), 4) for s in kept.scores])
         if cfg.keep_unmatched_segments:
-            summary["instances_from_unmatched_segments"] = added
-        summary["matched_fraction"] = {
+            st.summary["instances_from_unmatched_segments"] = added
+        st.summary["matched_fraction"] = {
             "unlabelled": float(np.mean(labels < 0)),
             "background": float(np.mean(labels == 0)),
             "instance": float(np.mean(labels > 0)),
         }
 
-        # instance field, stage 1 (and 2)
-        refined_path = work / REFINED
-        targets = stage2_targets(_load_npz(refined_path)["labels"], labels) if refined_path.exists() else labels
-        trainer = self._instance_trainer(scene, work, ckpt, num_labels, torch.from_numpy(targets), resume)
-        t0 = time.perf_counter()
-        if trainer.step < cfg.stage1_steps:
-            trainer.train(steps=cfg.stage1_steps - trainer.step)
-        times["stage1"] = time.perf_counter() - t0
-        summary["stage1_loss"] = self._last_losses(trainer)
-        if cfg.refinement:
-            t0 = time.perf_counter()
-            if not refined_path.exists():
-                refined, rendered = refine_train_views(trainer, HEAD, make_refiner(cfg.refiner_weights, self.device), self.log, cfg.view_render_downscale)
-                summary["refinement_changed_fraction"] = float(np.mean(refined != rendered))
-                refined = stage2_targets(refined, labels)  # unlabelled pixels stay out of the loss
-                _write_npz(refined_path, labels=refined.astype(np.int16), rendered=rendered.astype(np.int16))
-                trainer.rays.add_extra(TARGET, torch.from_numpy(refined))
-            times["refine"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            if trainer.step < cfg.total_steps:
-                trainer.train(steps=cfg.total_steps - trainer.step)
-            times["stage2"] = time.perf_counter() - t0
-            summary["stage2_loss"] = self._last_losses(trainer)
-        if trainer.step == 0:
-            trainer.save_checkpoint()  # zero steps: the untrained head still has to be stored for predict
-        self._trainer, self._trainer_dir = trainer, work
+    def _match(self, st: _FitState) -> tuple[np.ndarray, np.ndarray, int]:
+        """Render the train views' depth, project the kept masks, label the prior segments (paper 3.3.1)."""
+        cfg, scene, kept = self.config, st.scene, st.kept
+        render = load_radiance(st.ckpt, scene.path, self.device)
+        depths = np.stack([out["depth"] for _, out in render_train_views(render, downscale=cfg.view_render_downscale)]).astype(np.float32)
+        tol = cfg.occlusion_tolerance_voxels * float(np.mean((kept.bbox_max - kept.bbox_min) / np.asarray(kept.masks.shape[1:] or (1, 1, 1))))
+        labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold).astype(np.int64)
+        added = 0
+        if cfg.keep_unmatched_segments:
+            kept, added = lift_unmatched_segments(render, scene, kept, labels, depths)
+            logger.info("%s: %d instances lifted from unmatched prior segments (keep_unmatched_segments)", scene.scene_id, added)
+            if added:
+                st.kept = kept
+                kept.save(st.work.path / DETECTIONS)
+                labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold).astype(np.int64)
+        st.work.write_npz(MATCHED, {"labels": labels.astype(np.int16), "depth": depths, "unmatched_added": np.int64(added)})
+        return labels, depths, added
 
-        # test renders (cached for predict)
-        t0 = time.perf_counter()
-        renders = {name: ids for name, ids in self._render_test(trainer, scene)}
-        _write_npz(work / TEST_RENDERS, **renders)
-        times["render_test"] = time.perf_counter() - t0
-        summary.update(steps=trainer.step, instance_train_seconds=trainer.train_seconds, seconds=times, device=self.device)
-        write_json_atomic(work / FIT_SUMMARY, summary)
-        return summary
+    def _train_stage1(self, st: _FitState) -> RadianceTrainer:
+        """Stage ``stage1``: the instance field on the matched labels (or, resumed after refinement, on the refined ones)."""
+        work = st.work
+        targets = stage2_targets(work.read_npz(REFINED)["labels"], st.labels) if work.has(REFINED) else st.labels
+        trainer = self._instance_trainer(st.scene, work.path, st.ckpt, len(st.kept) + 1, torch.from_numpy(targets), st.resume)
+        if trainer.step < self.config.stage1_steps:
+            trainer.train(steps=self.config.stage1_steps - trainer.step)
+        return trainer
+
+    def _refine(self, st: _FitState, trainer: RadianceTrainer) -> None:
+        """Stage ``refine`` (paper 3.3.2): refined preliminary masks become the targets of stage 2 (cached in ``REFINED``)."""
+        refined, rendered = refine_train_views(trainer, HEAD, make_refiner(self.config.refiner_weights, self.device), self.config.view_render_downscale)
+        st.summary["refinement_changed_fraction"] = float(np.mean(refined != rendered))
+        refined = stage2_targets(refined, st.labels)  # unlabelled pixels stay out of the loss
+        st.work.write_npz(REFINED, {"labels": refined.astype(np.int16), "rendered": rendered.astype(np.int16)})
+        trainer.rays.add_extra(TARGET, torch.from_numpy(refined))
 
     @staticmethod
     def _last_losses(trainer: RadianceTrainer) -> dict[str, float]:
@@ -521,10 +506,11 @@ class InstanceNeRF(Method):
         return trainer, kept
 
     def predict(self, scene: SceneData, work_dir: Path) -> Iterator[FramePrediction]:
-        work = Path(work_dir)
+        folder = self.work_folder(scene, work_dir)
+        work = folder.path
         kept = KeptDetections.load(work / DETECTIONS)
-        if self._cached_summary(work) is not None:
-            renders = _load_npz(work / TEST_RENDERS)
+        if folder.cached_summary() is not None:
+            renders = folder.read_npz(TEST_RENDERS)
         else:
             trainer, kept = self._load_trained(scene, work)
             renders = dict(self._render_test(trainer, scene))

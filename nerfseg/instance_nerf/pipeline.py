@@ -7,7 +7,8 @@ benchmarks call them one by one. Everything works at the radiance trainer's trai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ from nerfseg.instance_nerf.refine import (
 )
 from nerfseg import spec
 from nerfseg.errors import InputError
-from nerfseg.io import atomic_path
+from nerfseg.io import write_npz_atomic
 from nerfseg.methods import SceneData
 from nerfseg.radiance.trainer import RadianceTrainer
+from nerfseg.runs import downsample_labels, read_npz
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,16 +49,16 @@ class KeptDetections:
         return int(self.scores.shape[0])
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, boxes=self.boxes, labels=self.labels, scores=self.scores, masks=self.masks, bbox_min=self.bbox_min, bbox_max=self.bbox_max)
+        write_npz_atomic(path, {"boxes": self.boxes, "labels": self.labels, "scores": self.scores, "masks": self.masks,
+                                "bbox_min": self.bbox_min, "bbox_max": self.bbox_max})
 
     @classmethod
     def load(cls, path: Path) -> KeptDetections:
+        d = read_npz(path)
         try:
-            with np.load(path) as d:
-                return cls(d["boxes"], d["labels"], d["scores"], d["masks"].astype(bool), d["bbox_min"], d["bbox_max"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(path, f"unreadable detections file ({exc})") from None
+            return cls(d["boxes"], d["labels"], d["scores"], d["masks"].astype(bool), d["bbox_min"], d["bbox_max"])
+        except KeyError as exc:
+            raise InputError(path, f"unreadable detections file (no array {exc})") from None
 
 
 def keep_detections(det: Any, bbox_min: np.ndarray, bbox_max: np.ndarray, score_threshold: float = 0.5, max_instances: int | None = None) -> KeptDetections:
@@ -102,15 +106,6 @@ def gt3d_detections(gt3d_path: Path, grid_shape: tuple[int, ...], bbox_min: np.n
         occupied = np.nonzero(masks[k])
         boxes[k] = [*(a.min() for a in occupied), *(a.max() + 1 for a in occupied)]
     return Detections(boxes, np.array([classes[int(i)] for i in ids], dtype=np.int64), np.ones(len(ids), dtype=np.float32), masks)
-
-
-def downsample_nearest(labels: np.ndarray, factor: int) -> np.ndarray:
-    """Label map at 1/``factor`` resolution: the pixel at the centre of each block (labels cannot be averaged)."""
-    if factor == 1:
-        return labels
-    off = factor // 2
-    h, w = labels.shape[0] // factor, labels.shape[1] // factor
-    return labels[off::factor, off::factor][:h, :w]
 
 
 def render_train_views(
@@ -166,7 +161,7 @@ def match_train_views(
     views = []
     for i, name in enumerate(bank.frame_names):
         ids, segments = scene.prior_frame(name)
-        ids = downsample_nearest(ids, factor)
+        ids = downsample_labels(ids, factor)
         if ids.shape != (bank.height, bank.width):
             raise InputError(scene.prior_dir, f"prior of frame {name} is {ids.shape}, the training views are {(bank.height, bank.width)}")
         views.append(MatchView(bank.c2w[i].numpy().astype(np.float64), bank.intr, ids, segments, depths[i]))
@@ -231,7 +226,7 @@ def lift_unmatched_segments(
     extras: list[dict[str, Any]] = []  # voxels (set of flat indices), classes, scores, views
     for i, name in enumerate(bank.frame_names):
         ids, segments = scene.prior_frame(name)
-        ids = downsample_nearest(ids, factor)
+        ids = downsample_labels(ids, factor)
         for seg_id, seg in segments.items():
             cat = int(seg.get("category_id", 0))
             if not 1 <= cat < len(spec.CLASS_NAMES):
@@ -294,7 +289,7 @@ def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:
 
 
 def refine_train_views(
-    trainer: RadianceTrainer, head: str, refiner: Refiner, log: Callable[[str], None] | None = None, downscale: int = 1
+    trainer: RadianceTrainer, head: str, refiner: Refiner, downscale: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render the instance field's preliminary masks of every train view (at 1/``downscale``, logits upsampled),
     refine each instance separately with the view's RGB image and rendered depth, recompose
@@ -306,7 +301,5 @@ def refine_train_views(
         labels = out[head].argmax(-1).astype(np.int32)
         rendered[i] = labels
         refined[i] = refine_instance_map(labels, bank.images[i].numpy(), out["depth"], refiner)
-    if log:
-        changed = float(np.mean(refined != rendered))
-        log(f"refinement changed {100 * changed:.2f}% of the train pixels")
+    logger.info("refinement changed %.2f%% of the train pixels", 100 * float(np.mean(refined != rendered)))
     return refined, rendered

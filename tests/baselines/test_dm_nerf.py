@@ -18,26 +18,9 @@ from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method
 from nerfseg.radiance.render import render_rays
-from tests.demo_bench import build_one_room_benchmark
+from tests.baselines.conftest import TINY
 
-TINY = dict(
-    steps=8, batch_rays=128, num_levels=4, log2_table_size=12, base_resolution=8, max_resolution=32,
-    march_resolution=32, occ_resolution=16, occ_warmup_steps=4, occ_update_every=4, render_chunk=8192,
-    log_every=2, checkpoint_every=0,
-)
 SMALL = dict(max_objects=6, head_hidden=16, vote_views=2, vote_downscale=2, images_per_batch=2, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One demo room at 48x36 with the sim-m2f prior (a one-scene benchmark: the scene is in 'train')."""
-    root = tmp_path_factory.mktemp("dm")
-    return build_one_room_benchmark(root, width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
-
-
-@pytest.fixture(scope="module")
-def scene(bench: Path) -> SceneData:
-    return SceneData(spec.scene_dir(bench, spec.scenes_in_split(bench, "train")[0]), "sim-m2f")
 
 
 def _method(**kw) -> DMNeRF:
@@ -141,3 +124,4 @@ def test_run_method_writes_a_valid_submission(bench: Path, tmp_path: Path) -> No
     log = json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
     assert log["steps"] == TINY["steps"] and np.isfinite(log["test_psnr"]) and np.isfinite(log["final_object_loss"])
     assert "final_empty_loss" in log and log["train_seconds"] > 0
+    assert list(log["seconds"]) == ["train", "vote", "render_test"]  # the fit's stages, in order

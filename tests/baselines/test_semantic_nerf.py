@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerfseg.baselines.common import (
-    FIT_SUMMARY,
-    config_to_json,
-    open_trainer,
-    prior_semantic_targets,
-)
+from nerfseg.baselines.common import open_trainer, prior_semantic_targets
 from nerfseg.baselines.semantic_nerf import HEAD, SemanticNeRF, semantic_loss, semantic_panoptic
 from nerfseg.evaluation.api import evaluate_submission
 from nerfseg.evaluation.submission import validate_submission
@@ -23,26 +18,8 @@ from nerfseg.errors import InputError
 from nerfseg.methods import SceneData, run_method
 from nerfseg.radiance.data import RayBatch
 from nerfseg.radiance.render import render_rays
-from tests.demo_bench import build_one_room_benchmark
-
-#: a radiance core small enough for a few CPU steps per test
-TINY = dict(
-    steps=8, batch_rays=128, num_levels=4, log2_table_size=12, base_resolution=8, max_resolution=32,
-    march_resolution=32, occ_resolution=16, occ_warmup_steps=4, occ_update_every=4, render_chunk=8192,
-    log_every=2, checkpoint_every=0,
-)
-
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One demo room at 48x36 with the sim-m2f prior (a one-scene benchmark: the scene is in 'train')."""
-    root = tmp_path_factory.mktemp("sem")
-    return build_one_room_benchmark(root, width=48, height=36, focal=30.0, num_views=12, grid_resolution=16, priors=("sim-m2f",))
-
-
-@pytest.fixture(scope="module")
-def scene(bench: Path) -> SceneData:
-    return SceneData(spec.scene_dir(bench, spec.scenes_in_split(bench, "train")[0]), "sim-m2f")
+from nerfseg.runs import FIT_SUMMARY, config_json
+from tests.baselines.conftest import TINY
 
 
 def _method(**kw) -> SemanticNeRF:
@@ -55,7 +32,7 @@ def test_config_presets_and_overrides() -> None:
     assert mini.radiance.preset == "mini" and paper.radiance.steps == 200_000 and paper.radiance.batch_rays == 1024
     cfg = SemanticNeRF.make_config("mini", steps=17, head_hidden=8, **{"radiance.lr": 0.5})
     assert cfg.radiance.steps == 17 and cfg.head_hidden == 8 and cfg.radiance.lr == 0.5
-    assert json.loads(json.dumps(config_to_json(cfg)))["radiance"]["steps"] == 17
+    assert json.loads(json.dumps(config_json(cfg)))["radiance"]["steps"] == 17
     with pytest.raises(InputError, match="unknown setting 'stepz'"):
         SemanticNeRF.make_config("mini", stepz=3)
     with pytest.raises(InputError, match="unknown preset"):
@@ -130,6 +107,7 @@ def test_run_method_writes_a_valid_submission_and_resumes(bench: Path, tmp_path:
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[0]["steps"] == TINY["steps"] and np.isfinite(log[0]["test_psnr"]) and 0 <= log[0]["train_miou_vs_prior"] <= 1
     assert np.isfinite(log[0]["final_loss"]) and log[0]["train_seconds"] > 0
+    assert list(log[0]["seconds"]) == ["train", "render_test", "train_miou"]  # the fit's stages, in order
 
     # resume: a finished fit is not redone; predict without the cached renders gives the same maps
     sid = spec.scenes_in_split(bench, "train")[0]

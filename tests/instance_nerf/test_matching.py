@@ -13,7 +13,6 @@ from nerfseg.instance_nerf.matching import (
     match_scene,
     project_cloud,
     project_instance_masks,
-    project_label_grid,
     resolve_instance_masks,
     visible_voxels,
 )
@@ -43,6 +42,11 @@ def block_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.nda
 
 # ---------------------------------------------------------------------------------------------
 # projection geometry
+
+
+def project_label_grid(grid: np.ndarray, lo: np.ndarray, hi: np.ndarray, c2w: np.ndarray, intr: Intrinsics, **kw) -> np.ndarray:
+    """The label map of one (X,Y,Z) label grid in one view (project_cloud's labels)."""
+    return project_cloud(VoxelCloud(grid, lo, hi), c2w, intr, **kw)[0]
 
 
 def test_block_projects_onto_its_silhouette_without_holes() -> None:
@@ -130,7 +134,7 @@ def test_nearer_instance_wins_and_camera_behind_is_empty() -> None:
     grid[5:7, 4:6, 4:6] = 2  # near block in front of it (x in [-0.5, -0.3])
     lo, hi = np.array([-1.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0])
     c2w = look_at(np.array([-2.0, 0.5, 0.5]), np.array([1.0, 0.5, 0.5]))
-    labels = project_label_grid(grid, lo, hi, c2w, INTR)
+    labels, _ = project_cloud(VoxelCloud(grid, lo, hi), c2w, INTR)
     assert labels[24, 32] == 2 and (labels == 1).sum() > 0 and (labels == 2).sum() > 0
     hit2, _ = box_hits(c2w, INTR, np.array([-0.5, 0.4, 0.4]), np.array([-0.3, 0.6, 0.6]))
     assert np.all(labels[hit2] == 2)

@@ -145,7 +145,7 @@ def test_oracle_detections_give_consistent_instances(bench: Path, tmp_path: Path
     scene = _scene(bench)
 
     cfg = make_config("mini", **{**TINY, "detector": "gt3d", "stage1_steps": 250, "stage2_steps": 10, "batch_rays": 512, "radiance.steps": 150})
-    method = InstanceNeRF(cfg, log=lambda *_: None)
+    method = InstanceNeRF(cfg)
     work = tmp_path / "work"
     summary = method.fit(scene, work)
     kept = KeptDetections.load(work / DETECTIONS)
@@ -184,10 +184,10 @@ def test_oracle_detections_give_consistent_instances(bench: Path, tmp_path: Path
     assert table["class_index"].tolist() == kept.labels[table["id"].astype(int) - 1].tolist()
 
     # resume: a finished fit returns its summary; a fresh method predicts the same maps from the checkpoint
-    again = InstanceNeRF(cfg, log=lambda *_: None)
+    again = InstanceNeRF(cfg)
     assert again.fit(scene, work) == json.loads((work / FIT_SUMMARY).read_text())
     (work / FIT_SUMMARY).unlink()
-    fresh = InstanceNeRF(cfg, log=lambda *_: None)
+    fresh = InstanceNeRF(cfg)
     redo = {p.name: p.ids for p in fresh.predict(scene, work)}
     assert all(np.array_equal(redo[p.name], p.ids) for p in preds)
 
@@ -197,12 +197,12 @@ def test_table2_switches(bench: Path, tmp_path: Path) -> None:
     """refinement=false trains stage 1 only and refines nothing; regularization=false drops the term."""
     scene = _scene(bench)
     cfg = make_config("mini", **{**TINY, "detector": "gt3d", "refinement": False, "regularization": False})
-    method = InstanceNeRF(cfg, log=lambda *_: None)
+    method = InstanceNeRF(cfg)
     summary = method.fit(scene, tmp_path / "w")
     assert summary["steps"] == TINY["stage1_steps"] and "stage2" not in summary["seconds"] and not (tmp_path / "w" / REFINED).exists()
     assert "smooth" not in summary["stage1_loss"] and "ce" in summary["stage1_loss"]
     cfg2 = make_config("mini", **{**TINY, "detector": "gt3d"})
-    summary2 = InstanceNeRF(cfg2, log=lambda *_: None).fit(scene, tmp_path / "w")  # other config: starts over
+    summary2 = InstanceNeRF(cfg2).fit(scene, tmp_path / "w")  # other config: starts over
     assert summary2["steps"] == TINY["stage1_steps"] + TINY["stage2_steps"] and "smooth" in summary2["stage1_loss"]
 
 
@@ -212,10 +212,10 @@ def test_missing_rcnn_checkpoint_is_reported(bench: Path, tmp_path: Path) -> Non
     # and again when used (a checkpoint deleted after the config was made)
     cfg = dataclasses.replace(make_config("mini", **TINY), rcnn_checkpoint=str(tmp_path / "nope.pt"))
     with pytest.raises(InputError, match="rcnn_checkpoint not found"):
-        InstanceNeRF(cfg, log=lambda *_: None)._rcnn_path(_scene(bench))
+        InstanceNeRF(cfg)._rcnn_path(_scene(bench))
     cfg = make_config("mini", **{**TINY, "rcnn_train_if_missing": False})
     with pytest.raises(InputError, match="no NeRF-RCNN checkpoint"):
-        InstanceNeRF(cfg, log=lambda *_: None)._rcnn_path(_scene(bench))
+        InstanceNeRF(cfg)._rcnn_path(_scene(bench))
     assert method_mod.default_rcnn_checkpoint(bench) == bench.resolve().parent / "runs" / "rcnn" / "checkpoint_best.pt"
 
 
@@ -238,7 +238,7 @@ def test_keep_unmatched_segments_runs_through_fit(bench: Path, tmp_path: Path) -
     scene = _scene(bench)
     cfg = make_config("mini", **{**TINY, "detector": "gt3d", "keep_unmatched_segments": True, "refinement": False})
     work = tmp_path / "w"
-    summary = InstanceNeRF(cfg, log=lambda *_: None).fit(scene, work)
+    summary = InstanceNeRF(cfg).fit(scene, work)
     kept = KeptDetections.load(work / DETECTIONS)
     assert "instances_from_unmatched_segments" in summary and summary["instances"] == len(kept)
     matched = np.load(work / MATCHED)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerfseg.instance_nerf.matching import project_label_grid
+from nerfseg.instance_nerf.matching import VoxelCloud, project_cloud
 from nerfseg.instance_nerf.method import make_config
 from nerfseg.instance_nerf.pipeline import backproject_pixels, gt3d_detections, keep_detections, lift_unmatched_segments, match_train_views
 from nerfseg import spec
@@ -45,7 +45,7 @@ def test_backprojection_inverts_projection() -> None:
     grid = np.zeros((1, 1, 1), dtype=np.int32)
     for p, (v, u) in zip(pts, [(3, 8), (17, 31)]):
         grid[0, 0, 0] = 1
-        label = project_label_grid(grid, p - 1e-3, p + 1e-3, c2w, intr, splat="point")
+        label = project_cloud(VoxelCloud(grid, p - 1e-3, p + 1e-3), c2w, intr, splat="point")[0]
         assert label[v, u] == 1
 
 

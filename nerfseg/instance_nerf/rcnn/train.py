@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from nerfseg.errors import InputError
 from nerfseg.gt3d import read_gt3d
 from nerfseg.io import atomic_path, dumps_json, write_bytes_atomic, write_json_atomic
 from nerfseg.progress import Progress
+from nerfseg.runs import resolve_device
 from nerfseg.spec import GT3D_H5, NUM_CLASSES, scene_dir, scenes_in_split
 
 logger = logging.getLogger(__name__)
@@ -68,20 +70,14 @@ __all__ = [
     "load_rcnn",
     "predict_scene",
     "preset_config",
-    "resolve_device",
+    "torch_device",
     "train_rcnn",
 ]
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device ("auto": CUDA when available, else CPU), with a clear error when CUDA is asked for but
-    absent."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(None, "device 'cuda' requested but torch.cuda.is_available() is False")
-    return dev
+def torch_device(device: str | torch.device) -> torch.device:
+    """The torch device of a ``device`` setting (:func:`nerfseg.runs.resolve_device`: "auto" is CUDA when available)."""
+    return torch.device(resolve_device(str(device)))
 
 
 def one_cycle(pct_start: float, total: int, div_factor: float = 25.0, final_div_factor: float = 1e4):
@@ -223,7 +219,7 @@ def _read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu")
 
 def load_rcnn(checkpoint: str | Path, device: str | torch.device = "cpu") -> NeRFRCNN:
     """Rebuild the model from a checkpoint (its config travels inside) in eval mode."""
-    dev = resolve_device(device)
+    dev = torch_device(device)
     state = _read_checkpoint(checkpoint, dev)
     model = NeRFRCNN(RCNNConfig.from_dict(state["config"])).to(dev)
     model.load_state_dict(state["model"])
@@ -262,7 +258,7 @@ def train_rcnn(
     data_root = Path(data_root)
     out = Path(out_dir)
     cfg = preset_config(preset, **(overrides or {}))
-    dev = resolve_device(device)
+    dev = torch_device(device)
     train_ids = scenes_in_split(data_root, "train")
     val_ids = scenes_in_split(data_root, "val")
     if not train_ids:
@@ -285,16 +281,53 @@ def train_rcnn(
         torch.set_num_threads(threads)
 
 
-def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resume: bool, progress: bool,
-           train_ids: list[str], val_ids: list[str], stop_at: int | None, grid_settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    last_path, best_path, log_path = out / CHECKPOINT_LAST, out / CHECKPOINT_BEST, out / LOG_JSONL
+@dataclass
+class _Training:
+    """The state of one NeRF-RCNN training: model, optimiser, schedule, position and best validation so far."""
 
+    cfg: RCNNConfig
+    out: Path
+    dev: torch.device
+    model: NeRFRCNN
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    start: int = 0
+    best_ap25: float = -1.0
+    best_iter: int = -1
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / LOG_JSONL
+
+    def checkpoint(self, path: Path, iteration: int, with_optimizer: bool = True) -> None:
+        save_checkpoint(path, self.model, self.optimizer if with_optimizer else None, self.scheduler if with_optimizer else None,
+                        iteration, {"best_ap25": self.best_ap25, "best_iteration": self.best_iter})
+
+    def validate(self, data_root: Path, val_ids: list[str], iteration: int) -> dict[str, Any] | None:
+        """Val mask AP; a new best (ties go to the later, longer-trained model: with val AP25 at 0 for a whole
+        run, "best" must not stay the barely trained first validation) is saved as ``checkpoint_best.pt``."""
+        if not val_ids:
+            return None
+        res = evaluate_rcnn(self.model, data_root, val_ids, self.dev)
+        ap25 = -1.0 if res["ap25"] is None or np.isnan(res["ap25"]) else float(res["ap25"])
+        _log(self.log_path, {"type": "val", "iteration": iteration, "ap25": res["ap25"], "ap50": res["ap50"], "voxel_miou": res["voxel_miou"], "seconds": res["seconds"]})
+        if ap25 >= self.best_ap25:
+            self.best_ap25, self.best_iter = ap25, iteration
+            self.checkpoint(self.out / CHECKPOINT_BEST, iteration, with_optimizer=False)
+        self.model.train()
+        return res
+
+
+def _open_training(cfg: RCNNConfig, out: Path, dev: torch.device, resume: bool) -> _Training:
+    """A seeded model, optimiser and schedule, continued from ``checkpoint_last.pt`` when ``resume`` (same config
+    but for ``RESUME_FREE``), else a fresh start that removes what an earlier run left."""
+    last_path = out / CHECKPOINT_LAST
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = NeRFRCNN(cfg).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(cfg.onecycle_pct_start, cfg.iterations))
-    start, best_ap25, best_iter = 0, -1.0, -1
+    run = _Training(cfg, out, dev, model, optimizer, scheduler)
     if resume and last_path.exists():
         state = _read_checkpoint(last_path, dev)
         now = cfg.to_dict()
@@ -307,49 +340,77 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and dev.type == "cuda":
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-        start = int(state["iteration"])
-        best_ap25, best_iter = float(state.get("best_ap25", -1.0)), int(state.get("best_iteration", -1))
+        run.start = int(state["iteration"])
+        run.best_ap25, run.best_iter = float(state.get("best_ap25", -1.0)), int(state.get("best_iteration", -1))
     else:
-        for p in (last_path, best_path, log_path, out / SUMMARY_JSON):
+        for p in (last_path, out / CHECKPOINT_BEST, out / LOG_JSONL, out / SUMMARY_JSON):
             p.unlink(missing_ok=True)
     write_json_atomic(out / CONFIG_JSON, cfg.to_dict())
-    logger.debug("NeRF-RCNN: %s preset, iterations %d..%d on %s, %d train / %d val scenes", cfg.preset, start,
-                 cfg.iterations, dev, len(train_ids), len(val_ids))
+    return run
 
+
+def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resume: bool, progress: bool,
+           train_ids: list[str], val_ids: list[str], stop_at: int | None, grid_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Open (or resume) the training, run the iterations, validate, write ``summary.json``."""
+    run = _open_training(cfg, out, dev, resume)
+    logger.debug("NeRF-RCNN: %s preset, iterations %d..%d on %s, %d train / %d val scenes", cfg.preset, run.start,
+                 cfg.iterations, dev, len(train_ids), len(val_ids))
     stream = TrainStream(data_root, train_ids, cfg.iterations * cfg.batch_size, cfg.input_resolution, cfg.features_dir, cfg.seed,
-                         cfg.flip_prob, cfg.rot90_prob, cfg.cache_scenes, start=start * cfg.batch_size)
+                         cfg.flip_prob, cfg.rot90_prob, cfg.cache_scenes, start=run.start * cfg.batch_size)
     # the loader gets its own generator: drawing its base seed from the global one would shift the RoI
     # sampling of a resumed run against an uninterrupted one
     loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                                          collate_fn=collate_samples, persistent_workers=False,
                                          generator=torch.Generator().manual_seed(cfg.seed))
-
-    def validate(iteration: int) -> dict[str, Any] | None:
-        nonlocal best_ap25, best_iter
-        if not val_ids:
-            return None
-        res = evaluate_rcnn(model, data_root, val_ids, dev)
-        ap25 = -1.0 if res["ap25"] is None or np.isnan(res["ap25"]) else float(res["ap25"])
-        _log(log_path, {"type": "val", "iteration": iteration, "ap25": res["ap25"], "ap50": res["ap50"], "voxel_miou": res["voxel_miou"], "seconds": res["seconds"]})
-        # ties go to the later (longer-trained) model: with val AP25 at 0 for a whole run, "best" must not
-        # stay the barely trained first validation
-        if ap25 >= best_ap25:
-            best_ap25, best_iter = ap25, iteration
-            save_checkpoint(best_path, model, None, None, iteration, {"best_ap25": best_ap25, "best_iteration": best_iter})
-        return res
-
-    model.train()
-    it = start
     t_start = time.perf_counter()
+    it, step_seconds, last_val = _iterate(run, loader, data_root, val_ids, stop_at, progress)
+    trained = it - run.start
+    finished = it >= cfg.iterations
+    last_path, best_path = out / CHECKPOINT_LAST, out / CHECKPOINT_BEST
+    if last_val is None and val_ids and finished:
+        last_val = run.validate(data_root, val_ids, it)
+    if not val_ids and finished and last_path.exists():
+        write_bytes_atomic(best_path, last_path.read_bytes())
+    summary = {
+        "out_dir": str(out),
+        "preset": cfg.preset,
+        "device": str(dev),
+        "iterations": it,
+        "finished": finished,
+        "resumed_from": run.start,
+        "train_scenes": len(train_ids),
+        "val_scenes": len(val_ids),
+        "ap25": None if last_val is None else last_val["ap25"],
+        "ap50": None if last_val is None else last_val["ap50"],
+        "voxel_miou": None if last_val is None else last_val["voxel_miou"],
+        "best_ap25": None if run.best_ap25 < 0 else run.best_ap25,
+        "best_iteration": None if run.best_iter < 0 else run.best_iter,
+        "seconds_per_iteration": step_seconds / trained if trained else None,  # training steps only
+        "wall_seconds_per_iteration": (time.perf_counter() - t_start) / trained if trained else None,
+        "checkpoint": str(last_path),
+        "best_checkpoint": str(best_path),
+        "grid_settings": grid_settings,  # how the train/val grids were made (grid.json), None if unrecorded
+    }
+    write_json_atomic(out / SUMMARY_JSON, summary)
+    return summary
+
+
+def _iterate(run: _Training, loader: Any, data_root: Path, val_ids: list[str], stop_at: int | None,
+             progress: bool) -> tuple[int, float, dict[str, Any] | None]:
+    """The training iterations from ``run.start``: step, log every ``log_every``, validate every ``val_every``
+    and at the end, checkpoint every ``checkpoint_every``; returns (iteration reached, seconds in steps, last val)."""
+    cfg, model, optimizer, scheduler = run.cfg, run.model, run.optimizer, run.scheduler
+    model.train()
+    it = run.start
     sums: dict[str, float] = {}
     n_sum = 0
     step_seconds = 0.0
     last_val: dict[str, Any] | None = None
-    with Progress(cfg.iterations, "NeRF-RCNN", "iteration", enabled=progress, completed=start) as bar:
+    with Progress(cfg.iterations, "NeRF-RCNN", "iteration", enabled=progress, completed=run.start) as bar:
         info: str | None = None
         for samples in loader:
             t0 = time.perf_counter()
-            grids, shapes, targets = sample_to_inputs(samples, dev)
+            grids, shapes, targets = sample_to_inputs(samples, run.dev)
             losses = model(grids, shapes, targets)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
@@ -369,46 +430,16 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
             step_seconds += dt
             if it % cfg.log_every == 0 or it == cfg.iterations:
                 rec = {k: v / n_sum for k, v in sums.items()}
-                _log(log_path, {"type": "train", "iteration": it, "lr": scheduler.get_last_lr()[0], "sec_per_iter": dt, **rec})
+                _log(run.log_path, {"type": "train", "iteration": it, "lr": scheduler.get_last_lr()[0], "sec_per_iter": dt, **rec})
                 info = " ".join(f"{k}={v:.3f}" for k, v in rec.items())
                 sums, n_sum = {}, 0
             bar.advance(info=info)
             is_last = it == cfg.iterations
             if (cfg.val_every > 0 and it % cfg.val_every == 0) or is_last:
-                last_val = validate(it)
-                model.train()
+                last_val = run.validate(data_root, val_ids, it)
             stop = stop_at is not None and it >= stop_at
             if it % cfg.checkpoint_every == 0 or is_last or stop:
-                save_checkpoint(last_path, model, optimizer, scheduler, it, {"best_ap25": best_ap25, "best_iteration": best_iter})
+                run.checkpoint(run.out / CHECKPOINT_LAST, it)
             if stop:
                 break
-    trained = it - start
-    sec_per_iter = step_seconds / trained if trained else None
-    wall_per_iter = (time.perf_counter() - t_start) / trained if trained else None
-    finished = it >= cfg.iterations
-    if last_val is None and val_ids and finished:
-        last_val = validate(it)
-    if not val_ids and finished and last_path.exists():
-        write_bytes_atomic(best_path, last_path.read_bytes())
-    summary = {
-        "out_dir": str(out),
-        "preset": cfg.preset,
-        "device": str(dev),
-        "iterations": it,
-        "finished": finished,
-        "resumed_from": start,
-        "train_scenes": len(train_ids),
-        "val_scenes": len(val_ids),
-        "ap25": None if last_val is None else last_val["ap25"],
-        "ap50": None if last_val is None else last_val["ap50"],
-        "voxel_miou": None if last_val is None else last_val["voxel_miou"],
-        "best_ap25": None if best_ap25 < 0 else best_ap25,
-        "best_iteration": None if best_iter < 0 else best_iter,
-        "seconds_per_iteration": sec_per_iter,
-        "wall_seconds_per_iteration": wall_per_iter,
-        "checkpoint": str(last_path),
-        "best_checkpoint": str(best_path),
-        "grid_settings": grid_settings,  # how the train/val grids were made (grid.json), None if unrecorded
-    }
-    write_json_atomic(out / SUMMARY_JSON, summary)
-    return summary
+    return it, step_seconds, last_val
