@@ -16,16 +16,6 @@ from tests.dataset_tools.scenes import ObjectSpec, Primitive, make_box_room
 
 
 @pytest.fixture(scope="module")
-def room():
-    return make_box_room()
-
-
-@pytest.fixture(scope="module")
-def rc(room):
-    return SceneRaycaster(room)
-
-
-@pytest.fixture(scope="module")
 def cams(room, rc):
     return sample_camera_set(room, CameraConfig(), np.random.default_rng(7), raycaster=rc)
 

@@ -15,16 +15,6 @@ ORIGIN = np.array(ROOM_ORIGIN)
 TOP = ORIGIN + np.array(ROOM_SIZE)
 
 
-@pytest.fixture(scope="module")
-def room():
-    return make_box_room()
-
-
-@pytest.fixture(scope="module")
-def rc(room):
-    return SceneRaycaster(room)
-
-
 def test_rays_are_the_shared_convention(rc: SceneRaycaster) -> None:
     intr = Intrinsics(40, 30, 33.0, 35.0, 19.0, 16.0)
     c2w = look_at(np.array([0.5, 0.2, 1.3]), np.array([2.0, -1.0, 0.7]))
