@@ -218,47 +218,64 @@ def lift_unmatched_segments(
     lowest detection score so that detections win overlapping voxels. -> (extended detections, number added);
     the extras come after the detections (ids len(kept)+1...). The caller matches again with them.
     """
-    bank = trainer.rays
-    factor = trainer.config.downscale
     shape = np.asarray(kept.masks.shape[1:], dtype=np.int64)
-    lo, hi = np.asarray(kept.bbox_min, dtype=np.float64), np.asarray(kept.bbox_max, dtype=np.float64)
     covered = kept.masks.any(0).reshape(-1) if len(kept) else np.zeros(int(np.prod(shape)), dtype=bool)
     extras: list[dict[str, Any]] = []  # voxels (set of flat indices), classes, scores, views
-    for i, name in enumerate(bank.frame_names):
+    for i, name in enumerate(trainer.rays.frame_names):
         ids, segments = scene.prior_frame(name)
-        ids = downsample_labels(ids, factor)
+        ids = downsample_labels(ids, trainer.config.downscale)
         for seg_id, seg in segments.items():
             cat = int(seg.get("category_id", 0))
             if not 1 <= cat < len(spec.CLASS_NAMES):
                 continue
-            vv, uu = np.nonzero((ids == seg_id) & (labels[i] < 0))
-            d = depths[i][vv, uu].astype(np.float64)
-            ok = np.isfinite(d) & (d > 0)
-            if ok.sum() < 4:
+            vox = _segment_voxels(trainer, kept, i, (ids == seg_id) & (labels[i] < 0), depths[i])
+            if vox is None or covered[vox].mean() > covered_fraction:
                 continue
-            pts = backproject_pixels(bank.c2w[i].numpy(), bank.intr, vv[ok].astype(np.float64), uu[ok].astype(np.float64), d[ok])
-            cell = np.floor((pts - lo) / (hi - lo) * shape).astype(np.int64)
-            inside = np.all((cell >= 0) & (cell < shape), axis=1)
-            if not inside.any():
-                continue
-            vox = np.unique((cell[inside, 0] * shape[1] + cell[inside, 1]) * shape[2] + cell[inside, 2])
-            if covered[vox].mean() > covered_fraction:
-                continue
-            best, best_overlap = None, merge_overlap
-            for e in extras:
-                overlap = len(e["voxels"].intersection(vox.tolist())) / vox.size
-                if overlap > best_overlap:
-                    best, best_overlap = e, overlap
-            if best is None:
-                best = {"voxels": set(), "classes": [], "scores": [], "views": set()}
-                extras.append(best)
-            best["voxels"].update(vox.tolist())
-            best["classes"].append(cat)
-            best["scores"].append(float(seg.get("score", 1.0)))
-            best["views"].add(i)
+            _add_to_extras(extras, vox, cat, float(seg.get("score", 1.0)), i, merge_overlap)
     extras = [e for e in extras if len(e["views"]) >= min_views]
     if not extras:
         return kept, 0
+    return _append_extras(kept, extras), len(extras)
+
+
+def _segment_voxels(trainer: RadianceTrainer, kept: KeptDetections, view: int, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray | None:
+    """Flat indices of the detection-grid voxels that a segment's pixels (with rendered depth) land in; None
+    when fewer than 4 pixels have a depth or none lands inside the grid."""
+    bank = trainer.rays
+    shape = np.asarray(kept.masks.shape[1:], dtype=np.int64)
+    lo, hi = np.asarray(kept.bbox_min, dtype=np.float64), np.asarray(kept.bbox_max, dtype=np.float64)
+    vv, uu = np.nonzero(pixels)
+    d = depth[vv, uu].astype(np.float64)
+    ok = np.isfinite(d) & (d > 0)
+    if ok.sum() < 4:
+        return None
+    pts = backproject_pixels(bank.c2w[view].numpy(), bank.intr, vv[ok].astype(np.float64), uu[ok].astype(np.float64), d[ok])
+    cell = np.floor((pts - lo) / (hi - lo) * shape).astype(np.int64)
+    inside = np.all((cell >= 0) & (cell < shape), axis=1)
+    if not inside.any():
+        return None
+    return np.unique((cell[inside, 0] * shape[1] + cell[inside, 1]) * shape[2] + cell[inside, 2])
+
+
+def _add_to_extras(extras: list[dict[str, Any]], vox: np.ndarray, cat: int, score: float, view: int, merge_overlap: float) -> None:
+    """Merge a lifted segment into the extra instance it overlaps most (> ``merge_overlap``), else start one."""
+    best, best_overlap = None, merge_overlap
+    for e in extras:
+        overlap = len(e["voxels"].intersection(vox.tolist())) / vox.size
+        if overlap > best_overlap:
+            best, best_overlap = e, overlap
+    if best is None:
+        best = {"voxels": set(), "classes": [], "scores": [], "views": set()}
+        extras.append(best)
+    best["voxels"].update(vox.tolist())
+    best["classes"].append(cat)
+    best["scores"].append(score)
+    best["views"].add(view)
+
+
+def _append_extras(kept: KeptDetections, extras: list[dict[str, Any]]) -> KeptDetections:
+    """The detections followed by the extra instances (majority class, mean score capped at the lowest detection's)."""
+    shape = np.asarray(kept.masks.shape[1:], dtype=np.int64)
     cap = float(kept.scores.min()) if len(kept) else 1.0
     masks, boxes, labels_, scores = [], [], [], []
     for e in extras:
@@ -270,7 +287,7 @@ def lift_unmatched_segments(
         boxes.append([*(a.min() for a in nz), *(a.max() + 1 for a in nz)])
         labels_.append(int(np.bincount(e["classes"]).argmax()))
         scores.append(min(float(np.mean(e["scores"])), cap))
-    out = KeptDetections(
+    return KeptDetections(
         boxes=np.concatenate([kept.boxes.reshape(-1, 6), np.asarray(boxes, dtype=np.float32)]),
         labels=np.concatenate([kept.labels.astype(np.int64), np.asarray(labels_, dtype=np.int64)]),
         scores=np.concatenate([kept.scores.astype(np.float32), np.asarray(scores, dtype=np.float32)]),
@@ -278,7 +295,6 @@ def lift_unmatched_segments(
         bbox_min=kept.bbox_min,
         bbox_max=kept.bbox_max,
     )
-    return out, len(extras)
 
 
 def make_refiner(weights: str | None, device: str = "cpu") -> Refiner:
