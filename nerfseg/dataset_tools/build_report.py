@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from nerfseg.dataset_tools.front3d import Issue
 
 if TYPE_CHECKING:
-    from nerfseg.dataset_tools.build import Plan
+    from nerfseg.dataset_tools.build_plan import Plan
 
 logger = logging.getLogger(__name__)
 

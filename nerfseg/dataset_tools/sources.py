@@ -2,8 +2,8 @@
 
 A source does two jobs, split so that a process pool or a Ray cluster can run the second one:
 
-* ``plan(out_root, config, workers)`` runs once in the parent and returns a :class:`~nerfseg.dataset_tools.build.Plan`
-  whose jobs are picklable :class:`~nerfseg.dataset_tools.build.SceneJob` records;
+* ``plan(out_root, config, workers)`` runs once in the parent and returns a :class:`~nerfseg.dataset_tools.build_plan.Plan`
+  whose jobs are picklable :class:`~nerfseg.dataset_tools.build_plan.SceneJob` records;
 * ``job.loader(job)`` runs in a worker and turns one job into a :class:`LoadedScene` (the scene's geometry
   and labels, or the reason the room is not a scene). The loader is a module-level function, so it is
   pickled by reference and a spawned worker or Ray node needs no registry state.
@@ -20,32 +20,19 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from nerfseg.errors import InputError
 
-if TYPE_CHECKING:
-    from nerfseg.dataset_tools.build import BuildConfig, Plan, SceneJob
-    from nerfseg.dataset_tools.scene import Scene
+# The build's data types, LoadedScene (re-exported here for source authors) and the 3D-FRONT planner and
+# loader live in build_plan.py, which imports neither this module nor build.py.
+from nerfseg.dataset_tools.build_plan import BuildConfig, LoadedScene, Plan, plan_build  # noqa: F401  (LoadedScene: re-export)
 
 ENTRY_POINT_GROUP = "nerfseg.scene_sources"
 DEMO_SOURCE_DIR = "demo_source"  # where the demo source writes its 3D-FRONT-format files, inside the benchmark root
-
-
-@dataclass
-class LoadedScene:
-    """What a worker's loader returns for one job: the scene, or ``dropped`` (why the room is not a scene).
-
-    ``report`` is merged into the scene's build record (issues, textures, notes, missing_models: the keys
-    benchmark.json's report aggregates; a source without such diagnostics leaves it empty).
-    """
-
-    scene: Scene | None
-    dropped: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -158,31 +145,12 @@ def _as_int(value: Any, option: str, minimum: int) -> int:
 # Built-in sources
 
 
-def load_front3d_job(job: SceneJob) -> LoadedScene:
-    """Worker side of the 3D-FRONT source: load the job's house (its room only) and pick the job's scene."""
-    from nerfseg.dataset_tools.front3d import load_house
-
-    a = job.inputs
-    rooms = [a["room_index"]] if a["room_index"] >= 0 else None
-    texture = None if a["texture_dir"] is None else Path(a["texture_dir"])
-    loaded = load_house(Path(a["house_json"]), Path(a["future_dir"]), texture, a["house_index"], job.config.room_filter, rooms=rooms)
-    report = {
-        "issues": [i.to_json() for i in loaded.issues],
-        "textures": dict(loaded.textures),
-        "notes": dict(loaded.notes),
-        "missing_models": list(loaded.missing_models),
-    }
-    scene = next((s for s in loaded.scenes if s.scene_id == job.scene_id), None)
-    if scene is not None:
-        return LoadedScene(scene, None, report)
-    # the models left the room too few objects (or the room is gone): not a scene
-    reason = next((r for _, r in loaded.dropped_rooms), "room not kept by the room filter")
-    return LoadedScene(None, reason, report)
-
-
 @dataclass
 class Front3DSource:
-    """3D-FRONT house JSONs + 3D-FUTURE models (+ optional textures); one scene per kept room."""
+    """3D-FRONT house JSONs + 3D-FUTURE models (+ optional textures); one scene per kept room.
+
+    Its planner (``plan_build``) and worker-side loader (``load_front3d_job``) are in build_plan.py.
+    """
 
     front3d_dir: Path
     future_dir: Path
@@ -196,8 +164,6 @@ class Front3DSource:
         return self.front3d_dir
 
     def plan(self, out_root: Path, config: BuildConfig, workers: int = 1) -> Plan:
-        from nerfseg.dataset_tools.build import plan_build
-
         return plan_build(self.front3d_dir, self.future_dir, self.texture_dir, out_root, config, self.houses, workers=workers)
 
 
