@@ -63,6 +63,12 @@ def _matrix(gt_keys: np.ndarray, pred_keys: np.ndarray) -> np.ndarray:
     return np.zeros((gt_keys.size + 2, pred_keys.size + 2), dtype=np.int64)
 
 
+def _word_aligned(raw: np.ndarray) -> np.ndarray:
+    """``raw`` (1-D uint8), copied if its start is not 8-byte aligned: the kernel skims it as 64-bit words."""
+    raw = np.ascontiguousarray(raw, dtype=np.uint8)
+    return raw if raw.ctypes.data % 8 == 0 else raw.copy()
+
+
 def _keys(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys, dtype=np.int64)
 
@@ -75,6 +81,7 @@ def png_joint_counts(gt_raw: np.ndarray, gt_bpp: int, pred_raw: np.ndarray, pred
     """
     k = _impl()
     gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
+    gt_raw, pred_raw = _word_aligned(gt_raw), _word_aligned(pred_raw)
     matrix = _matrix(gt_keys, pred_keys)
     status = k._png_joint(gt_raw, int(gt_bpp), pred_raw, int(pred_bpp), int(height), int(width), gt_keys, pred_keys, matrix)
     return matrix if status == k.OK else None
