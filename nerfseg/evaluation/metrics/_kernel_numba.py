@@ -411,3 +411,84 @@ def _ids_joint(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pr
             run = 1
     if run:
         matrix[lg, lp] += run
+
+
+@_jit
+def _dense_index(sorted_ids: np.ndarray, value: np.int64) -> np.int64:
+    """Position of ``value`` in ``sorted_ids``, -1 when absent."""
+    lo = 0
+    hi = sorted_ids.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_ids[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < sorted_ids.size and sorted_ids[lo] == value:
+        return lo
+    return -1
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+def _pq_counts(matrix: np.ndarray, cat_ids: np.ndarray, gt_cat: np.ndarray, gt_crowd: np.ndarray, gt_area: np.ndarray, gt_order: np.ndarray, pred_cat: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, iou_sum: np.ndarray) -> int:
+    """panoptic.pq_match of one frame straight from its joint matrix, the same arithmetic in the same
+    order (so the same float64 sums); adds to tp/fp/fn/iou_sum (per category, zeros on entry).
+    Returns -1 (nothing added) when a prediction uses an unknown category: the caller's reference
+    path then words the error."""
+    n_gt = gt_cat.size
+    n_pred = pred_cat.size
+    pc = np.empty(n_pred, dtype=np.int64)
+    for j in range(n_pred):
+        pc[j] = _dense_index(cat_ids, pred_cat[j])
+        if pc[j] < 0:
+            return -1
+    gc = np.empty(n_gt, dtype=np.int64)
+    for i in range(n_gt):
+        gc[i] = _dense_index(cat_ids, gt_cat[i])
+    pred_area = np.zeros(n_pred, dtype=np.int64)
+    for i in range(matrix.shape[0]):
+        for j in range(n_pred):
+            pred_area[j] += matrix[i, 2 + j]
+    # the crowd region honoured per category: the last crowd segment in JSON order (crowd_rows)
+    crowd_row = np.full(cat_ids.size, -1, dtype=np.int64)
+    crowd_pos = np.full(cat_ids.size, -1, dtype=np.int64)
+    for i in range(n_gt):
+        if gt_crowd[i] and gc[i] >= 0 and gt_order[i] > crowd_pos[gc[i]]:
+            crowd_pos[gc[i]] = gt_order[i]
+            crowd_row[gc[i]] = i
+    gt_pred = np.full(n_gt, -1, dtype=np.int64)
+    gt_iou = np.zeros(n_gt, dtype=np.float64)
+    pred_gt = np.full(n_pred, -1, dtype=np.int64)
+    crowd_inter = np.zeros(n_pred, dtype=np.float64)
+    for i in range(n_gt):
+        if gc[i] < 0:
+            continue
+        for j in range(n_pred):
+            inter = matrix[2 + i, 2 + j]
+            if inter == 0:
+                continue
+            if gc[i] == pc[j] and not gt_crowd[i]:
+                union = pred_area[j] + gt_area[i] - inter - matrix[1, 2 + j]
+                iou = inter / union
+                if iou > 0.5:
+                    gt_pred[i] = j
+                    gt_iou[i] = iou
+                    pred_gt[j] = i
+            if crowd_row[pc[j]] == i:
+                crowd_inter[j] += inter
+    for i in range(n_gt):
+        if gc[i] < 0:
+            continue
+        if gt_pred[i] >= 0:
+            tp[gc[i]] += 1
+            iou_sum[gc[i]] += gt_iou[i]
+        elif not gt_crowd[i]:
+            fn[gc[i]] += 1
+    for j in range(n_pred):
+        if pred_gt[j] >= 0:
+            continue
+        ignored = matrix[1, 2 + j] + crowd_inter[j]
+        frac = ignored / pred_area[j] if pred_area[j] > 0 else 0.0
+        if not frac > 0.5:
+            fp[pc[j]] += 1
+    return 0
