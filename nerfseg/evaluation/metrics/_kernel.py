@@ -2,10 +2,16 @@
 
 Why a compiled kernel: the numpy path (``frame.joint_counts_rgb``) needs about ten full passes over a
 frame's bytes (change masks, nonzero, gathers, bincount) after libspng has already made two (inflate copy,
-unfilter). Here one loop per frame unfilters a scanline of each PNG in place, while it is in L1 cache,
-and walks its pixels: a run of equal (GT colour, prediction colour) pairs costs two compares per pixel,
-and each run adds its length to ``matrix[gt_label, pred_label]`` (labels by a binary search over the
-frame's few sorted segment ids, only when an id changes).
+unfilter). Here one loop per frame walks the two inflated PNG streams row by row and counts
+*row-differentially*: each image keeps its current row and the label of each pixel, and a row is
+handled as the few pixels whose id differs from the pixel above, each moving one pixel between two
+cells of the current row's joint histogram (a cell adds its count times the rows it stayed unchanged
+only when it changes). Label maps are filtered mostly into zeros, so Up rows (only pixels with a
+non-zero residual change) and Paeth rows (a pixel with zero residuals whose left neighbour did not
+change does not change) are skimmed 8 bytes at a time and never unfiltered in full; None, Sub and
+Average rows are unfiltered in full and compared with the row above. Labels of changed pixels come
+from a neighbour or the last lookup, else a binary search over the frame's sorted segment ids.
+:func:`pq_counts` then does the per-frame PQ matching from the matrix, as ``panoptic.frame_pq_counts``.
 
 Why numba: it ships binary wheels (with llvmlite) for Linux, macOS and Windows on every CPython the
 project supports, so installing needs no compiler, unlike a C extension; a Rust extension would need
@@ -77,7 +83,7 @@ def png_joint_counts(gt_raw: np.ndarray, gt_bpp: int, pred_raw: np.ndarray, pred
     """Joint count matrix of two inflated (still filtered) PNG scanline streams, or None when a scanline
     has an unknown filter type (the caller then lets libspng/Pillow decode and word the error).
 
-    ``*_raw`` are 1-D uint8 arrays of at least ``height * (1 + width * bpp)`` bytes, unfiltered in place.
+    ``*_raw`` are 1-D uint8 arrays of at least ``height * (1 + width * bpp)`` bytes (read, not modified).
     """
     k = _impl()
     gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
