@@ -18,10 +18,8 @@ _inline = numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
 
 
 @_jit
-def _label(keys: np.ndarray, value: np.int64) -> np.int64:
-    """Compact label of one id: 1 for VOID (0), 2 + i for keys[i], 0 (unlisted) otherwise."""
-    if value == 0:
-        return 1
+def _find(keys: np.ndarray, value: np.int64) -> np.int64:
+    """Position of ``value`` in the sorted ``keys`` (binary search), -1 when absent."""
     lo = 0
     hi = keys.size
     while lo < hi:
@@ -31,8 +29,17 @@ def _label(keys: np.ndarray, value: np.int64) -> np.int64:
         else:
             hi = mid
     if lo < keys.size and keys[lo] == value:
-        return lo + 2
-    return 0
+        return lo
+    return -1
+
+
+@_jit
+def _label(keys: np.ndarray, value: np.int64) -> np.int64:
+    """Compact label of one id: 1 for VOID (0), 2 + i for keys[i], 0 (unlisted) otherwise."""
+    if value == 0:
+        return 1
+    pos = _find(keys, value)
+    return pos + 2 if pos >= 0 else 0
 
 
 @_jit
@@ -413,22 +420,6 @@ def _ids_joint(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pr
         matrix[lg, lp] += run
 
 
-@_jit
-def _dense_index(sorted_ids: np.ndarray, value: np.int64) -> np.int64:
-    """Position of ``value`` in ``sorted_ids``, -1 when absent."""
-    lo = 0
-    hi = sorted_ids.size
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_ids[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < sorted_ids.size and sorted_ids[lo] == value:
-        return lo
-    return -1
-
-
 @numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
 def _pq_counts(matrix: np.ndarray, cat_ids: np.ndarray, gt_cat: np.ndarray, gt_crowd: np.ndarray, gt_area: np.ndarray, gt_order: np.ndarray, pred_cat: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, iou_sum: np.ndarray) -> int:
     """panoptic.pq_match of one frame straight from its joint matrix, the same arithmetic in the same
@@ -439,12 +430,12 @@ def _pq_counts(matrix: np.ndarray, cat_ids: np.ndarray, gt_cat: np.ndarray, gt_c
     n_pred = pred_cat.size
     pc = np.empty(n_pred, dtype=np.int64)
     for j in range(n_pred):
-        pc[j] = _dense_index(cat_ids, pred_cat[j])
+        pc[j] = _find(cat_ids, pred_cat[j])
         if pc[j] < 0:
             return -1
     gc = np.empty(n_gt, dtype=np.int64)
     for i in range(n_gt):
-        gc[i] = _dense_index(cat_ids, gt_cat[i])
+        gc[i] = _find(cat_ids, gt_cat[i])
     pred_area = np.zeros(n_pred, dtype=np.int64)
     for i in range(matrix.shape[0]):
         for j in range(n_pred):
