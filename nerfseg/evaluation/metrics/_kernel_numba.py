@@ -154,7 +154,9 @@ def _move(gt_side: bool, j: int, new_id: np.int64, lrow: np.ndarray, rrow: np.nd
 
     The label of ``new_id`` is most often that of a neighbour (a boundary moved by a pixel or two):
     ``lrow``/``rrow`` hold the bytes that ``labels`` describe left/right of ``j``; else the last
-    lookup (``cache``: id, label), else a binary search (measured: the search was half a move's cost).
+    lookup (``cache[:2]``: id, label), else a binary search. Moves between the same two cells are
+    counted in ``cache[2:5]`` (from cell, to cell, pixels) and applied together (:func:`_flush`, which
+    the caller also calls at the end of each row).
     """
     if j > 0 and new_id == _pixel_id(lrow, (j - 1) * bpp):
         lab = labels[j - 1]
@@ -168,14 +170,31 @@ def _move(gt_side: bool, j: int, new_id: np.int64, lrow: np.ndarray, rrow: np.nd
     old = labels[j]
     if lab == old:
         return
+    pending = cache[2:5]
     labels[j] = lab
     o = other[j]
     if gt_side:
-        _bump(counts, since, total, old * n_pred + o, -1, r)
-        _bump(counts, since, total, lab * n_pred + o, 1, r)
+        from_cell = old * n_pred + o
+        to_cell = lab * n_pred + o
     else:
-        _bump(counts, since, total, o * n_pred + old, -1, r)
-        _bump(counts, since, total, o * n_pred + lab, 1, r)
+        from_cell = o * n_pred + old
+        to_cell = o * n_pred + lab
+    if from_cell == pending[0] and to_cell == pending[1]:
+        pending[2] += 1  # a boundary row moves runs of pixels alike: one pair of bumps per run
+    else:
+        _flush(pending, counts, since, total, r)
+        pending[0] = from_cell
+        pending[1] = to_cell
+        pending[2] = 1
+
+
+@_inline
+def _flush(pending: np.ndarray, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int) -> None:
+    """Apply the pending moves (``pending``: from cell, to cell, pixels) of row ``r``."""
+    if pending[2] > 0:
+        _bump(counts, since, total, pending[0], -pending[2], r)
+        _bump(counts, since, total, pending[1], pending[2], r)
+        pending[2] = 0
 
 
 @_inline
@@ -340,8 +359,8 @@ def _png_joint(
     counts[VOID * n_pred + VOID] = width  # the zero row above the first row: every pixel (VOID, VOID)
     gt_labels = np.full(width, VOID, dtype=np.int64)
     pred_labels = np.full(width, VOID, dtype=np.int64)
-    gt_cache = np.array([0, VOID], dtype=np.int64)
-    pred_cache = np.array([0, VOID], dtype=np.int64)
+    gt_cache = np.array([0, VOID, -1, -1, 0], dtype=np.int64)
+    pred_cache = np.array([0, VOID, -1, -1, 0], dtype=np.int64)
     gt_stride = width * gt_bpp
     pred_stride = width * pred_bpp
     gt_rows = np.zeros((2, gt_stride), dtype=np.uint8)
@@ -357,9 +376,11 @@ def _png_joint(
         gc = _next_row(gt_raw, gt_words, r, gt_stride, gt_bpp, width, gt_rows, gc, True, gt_keys, gt_cache, gt_labels, pred_labels, n_pred, counts, since, total, flags, tmp, left)
         if gc < 0:
             return BAD_FILTER
+        _flush(gt_cache[2:5], counts, since, total, r)
         pc = _next_row(pred_raw, pred_words, r, pred_stride, pred_bpp, width, pred_rows, pc, False, pred_keys, pred_cache, pred_labels, gt_labels, n_pred, counts, since, total, flags, tmp, left)
         if pc < 0:
             return BAD_FILTER
+        _flush(pred_cache[2:5], counts, since, total, r)
     for cell in range(total.size):
         total[cell] += counts[cell] * (height - since[cell])
     return OK
