@@ -12,7 +12,7 @@ number of frames): the peak traced allocation of the in-process frame loop and o
 scratch buffers; and the peak RSS of the worker processes of a ``pq_compute`` run, each run in a fresh
 interpreter.
 
-    python benchmarks/eval_speed.py [--frames 300] [--workers 2] [--repeat 3] [--no-pil]
+    python benchmarks/eval_speed.py [--frames 300] [--workers 2] [--repeat 3] [--no-pil] [--no-memory] [--data DIR]
 
 nerfseg runs with the compiled pixel kernel (numba, the default) and with the numpy reference path
 (``NERFSEG_EVAL_KERNEL=numpy``); ratios are printed for wall time (best and median) and for CPU time (the
@@ -188,11 +188,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-pil", action="store_true", help="skip the Pillow-decoder run")
+    ap.add_argument("--data", type=Path, help="keep the generated frames in this folder and reuse them on later runs (same --frames)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nerfseg_eval_speed_") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if args.data is None else args.data
         t0 = time.perf_counter()
-        info = make_frames(root, args.frames)
+        stamp = root / "frames.json"
+        info = json.loads(stamp.read_text()) if stamp.is_file() else {}
+        if info.get("frames") != args.frames:  # generation is seeded: same count, same frames
+            info = make_frames(root, args.frames)
+            info["frames"] = args.frames
+            if args.data is not None:
+                stamp.write_text(json.dumps(info))
         gt_json, pred_json = root / "gt.json", root / "pred.json"
         png_mb = sum(p.stat().st_size for p in root.rglob("*.png")) / 2**20
         print(
@@ -272,6 +280,8 @@ def main() -> None:
                     print(f"max |PQ/SQ/RQ difference| vs hotcoco [{label.split('(')[1].rstrip(')')}]: {diff:.2e}")
         print(f"load average after timing: {os.getloadavg()[0]:.2f}")
 
+        if args.no_memory:
+            return
         # memory over a third of the frames and over all of them: must not grow with the frames, except
         # pq_compute's parsed JSON (which grows with the annotations, as in panopticapi)
         third = max(1, args.frames // 3)

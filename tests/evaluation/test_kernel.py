@@ -185,3 +185,44 @@ def test_pq_compute_is_identical_with_either_path(tmp_path, monkeypatch, workers
     monkeypatch.setenv("NERFSEG_EVAL_KERNEL", "numba")
     got = pq_compute(case["gt_json"], case["pred_json"], workers=workers)
     assert json.dumps(got, sort_keys=True) == json.dumps(ref, sort_keys=True)
+
+
+@needs_numba
+def test_compiled_pq_counts_equal_the_reference(rng):
+    """``_kernel.pq_counts`` gives frame_pq_counts' tp/fp/fn/iou_sum bit for bit: crowd regions (two of
+    one category: only the last in JSON order counts), GT areas from the JSON, void, GT segments of an
+    unknown category, and None for a prediction of an unknown category."""
+    from nerfseg.evaluation.metrics.frame import frame_stats
+    from nerfseg.evaluation.metrics.panoptic import CategoryTable, frame_pq_counts
+
+    cats = CategoryTable({1: True, 2: True, 3: False, 7: False})
+    seen = np.zeros(3, dtype=np.int64)
+    for trial in range(60):
+        h, w = 24, 32
+        gt = _label_map(rng, h, w, 7, block=int(rng.integers(2, 9)))
+        gt[rng.random(gt.shape) < 0.05] = 0
+        pred = gt.copy()
+        shift = rng.random(pred.shape) < rng.uniform(0.0, 0.6)
+        pred[shift] = _label_map(rng, h, w, 5, block=3)[shift]
+        pred[rng.random(pred.shape) < 0.03] = 0
+        gt_ids, pred_ids = _keys(gt), _keys(pred)
+        gt_segs = {
+            int(i): {"category_id": int(rng.choice([1, 2, 3, 7, 9])), "iscrowd": int(rng.random() < 0.3), "area": None if rng.random() < 0.5 else int(rng.integers(1, 200))}
+            for i in rng.permutation(gt_ids)
+        }  # fmt: skip
+        pred_segs = {int(i): {"category_id": int(rng.choice([1, 2, 3, 7]))} for i in pred_ids}
+        if trial % 10 == 9:
+            pred_segs[int(pred_ids[0])]["category_id"] = 5  # unknown: the reference raises
+        stats = frame_stats(gt, gt_segs, pred, pred_segs)
+        got = _kernel.pq_counts(stats.matrix, cats.ids, stats.gt_cat, stats.gt_crowd, stats.gt_area, stats.gt_order, stats.pred_cat)
+        if trial % 10 == 9:
+            assert got is None
+            with pytest.raises(InputError, match="unknown category"):
+                frame_pq_counts(stats, cats)
+            continue
+        ref = frame_pq_counts(stats, cats)
+        for a, b in zip(got, ref):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        seen += [int(ref[0].sum()), int(ref[1].sum()), int(ref[2].sum())]
+    assert (seen > 20).all(), seen  # the cases produce matches, false positives and false negatives

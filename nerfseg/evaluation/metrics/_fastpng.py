@@ -316,8 +316,8 @@ def inflate_rgb8(data: bytes, slot: str) -> tuple[np.ndarray, int, int, int] | N
     """Inflate an 8-bit RGB/RGBA PNG's IDAT stream, still filtered, into this thread's scratch ``slot``.
 
     Returns ``(raw, height, width, bytes_per_pixel)`` where ``raw`` holds ``height`` scanlines of one
-    filter byte plus ``width * bytes_per_pixel`` bytes (the compiled evaluator kernel unfilters them in
-    place, see ``_kernel.py``); it is overwritten by the next call with the same slot in the same thread.
+    filter byte plus ``width * bytes_per_pixel`` bytes (the compiled evaluator kernel unfilters and
+    counts them, see ``_kernel.py``); it is overwritten by the next call with the same slot in the same thread.
     None for anything else (not 8-bit RGB/RGBA, interlaced, corrupt, CRC or Adler-32 mismatch, wrong
     size): the caller's libspng/Pillow path then decodes the file or words the error. Uses libdeflate
     when the ``deflate`` package is installed, else zlib; needs no libspng.

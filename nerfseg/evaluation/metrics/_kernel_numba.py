@@ -8,15 +8,18 @@ import numpy as np
 #: return codes of the PNG kernel
 OK = 0
 BAD_FILTER = -1
+#: label of id 0 (layout in ``_kernel.py``)
+VOID = 1
 
 _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+#: for the small helpers called per changed pixel: inlined in numba's IR, so that a call does not pass
+#: (and reference-count) a dozen arrays (measured: 2x slower kernel when they were plain calls)
+_inline = numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
 
 
 @_jit
-def _label(keys: np.ndarray, value: np.int64) -> np.int64:
-    """Compact label of one id: 1 for VOID (0), 2 + i for keys[i], 0 (unlisted) otherwise."""
-    if value == 0:
-        return 1
+def _find(keys: np.ndarray, value: np.int64) -> np.int64:
+    """Position of ``value`` in the sorted ``keys`` (binary search), -1 when absent."""
     lo = 0
     hi = keys.size
     while lo < hi:
@@ -26,8 +29,17 @@ def _label(keys: np.ndarray, value: np.int64) -> np.int64:
         else:
             hi = mid
     if lo < keys.size and keys[lo] == value:
-        return lo + 2
-    return 0
+        return lo
+    return -1
+
+
+@_jit
+def _label(keys: np.ndarray, value: np.int64) -> np.int64:
+    """Compact label of one id: 1 for VOID (0), 2 + i for keys[i], 0 (unlisted) otherwise."""
+    if value == 0:
+        return 1
+    pos = _find(keys, value)
+    return pos + 2 if pos >= 0 else 0
 
 
 @_jit
@@ -44,63 +56,58 @@ def _paeth(a: np.int32, b: np.int32, c: np.int32) -> np.int32:
 
 
 @_jit
-def _unfilter_row(buf: np.ndarray, start: int, stride: int, bpp: int, first: bool, tmp: np.ndarray) -> bool:
-    """Undo the PNG filter of the scanline at ``buf[start]`` (filter byte) in place; the row above
-    (already unfiltered) ends one byte before it. ``tmp``: scratch of at least ``stride`` bytes.
-    False for an unknown filter type.
+def _unfilter_into(f: int, res: np.ndarray, prev: np.ndarray, out: np.ndarray, stride: int, bpp: int, tmp: np.ndarray) -> bool:
+    """Undo PNG filter ``f`` (0, 1, 3 or 4) of one scanline: ``out`` = residuals ``res`` + the predictor
+    from ``prev`` (the unfiltered row above, zeros above the first row) and ``out`` itself.
+    ``tmp``: scratch of ``stride`` bytes. False for an unknown filter type.
 
-    Speed notes (each measured on 480x640 label maps): the row and the row above are taken as
-    slices indexed from 0, which lets LLVM vectorise Up (~30x faster than offsets into the whole
-    buffer, where numba's negative-index handling blocks it); Sub and Paeth on 3-byte pixels keep
-    the left pixel in registers, and a Paeth pixel with a zero residual under a flat pair of upper
-    pixels (b == c, so the predictor is a) just repeats its left neighbour (~5x faster with the test
-    vectorised ahead of the serial loop).
+    Speed notes (measured on 480x640 label maps): Sub and Paeth on 3-byte pixels keep the left pixel in
+    registers; a Paeth pixel with zero residuals under a flat pair of upper pixels (b == c, so the
+    predictor is a) repeats its left neighbour, a test that does not depend on the serial chain and
+    runs first as a vectorised pass (~5x faster).
     """
-    f = buf[start]
-    row = buf[start + 1 : start + 1 + stride]
     if f == 0:
-        return True
-    if f == 1 or (f == 4 and first):  # Sub; Paeth with a zero row above predicts from the left
-        if bpp == 3:
-            a0 = row[0]
-            a1 = row[1]
-            a2 = row[2]
-            for j in range(3, stride, 3):
-                a0 = row[j] + a0
-                a1 = row[j + 1] + a1
-                a2 = row[j + 2] + a2
-                row[j] = a0
-                row[j + 1] = a1
-                row[j + 2] = a2
-        else:
-            for i in range(bpp, stride):
-                row[i] = row[i] + row[i - bpp]
-        return True
-    if f == 3 and first:  # Average with a zero row above
-        for i in range(bpp, stride):
-            row[i] = row[i] + (row[i - bpp] >> 1)
-        return True
-    if first:
-        return f == 2  # Up with a zero row above: nothing to add
-    prev = buf[start - stride : start]
-    if f == 2:  # Up (vectorised)
         for i in range(stride):
-            row[i] = row[i] + prev[i]
+            out[i] = res[i]
+        return True
+    if f == 1:  # Sub
+        if bpp == 3:
+            a0 = res[0]
+            a1 = res[1]
+            a2 = res[2]
+            out[0] = a0
+            out[1] = a1
+            out[2] = a2
+            for j in range(3, stride, 3):
+                a0 = res[j] + a0
+                a1 = res[j + 1] + a1
+                a2 = res[j + 2] + a2
+                out[j] = a0
+                out[j + 1] = a1
+                out[j + 2] = a2
+        else:
+            for i in range(bpp):
+                out[i] = res[i]
+            for i in range(bpp, stride):
+                out[i] = res[i] + out[i - bpp]
+        return True
+    if f == 2:  # Up (dense; the sparse in-place form is in _up_row)
+        for i in range(stride):
+            out[i] = res[i] + prev[i]
         return True
     if f == 3:  # Average
         for i in range(bpp):
-            row[i] = row[i] + (prev[i] >> 1)
+            out[i] = res[i] + (prev[i] >> 1)
         for i in range(bpp, stride):
-            row[i] = row[i] + ((np.int32(row[i - bpp]) + np.int32(prev[i])) >> 1)
+            out[i] = res[i] + ((np.int32(out[i - bpp]) + np.int32(prev[i])) >> 1)
         return True
     if f == 4:  # Paeth
         if bpp == 3:
-            # a pixel whose residual is zero and whose upper neighbours are equal (b == c) has
-            # predictor a: it repeats its left neighbour. That test does not depend on the
-            # serial chain, so it runs first as a vectorised pass over the row's bytes.
-            tmp[0] = row[0] | row[1] | row[2] | prev[0] | prev[1] | prev[2]
+            tmp[0] = res[0] | res[1] | res[2] | prev[0] | prev[1] | prev[2]
+            tmp[1] = tmp[0]
+            tmp[2] = tmp[0]
             for i in range(3, stride):
-                tmp[i] = row[i] | (prev[i] ^ prev[i - 3])
+                tmp[i] = res[i] | (prev[i] ^ prev[i - 3])
             a0 = np.int32(0)
             a1 = np.int32(0)
             a2 = np.int32(0)
@@ -109,79 +116,219 @@ def _unfilter_row(buf: np.ndarray, start: int, stride: int, bpp: int, first: boo
                     c0 = np.int32(prev[j - 3]) if j else np.int32(0)
                     c1 = np.int32(prev[j - 2]) if j else np.int32(0)
                     c2 = np.int32(prev[j - 1]) if j else np.int32(0)
-                    a0 = (np.int32(row[j]) + _paeth(a0, np.int32(prev[j]), c0)) & 0xFF
-                    a1 = (np.int32(row[j + 1]) + _paeth(a1, np.int32(prev[j + 1]), c1)) & 0xFF
-                    a2 = (np.int32(row[j + 2]) + _paeth(a2, np.int32(prev[j + 2]), c2)) & 0xFF
-                row[j] = a0
-                row[j + 1] = a1
-                row[j + 2] = a2
+                    a0 = (np.int32(res[j]) + _paeth(a0, np.int32(prev[j]), c0)) & 0xFF
+                    a1 = (np.int32(res[j + 1]) + _paeth(a1, np.int32(prev[j + 1]), c1)) & 0xFF
+                    a2 = (np.int32(res[j + 2]) + _paeth(a2, np.int32(prev[j + 2]), c2)) & 0xFF
+                out[j] = a0
+                out[j + 1] = a1
+                out[j + 2] = a2
         else:
             for i in range(bpp):
-                row[i] = row[i] + prev[i]
+                out[i] = res[i] + prev[i]
             for i in range(bpp, stride):
-                row[i] = (np.int32(row[i]) + _paeth(np.int32(row[i - bpp]), np.int32(prev[i]), np.int32(prev[i - bpp]))) & 0xFF
+                out[i] = (np.int32(res[i]) + _paeth(np.int32(out[i - bpp]), np.int32(prev[i]), np.int32(prev[i - bpp]))) & 0xFF
         return True
     return False
 
 
-@_jit
+@_inline
 def _pixel_id(row: np.ndarray, i: int) -> np.int64:
     return np.int64(row[i]) | (np.int64(row[i + 1]) << 8) | (np.int64(row[i + 2]) << 16)
 
 
-@_jit
-def _scan_row(grow: np.ndarray, gbpp: int, prow: np.ndarray, pbpp: int, width: int, gt_keys: np.ndarray, pred_keys: np.ndarray, matrix: np.ndarray, state: np.ndarray, flags: np.ndarray) -> None:
-    """Add one row pair's runs of equal (GT id, prediction id) to ``matrix``; ``state`` carries the
-    open run across rows: (current GT id, current prediction id, their labels, start of the run as
-    a pixel index within this row, counted negative when it began on an earlier row).
+@_inline
+def _bump(counts: np.ndarray, since: np.ndarray, total: np.ndarray, cell: int, delta: int, r: int) -> None:
+    """Change the number of pixels of the current row in joint cell ``cell`` by ``delta`` from row ``r`` on.
 
-    Label maps change colour at a few dozen pixels per row, so the row is first reduced to one flag
-    byte per pixel (non-zero where the pixel differs from its left neighbour in either map; a
-    branch-free loop that LLVM vectorises), and the flags are then read eight at a time as 64-bit
-    words: only the few non-zero words are looked at byte by byte.
+    ``counts[cell]`` pixels of every row from ``since[cell]`` to ``r - 1`` were in the cell: they are
+    added to ``total`` (the matrix, flat) now, so a cell costs nothing on rows where it does not change.
     """
+    total[cell] += counts[cell] * (r - since[cell])
+    since[cell] = r
+    counts[cell] += delta
+
+
+@_inline
+def _move(gt_side: bool, j: int, new_id: np.int64, lrow: np.ndarray, rrow: np.ndarray, bpp: int, width: int, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int) -> None:
+    """Pixel ``j`` of this image's row ``r`` now holds ``new_id``: move it to its new joint cell.
+
+    The label of ``new_id`` is most often that of a neighbour (a boundary moved by a pixel or two):
+    ``lrow``/``rrow`` hold the bytes that ``labels`` describe left/right of ``j``; else the last
+    lookup (``cache[:2]``: id, label), else a binary search. Moves between the same two cells are
+    counted in ``cache[2:5]`` (from cell, to cell, pixels) and applied together (:func:`_flush`, which
+    the caller also calls at the end of each row).
+    """
+    if j > 0 and new_id == _pixel_id(lrow, (j - 1) * bpp):
+        lab = labels[j - 1]
+    elif j + 1 < width and new_id == _pixel_id(rrow, (j + 1) * bpp):
+        lab = labels[j + 1]
+    else:
+        if new_id != cache[0]:
+            cache[0] = new_id
+            cache[1] = _label(keys, new_id)
+        lab = cache[1]
+    old = labels[j]
+    if lab == old:
+        return
+    pending = cache[2:5]
+    labels[j] = lab
+    o = other[j]
+    if gt_side:
+        from_cell = old * n_pred + o
+        to_cell = lab * n_pred + o
+    else:
+        from_cell = o * n_pred + old
+        to_cell = o * n_pred + lab
+    if from_cell == pending[0] and to_cell == pending[1]:
+        pending[2] += 1  # a boundary row moves runs of pixels alike: one pair of bumps per run
+    else:
+        _flush(pending, counts, since, total, r)
+        pending[0] = from_cell
+        pending[1] = to_cell
+        pending[2] = 1
+
+
+@_inline
+def _flush(pending: np.ndarray, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int) -> None:
+    """Apply the pending moves (``pending``: from cell, to cell, pixels) of row ``r``."""
+    if pending[2] > 0:
+        _bump(counts, since, total, pending[0], -pending[2], r)
+        _bump(counts, since, total, pending[1], pending[2], r)
+        pending[2] = 0
+
+
+@_inline
+def _next_nonzero(raw: np.ndarray, words: np.ndarray, pos: int, end: int) -> int:
+    """Index of the first non-zero byte of ``raw[pos:end]``, or ``end``; ``words`` is ``raw`` seen as
+    64-bit words, so that the long zero stretches of filtered label maps cost one test per 8 bytes."""
+    while pos < end and (pos & 7) != 0:
+        if raw[pos] != 0:
+            return pos
+        pos += 1
+    while pos + 32 <= end and (words[pos >> 3] | words[(pos >> 3) + 1] | words[(pos >> 3) + 2] | words[(pos >> 3) + 3]) == 0:
+        pos += 32
+    while pos + 8 <= end and words[pos >> 3] == 0:
+        pos += 8
+    while pos < end:
+        if raw[pos] != 0:
+            return pos
+        pos += 1
+    return end
+
+
+@_jit
+def _up_row(raw: np.ndarray, words: np.ndarray, off: int, row: np.ndarray, stride: int, bpp: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int) -> None:
+    """The Up-filtered row whose residuals start at ``raw[off]``, in place on ``row`` (the row above):
+    only pixels with a non-zero residual change, and label maps are Up-filtered mostly into zeros."""
+    end = off + stride
+    pos = _next_nonzero(raw, words, off, end)
+    while pos < end:
+        base = ((pos - off) // bpp) * bpp
+        old = _pixel_id(row, base)
+        for k in range(base, base + bpp):
+            row[k] = row[k] + raw[off + k]
+        new = _pixel_id(row, base)
+        if new != old:
+            _move(gt_side, base // bpp, new, row, row, bpp, stride // bpp, keys, cache, labels, other, n_pred, counts, since, total, r)
+        pos = _next_nonzero(raw, words, off + base + bpp, end)
+
+
+@_jit
+def _paeth_row(raw: np.ndarray, words: np.ndarray, off: int, row: np.ndarray, width: int, bpp: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int, left: np.ndarray) -> None:
+    """The Paeth-filtered row whose residuals start at ``raw[off]``, in place on ``row`` (the row above).
+
+    A pixel with zero residuals whose left neighbour did not change does not change either (its left
+    and upper-left bytes are equal, so the predictor is the upper byte), so only the stretches that
+    start at a non-zero residual and continue while pixels keep changing are unfiltered, serially;
+    the rest is skimmed like an Up row. ``left``: scratch of 2 x 4 (new, old bytes of the left pixel).
+    """
+    stride = width * bpp
+    end = off + stride
+    pos = _next_nonzero(raw, words, off, end)
+    while pos < end:
+        j = (pos - off) // bpp
+        for k in range(bpp):  # the left pixel did not change: its new and old bytes are equal
+            v = np.int32(row[(j - 1) * bpp + k]) if j > 0 else np.int32(0)
+            left[k] = v
+            left[4 + k] = v
+        changed = True
+        while j < width:
+            base = j * bpp
+            nonzero = np.uint8(0)
+            for k in range(bpp):
+                nonzero |= raw[off + base + k]
+            if nonzero == 0 and not changed:
+                break
+            old = _pixel_id(row, base)
+            changed = False
+            for k in range(bpp):
+                b = np.int32(row[base + k])
+                new = (np.int32(raw[off + base + k]) + _paeth(left[k], b, left[4 + k])) & 0xFF
+                left[k] = new
+                left[4 + k] = b
+                if new != b:
+                    row[base + k] = new
+                    changed = True
+            if changed:
+                new_id = _pixel_id(row, base)
+                if new_id != old:
+                    _move(gt_side, j, new_id, row, row, bpp, width, keys, cache, labels, other, n_pred, counts, since, total, r)
+            j += 1
+        pos = _next_nonzero(raw, words, off + j * bpp, end)
+
+
+@_jit
+def _full_row(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int, flags: np.ndarray) -> None:
+    """Move the pixels whose id differs between ``prev`` and ``out`` (a row unfiltered in full).
+
+    The row is first reduced to one flag byte per pixel (a branch-free loop LLVM vectorises), then
+    the flags are read eight at a time as 64-bit words: only non-zero words are looked at byte by byte.
+    """
+    for j in range(width):
+        i = j * bpp
+        flags[j] = (out[i] ^ prev[i]) | (out[i + 1] ^ prev[i + 1]) | (out[i + 2] ^ prev[i + 2])
     n_words = (width + 7) >> 3
-    for j in range(1, width):
-        gi = j * gbpp
-        pi = j * pbpp
-        flags[j] = (
-            (grow[gi] ^ grow[gi - gbpp]) | (grow[gi + 1] ^ grow[gi + 1 - gbpp]) | (grow[gi + 2] ^ grow[gi + 2 - gbpp])
-            | (prow[pi] ^ prow[pi - pbpp]) | (prow[pi + 1] ^ prow[pi + 1 - pbpp]) | (prow[pi + 2] ^ prow[pi + 2 - pbpp])
-        )
     for j in range(width, n_words << 3):
         flags[j] = 0
-    # the first pixel continues the open run only if both its ids equal the run's
-    g0 = _pixel_id(grow, 0)
-    p0 = _pixel_id(prow, 0)
-    flags[0] = 0 if (g0 == state[0] and p0 == state[1]) else 1
-    cur_g = state[0]
-    cur_p = state[1]
-    lg = state[2]
-    lp = state[3]
-    run_start = state[4] - width  # the open run's start, relative to this row
     words = flags[: n_words << 3].view(np.uint64)
     for w in range(n_words):
         if words[w] == 0:
             continue
         for j in range(w << 3, min((w << 3) + 8, width)):
-            if flags[j] == 0:
-                continue
-            if j > run_start and cur_g >= 0:
-                matrix[lg, lp] += j - run_start
-            g = _pixel_id(grow, j * gbpp)
-            p = _pixel_id(prow, j * pbpp)
-            if g != cur_g:
-                cur_g = g
-                lg = _label(gt_keys, g)
-            if p != cur_p:
-                cur_p = p
-                lp = _label(pred_keys, p)
-            run_start = j
-    state[0] = cur_g
-    state[1] = cur_p
-    state[2] = lg
-    state[3] = lp
-    state[4] = run_start
+            if flags[j] != 0:
+                _move(gt_side, j, _pixel_id(out, j * bpp), out, prev, bpp, width, keys, cache, labels, other, n_pred, counts, since, total, r)
+
+
+@_jit
+def _next_row(raw: np.ndarray, words: np.ndarray, r: int, stride: int, bpp: int, width: int, rows: np.ndarray, cur: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, flags: np.ndarray, tmp: np.ndarray, left: np.ndarray) -> int:
+    """Unfilter row ``r`` of one image and move its changed pixels; returns the index in ``rows`` of
+    the unfiltered row (``rows[cur]`` holds the row above), or -1 for an unknown filter type.
+
+    Up and Paeth rows are handled sparsely, in place; the rarer None, Sub and Average rows are
+    unfiltered in full into the other row buffer and compared with the row above.
+    """
+    off = r * (stride + 1)
+    f = raw[off]
+    if f == 2:
+        if bpp == 3:  # constant step: the common case, compiled on its own
+            _up_row(raw, words, off + 1, rows[cur], stride, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
+        else:
+            _up_row(raw, words, off + 1, rows[cur], stride, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
+        return cur
+    if f == 4:
+        if bpp == 3:
+            _paeth_row(raw, words, off + 1, rows[cur], width, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, left)
+        else:
+            _paeth_row(raw, words, off + 1, rows[cur], width, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, left)
+        return cur
+    nxt = 1 - cur
+    if not _unfilter_into(f, raw[off + 1 : off + 1 + stride], rows[cur], rows[nxt], stride, bpp, tmp):
+        return -1
+    if bpp == 3:
+        _full_row(rows[cur], rows[nxt], width, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, flags)
+    else:
+        _full_row(rows[cur], rows[nxt], width, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, flags)
+    return nxt
 
 
 @_jit
@@ -197,32 +344,45 @@ def _png_joint(
     matrix: np.ndarray,
 ) -> int:
     """Unfilter two inflated 8-bit RGB/RGBA PNG streams row by row and add their joint counts to
-    ``matrix`` ((n_gt, n_pred) int64). The streams are modified in place. Returns OK or BAD_FILTER.
+    ``matrix`` ((n_gt, n_pred) int64, zeros). Returns OK or BAD_FILTER. The streams are not modified.
 
-    Each row pair is scanned right after it is unfiltered, while it is still in L1 cache.
+    Row-differential counting: each image keeps its current row (unfiltered) and the label of each of
+    its pixels; a row is handled as the few pixels whose id differs from the pixel above (PNG's
+    zero row above the first row is all VOID), each moving one pixel between two cells of the current
+    row's joint histogram, and a cell adds its count times the rows it stayed unchanged only when it
+    changes (:func:`_bump`). A label map's Up-filtered rows are then read but never unfiltered in full.
     """
+    n_pred = matrix.shape[1]
+    total = matrix.reshape(-1)
+    counts = np.zeros(total.size, dtype=np.int64)
+    since = np.zeros(total.size, dtype=np.int64)
+    counts[VOID * n_pred + VOID] = width  # the zero row above the first row: every pixel (VOID, VOID)
+    gt_labels = np.full(width, VOID, dtype=np.int64)
+    pred_labels = np.full(width, VOID, dtype=np.int64)
+    gt_cache = np.array([0, VOID, -1, -1, 0], dtype=np.int64)
+    pred_cache = np.array([0, VOID, -1, -1, 0], dtype=np.int64)
     gt_stride = width * gt_bpp
     pred_stride = width * pred_bpp
-    state = np.zeros(5, dtype=np.int64)
-    state[0] = -1  # no open run yet
-    state[1] = -1
+    gt_rows = np.zeros((2, gt_stride), dtype=np.uint8)
+    pred_rows = np.zeros((2, pred_stride), dtype=np.uint8)
     flags = np.empty(((width + 7) >> 3) << 3, dtype=np.uint8)
     tmp = np.empty(max(gt_stride, pred_stride), dtype=np.uint8)
+    left = np.zeros(8, dtype=np.int32)
+    gt_words = gt_raw[: (gt_raw.size >> 3) << 3].view(np.uint64)
+    pred_words = pred_raw[: (pred_raw.size >> 3) << 3].view(np.uint64)
+    gc = 0
+    pc = 0
     for r in range(height):
-        go = r * (gt_stride + 1)
-        po = r * (pred_stride + 1)
-        if not _unfilter_row(gt_raw, go, gt_stride, gt_bpp, r == 0, tmp):
+        gc = _next_row(gt_raw, gt_words, r, gt_stride, gt_bpp, width, gt_rows, gc, True, gt_keys, gt_cache, gt_labels, pred_labels, n_pred, counts, since, total, flags, tmp, left)
+        if gc < 0:
             return BAD_FILTER
-        if not _unfilter_row(pred_raw, po, pred_stride, pred_bpp, r == 0, tmp):
+        _flush(gt_cache[2:5], counts, since, total, r)
+        pc = _next_row(pred_raw, pred_words, r, pred_stride, pred_bpp, width, pred_rows, pc, False, pred_keys, pred_cache, pred_labels, gt_labels, n_pred, counts, since, total, flags, tmp, left)
+        if pc < 0:
             return BAD_FILTER
-        grow = gt_raw[go + 1 : go + 1 + gt_stride]
-        prow = pred_raw[po + 1 : po + 1 + pred_stride]
-        if gt_bpp == 3 and pred_bpp == 3:  # constant steps: the common case, compiled on its own
-            _scan_row(grow, 3, prow, 3, width, gt_keys, pred_keys, matrix, state, flags)
-        else:
-            _scan_row(grow, gt_bpp, prow, pred_bpp, width, gt_keys, pred_keys, matrix, state, flags)
-    if state[0] >= 0:
-        matrix[state[2], state[3]] += width - state[4]  # the run still open at the last pixel
+        _flush(pred_cache[2:5], counts, since, total, r)
+    for cell in range(total.size):
+        total[cell] += counts[cell] * (height - since[cell])
     return OK
 
 
@@ -279,3 +439,68 @@ def _ids_joint(gt_ids: np.ndarray, pred_ids: np.ndarray, gt_keys: np.ndarray, pr
             run = 1
     if run:
         matrix[lg, lp] += run
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+def _pq_counts(matrix: np.ndarray, cat_ids: np.ndarray, gt_cat: np.ndarray, gt_crowd: np.ndarray, gt_area: np.ndarray, gt_order: np.ndarray, pred_cat: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, iou_sum: np.ndarray) -> int:
+    """panoptic.pq_match of one frame straight from its joint matrix, the same arithmetic in the same
+    order (so the same float64 sums); adds to tp/fp/fn/iou_sum (per category, zeros on entry).
+    Returns -1 (nothing added) when a prediction uses an unknown category: the caller's reference
+    path then words the error."""
+    n_gt = gt_cat.size
+    n_pred = pred_cat.size
+    pc = np.empty(n_pred, dtype=np.int64)
+    for j in range(n_pred):
+        pc[j] = _find(cat_ids, pred_cat[j])
+        if pc[j] < 0:
+            return -1
+    gc = np.empty(n_gt, dtype=np.int64)
+    for i in range(n_gt):
+        gc[i] = _find(cat_ids, gt_cat[i])
+    pred_area = np.zeros(n_pred, dtype=np.int64)
+    for i in range(matrix.shape[0]):
+        for j in range(n_pred):
+            pred_area[j] += matrix[i, 2 + j]
+    # the crowd region honoured per category: the last crowd segment in JSON order (crowd_rows)
+    crowd_row = np.full(cat_ids.size, -1, dtype=np.int64)
+    crowd_pos = np.full(cat_ids.size, -1, dtype=np.int64)
+    for i in range(n_gt):
+        if gt_crowd[i] and gc[i] >= 0 and gt_order[i] > crowd_pos[gc[i]]:
+            crowd_pos[gc[i]] = gt_order[i]
+            crowd_row[gc[i]] = i
+    gt_pred = np.full(n_gt, -1, dtype=np.int64)
+    gt_iou = np.zeros(n_gt, dtype=np.float64)
+    pred_gt = np.full(n_pred, -1, dtype=np.int64)
+    crowd_inter = np.zeros(n_pred, dtype=np.float64)
+    for i in range(n_gt):
+        if gc[i] < 0:
+            continue
+        for j in range(n_pred):
+            inter = matrix[2 + i, 2 + j]
+            if inter == 0:
+                continue
+            if gc[i] == pc[j] and not gt_crowd[i]:
+                union = pred_area[j] + gt_area[i] - inter - matrix[1, 2 + j]
+                iou = inter / union
+                if iou > 0.5:
+                    gt_pred[i] = j
+                    gt_iou[i] = iou
+                    pred_gt[j] = i
+            if crowd_row[pc[j]] == i:
+                crowd_inter[j] += inter
+    for i in range(n_gt):
+        if gc[i] < 0:
+            continue
+        if gt_pred[i] >= 0:
+            tp[gc[i]] += 1
+            iou_sum[gc[i]] += gt_iou[i]
+        elif not gt_crowd[i]:
+            fn[gc[i]] += 1
+    for j in range(n_pred):
+        if pred_gt[j] >= 0:
+            continue
+        ignored = matrix[1, 2 + j] + crowd_inter[j]
+        frac = ignored / pred_area[j] if pred_area[j] > 0 else 0.0
+        if not frac > 0.5:
+            fp[pc[j]] += 1
+    return 0
