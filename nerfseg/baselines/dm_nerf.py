@@ -1,7 +1,7 @@
 """DM-NeRF (Wang et al., ICLR 2023) on the nerfseg radiance core: an object field learnt from 2D masks.
 
-Recipe (reference ``networks/dm_nerf.py``, ``render.py``, ``evaluator.py``, ``penalizer.py``; see
-``/work/shared/reference/anchors_metrics_baselines.md`` section 5):
+Recipe (the authors' code, github.com/vLAR-group/DM-NeRF: ``networks/dm_nerf.py``, ``render.py``,
+``evaluator.py``, ``penalizer.py``):
 
 * an object field of K + 1 codes per sample (the last one = empty space) on DETACHED geometry
   features, composited with DETACHED weights as logits, then a sigmoid: the object field can never

@@ -1,7 +1,7 @@
 """Semantic-NeRF (Zhi et al., ICCV 2021) on the nerfseg radiance core: a semantic-only baseline.
 
-Recipe (reference ``SSR/models/semantic_nerf.py``, ``trainer.py``; see
-``/work/shared/reference/anchors_metrics_baselines.md`` section 4):
+Recipe (the authors' code, github.com/Harry-Zhi/semantic_nerf: ``SSR/models/semantic_nerf.py``,
+``trainer.py``):
 
 * a view-independent head ``Linear -> ReLU -> Linear`` (11 logits) on the geometry features, which are
   NOT detached: the labels shape the shared field, as in the reference where the semantic branch hangs

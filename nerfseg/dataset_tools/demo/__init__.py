@@ -2,7 +2,7 @@
 
 Why a generator and not a fixture: 3D-FRONT cannot be redistributed (licence), yet the benchmark
 must be buildable and testable anywhere. The demo writes exactly the files a real download has
-(../shared/FRONT3D_FORMAT.md), so ``nerfseg build-dataset --demo N`` runs the same loader
+(docs/front3d.md), so ``nerfseg build-dataset --demo N`` runs the same loader
 (:mod:`nerfseg.dataset_tools.front3d`) as a real build; nothing downstream knows the difference.
 
 Layout written under ``out_dir``::
