@@ -92,8 +92,48 @@ def test_png_kernel_equals_the_reference_for_every_filter(rng, channels, filters
             g = _fastpng.inflate_rgb8(_filtered_png(gt_rgb, filters), "t:gt")
             p = _fastpng.inflate_rgb8(_filtered_png(pred_rgb, filters[::-1]), "t:pred")
             assert g is not None and p is not None and g[1:3] == (h, w) and g[3] == channels
-            got = _kernel.png_joint_counts(g[0], g[3], p[0], p[3], h, w, gk, pk)
-            assert got is not None and (got == expected).all(), (h, w, kind)
+            for limit in (None, -1, 2, w):  # default, every row as runs, mixed, every row as pixel moves
+                got = _kernel.png_joint_counts(g[0], g[3], p[0], p[3], h, w, gk, pk, dense_limit=limit)
+                assert got is not None and (got == expected).all(), (h, w, kind, limit)
+
+
+def _banded(rng: np.random.Generator, h: int, w: int, noisy: list[tuple[int, int]], block: int) -> np.ndarray:
+    """A label map whose rows in the ``noisy`` bands (start, stop) are random ids, clean blocks elsewhere."""
+    ids = _label_map(rng, h, w, 5, block=block)
+    ids[rng.random(ids.shape) < 0.05] = 0
+    for a, b in noisy:
+        ids[a:b] = rng.integers(0, 1 << 24, (b - a, w))
+    return ids
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [0, 1, 2, 3, 4], [4, 2, 2, 1]])
+def test_png_kernel_switches_between_pixel_moves_and_runs_within_a_frame(rng, channels, filters):
+    """Clean rows, then noisy rows (counted as runs), then clean rows again (pixel moves resume from
+    counts rebuilt from the last noisy row), in either image or both, at the first and last rows too."""
+    h, w = 48, 64  # default limit: 4 changed pixels a row; a noisy row changes ~64, a clean one 0 or a block edge
+    bands = {
+        "gt": ([(10, 20), (40, 41)], [(30, 34)]),
+        "pred": ([(44, 48)], [(0, 3), (12, 18), (25, 26)]),
+        "both": ([(0, 2), (12, 22), (47, 48)], [(15, 30)]),
+    }
+    for name, (gt_bands, pred_bands) in bands.items():
+        gt = _banded(rng, h, w, gt_bands, block=16)
+        pred = _banded(rng, h, w, pred_bands, block=12)
+        pred[:, : w // 2] = np.where(pred[:, : w // 2] == 0, 0, gt[:, : w // 2])  # shared ids: matches
+        gt_rgb, pred_rgb = id2rgb(gt), id2rgb(pred)
+        if channels == 4:
+            gt_rgb = np.concatenate([gt_rgb, rng.integers(0, 256, (h, w, 1), dtype=np.uint8)], axis=2)
+            pred_rgb = np.concatenate([pred_rgb, np.full((h, w, 1), 255, np.uint8)], axis=2)
+        gk, pk = _keys(gt), _keys(pred, drop_one=True)
+        expected = joint_counts_numpy(gt.astype(np.int64), gk, pred.astype(np.int64), pk)
+        g = _fastpng.inflate_rgb8(_filtered_png(gt_rgb, filters), "t:gt")
+        p = _fastpng.inflate_rgb8(_filtered_png(pred_rgb, filters[::-1]), "t:pred")
+        assert g is not None and p is not None
+        for limit in (None, 8, 20):
+            got = _kernel.png_joint_counts(g[0], g[3], p[0], p[3], h, w, gk, pk, dense_limit=limit)
+            assert got is not None and (got == expected).all(), (name, limit)
 
 
 @needs_numba

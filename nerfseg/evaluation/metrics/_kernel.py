@@ -9,7 +9,9 @@ cells of the current row's joint histogram (a cell adds its count times the rows
 only when it changes). Label maps are filtered mostly into zeros, so Up rows (only pixels with a
 non-zero residual change) and Paeth rows (a pixel with zero residuals whose left neighbour did not
 change does not change) are skimmed 8 bytes at a time and never unfiltered in full; None, Sub and
-Average rows are unfiltered in full and compared with the row above. Labels of changed pixels come
+Average rows are unfiltered in full and compared with the row above. Rows where many pixels change
+(noisy predictions) are counted as runs of equal (GT, prediction) labels instead, as moving each
+pixel would cost more there; the counts are cleared on entering such rows and rebuilt on leaving. Labels of changed pixels come
 from a neighbour or the last lookup, else a binary search over the frame's sorted segment ids.
 :func:`pq_counts` then does the per-frame PQ matching from the matrix, as ``panoptic.frame_pq_counts``.
 
@@ -79,17 +81,25 @@ def _keys(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys, dtype=np.int64)
 
 
-def png_joint_counts(gt_raw: np.ndarray, gt_bpp: int, pred_raw: np.ndarray, pred_bpp: int, height: int, width: int, gt_keys: np.ndarray, pred_keys: np.ndarray) -> np.ndarray | None:
+#: a row pair with more changed pixels than width / DENSE_WIDTH_DIVISOR in either image is counted as
+#: runs rather than pixel moves (measured with ``benchmarks/eval_kernel_rows.py``)
+DENSE_WIDTH_DIVISOR = 16
+
+
+def png_joint_counts(gt_raw: np.ndarray, gt_bpp: int, pred_raw: np.ndarray, pred_bpp: int, height: int, width: int, gt_keys: np.ndarray, pred_keys: np.ndarray, dense_limit: int | None = None) -> np.ndarray | None:
     """Joint count matrix of two inflated (still filtered) PNG scanline streams, or None when a scanline
     has an unknown filter type (the caller then lets libspng/Pillow decode and word the error).
 
     ``*_raw`` are 1-D uint8 arrays of at least ``height * (1 + width * bpp)`` bytes (read, not modified).
+    ``dense_limit``: changed pixels per row above which a row is counted as runs (default
+    ``width // DENSE_WIDTH_DIVISOR``; -1: every row, ``width``: none); the result does not depend on it.
     """
     k = _impl()
     gt_keys, pred_keys = _keys(gt_keys), _keys(pred_keys)
     gt_raw, pred_raw = _word_aligned(gt_raw), _word_aligned(pred_raw)
     matrix = _matrix(gt_keys, pred_keys)
-    status = k._png_joint(gt_raw, int(gt_bpp), pred_raw, int(pred_bpp), int(height), int(width), gt_keys, pred_keys, matrix)
+    limit = int(width) // DENSE_WIDTH_DIVISOR if dense_limit is None else int(dense_limit)
+    status = k._png_joint(gt_raw, int(gt_bpp), pred_raw, int(pred_bpp), int(height), int(width), gt_keys, pred_keys, matrix, limit)
     return matrix if status == k.OK else None
 
 

@@ -1,4 +1,7 @@
-"""The numba-jitted loops behind ``_kernel.py`` (imported on first use: importing numba costs ~0.5 s)."""
+"""The numba-jitted loops behind ``_kernel.py`` (imported on first use: importing numba costs ~0.5 s).
+
+Over 600 lines: the PNG row handlers share small inlined helpers, and keeping them in one module keeps them private.
+"""
 
 from __future__ import annotations
 
@@ -278,18 +281,27 @@ def _paeth_row(raw: np.ndarray, words: np.ndarray, off: int, row: np.ndarray, wi
 
 
 @_jit
-def _full_row(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int, flags: np.ndarray) -> None:
-    """Move the pixels whose id differs between ``prev`` and ``out`` (a row unfiltered in full).
-
-    The row is first reduced to one flag byte per pixel (a branch-free loop LLVM vectorises), then
-    the flags are read eight at a time as 64-bit words: only non-zero words are looked at byte by byte.
-    """
+def _change_flags(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, flags: np.ndarray) -> int:
+    """One flag byte per pixel of a row unfiltered in full (non-zero where its id differs from the
+    pixel above; a branch-free loop LLVM vectorises), zero-padded to whole 64-bit words; returns how
+    many pixels changed."""
     for j in range(width):
         i = j * bpp
         flags[j] = (out[i] ^ prev[i]) | (out[i + 1] ^ prev[i + 1]) | (out[i + 2] ^ prev[i + 2])
-    n_words = (width + 7) >> 3
-    for j in range(width, n_words << 3):
+    for j in range(width, ((width + 7) >> 3) << 3):
         flags[j] = 0
+    n = 0
+    for j in range(width):
+        n += flags[j] != 0
+    return n
+
+
+@_jit
+def _full_row(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int, flags: np.ndarray) -> None:
+    """Move the pixels whose id differs between ``prev`` and ``out`` (a row unfiltered in full), as
+    flagged by :func:`_change_flags`: the flags are read eight at a time as 64-bit words, and only
+    non-zero words are looked at byte by byte."""
+    n_words = (width + 7) >> 3
     words = flags[: n_words << 3].view(np.uint64)
     for w in range(n_words):
         if words[w] == 0:
@@ -300,35 +312,108 @@ def _full_row(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, gt_side: 
 
 
 @_jit
-def _next_row(raw: np.ndarray, words: np.ndarray, r: int, stride: int, bpp: int, width: int, rows: np.ndarray, cur: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, flags: np.ndarray, tmp: np.ndarray, left: np.ndarray) -> int:
-    """Unfilter row ``r`` of one image and move its changed pixels; returns the index in ``rows`` of
-    the unfiltered row (``rows[cur]`` holds the row above), or -1 for an unknown filter type.
+def _prepare_row(raw: np.ndarray, words: np.ndarray, r: int, stride: int, bpp: int, width: int, rows: np.ndarray, cur: int, flags: np.ndarray, tmp: np.ndarray) -> tuple[int, int]:
+    """First look at row ``r`` of one image: (index in ``rows`` of its unfiltered row, estimate of its
+    changed pixels); index -1 for an unknown filter type.
 
-    Up and Paeth rows are handled sparsely, in place; the rarer None, Sub and Average rows are
-    unfiltered in full into the other row buffer and compared with the row above.
+    Up and Paeth rows are left filtered (index ``cur``, the row above): their estimate is the number of
+    non-zero 64-bit words of residuals (a changed pixel makes one or two; one test per 8 bytes). The
+    rarer None, Sub and Average rows are unfiltered in full into the other buffer and compared with
+    the row above (``flags``, exact count).
     """
     off = r * (stride + 1)
     f = raw[off]
-    if f == 2:
-        if bpp == 3:  # constant step: the common case, compiled on its own
-            _up_row(raw, words, off + 1, rows[cur], stride, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
-        else:
-            _up_row(raw, words, off + 1, rows[cur], stride, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
-        return cur
-    if f == 4:
-        if bpp == 3:
+    if f == 2 or f == 4:
+        n = 0
+        for w in range((off + 8) >> 3, (off + 1 + stride) >> 3):  # the words wholly inside the residuals
+            n += words[w] != 0
+        return cur, n
+    nxt = 1 - cur
+    if not _unfilter_into(f, raw[off + 1 : off + 1 + stride], rows[cur], rows[nxt], stride, bpp, tmp):
+        return -1, 0
+    if bpp == 3:
+        return nxt, _change_flags(rows[cur], rows[nxt], width, 3, flags)
+    return nxt, _change_flags(rows[cur], rows[nxt], width, bpp, flags)
+
+
+@_jit
+def _next_row(raw: np.ndarray, words: np.ndarray, r: int, stride: int, bpp: int, width: int, rows: np.ndarray, cur: int, nxt: int, gt_side: bool, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, other: np.ndarray, n_pred: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, flags: np.ndarray, left: np.ndarray) -> None:
+    """Move the changed pixels of row ``r`` of one image (prepared by :func:`_prepare_row`, which
+    returned ``nxt``): Up and Paeth rows sparsely, in place on ``rows[cur]``; a row unfiltered in full
+    (``nxt != cur``) by comparison with the row above."""
+    off = r * (stride + 1)
+    if nxt == cur:
+        if raw[off] == 2:
+            if bpp == 3:  # constant step: the common case, compiled on its own
+                _up_row(raw, words, off + 1, rows[cur], stride, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
+            else:
+                _up_row(raw, words, off + 1, rows[cur], stride, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r)
+        elif bpp == 3:
             _paeth_row(raw, words, off + 1, rows[cur], width, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, left)
         else:
             _paeth_row(raw, words, off + 1, rows[cur], width, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, left)
-        return cur
-    nxt = 1 - cur
-    if not _unfilter_into(f, raw[off + 1 : off + 1 + stride], rows[cur], rows[nxt], stride, bpp, tmp):
-        return -1
-    if bpp == 3:
+    elif bpp == 3:
         _full_row(rows[cur], rows[nxt], width, 3, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, flags)
     else:
         _full_row(rows[cur], rows[nxt], width, bpp, gt_side, keys, cache, labels, other, n_pred, counts, since, total, r, flags)
+
+
+@_jit
+def _relabel_row(prev: np.ndarray, out: np.ndarray, width: int, bpp: int, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray) -> None:
+    """Labels of every pixel of ``out`` (``labels`` holds those of ``prev``, the row above): a lookup
+    only where the id differs from both its left and its upper neighbour."""
+    last_id = np.int64(-1)
+    last_lab = np.int64(0)
+    for j in range(width):
+        v = _pixel_id(out, j * bpp)
+        if v == last_id:
+            labels[j] = last_lab
+            continue
+        if v != _pixel_id(prev, j * bpp):
+            if v != cache[0]:
+                cache[0] = v
+                cache[1] = _label(keys, v)
+            labels[j] = cache[1]
+        last_id = v
+        last_lab = labels[j]
+
+
+@_jit
+def _dense_row(raw: np.ndarray, r: int, stride: int, bpp: int, width: int, rows: np.ndarray, cur: int, nxt: int, keys: np.ndarray, cache: np.ndarray, labels: np.ndarray, tmp: np.ndarray) -> int:
+    """Unfilter row ``r`` of one image in full (if :func:`_prepare_row` did not) and relabel every
+    pixel; returns the index in ``rows`` of the unfiltered row."""
+    if nxt == cur:
+        nxt = 1 - cur
+        off = r * (stride + 1)
+        _unfilter_into(raw[off], raw[off + 1 : off + 1 + stride], rows[cur], rows[nxt], stride, bpp, tmp)  # Up or Paeth: known
+    if bpp == 3:
+        _relabel_row(rows[cur], rows[nxt], width, 3, keys, cache, labels)
+    else:
+        _relabel_row(rows[cur], rows[nxt], width, bpp, keys, cache, labels)
     return nxt
+
+
+@_jit
+def _joint_runs(gt_labels: np.ndarray, pred_labels: np.ndarray, width: int, n_pred: int, mode: int, counts: np.ndarray, since: np.ndarray, total: np.ndarray, r: int) -> None:
+    """For each run of equal joint cells along the current row: ``mode`` 0 adds its length to
+    ``total`` (a dense row counted directly), 1 clears the cell's current count into ``total`` (leaving
+    row-differential counting before row ``r``), 2 adds its length to the cell's current count from
+    row ``r`` on (resuming it; the counts are all zero then)."""
+    cell = gt_labels[0] * n_pred + pred_labels[0]
+    start = 0
+    for j in range(1, width + 1):
+        c = gt_labels[j] * n_pred + pred_labels[j] if j < width else -1
+        if c == cell:
+            continue
+        if mode == 0:
+            total[cell] += j - start
+        elif mode == 1:
+            if counts[cell] != 0:
+                _bump(counts, since, total, cell, -counts[cell], r)
+        else:
+            _bump(counts, since, total, cell, j - start, r)
+        cell = c
+        start = j
 
 
 @_jit
@@ -342,6 +427,7 @@ def _png_joint(
     gt_keys: np.ndarray,
     pred_keys: np.ndarray,
     matrix: np.ndarray,
+    dense_limit: int,
 ) -> int:
     """Unfilter two inflated 8-bit RGB/RGBA PNG streams row by row and add their joint counts to
     ``matrix`` ((n_gt, n_pred) int64, zeros). Returns OK or BAD_FILTER. The streams are not modified.
@@ -351,6 +437,11 @@ def _png_joint(
     zero row above the first row is all VOID), each moving one pixel between two cells of the current
     row's joint histogram, and a cell adds its count times the rows it stayed unchanged only when it
     changes (:func:`_bump`). A label map's Up-filtered rows are then read but never unfiltered in full.
+
+    A row pair where either image has more than ``dense_limit`` changed pixels (estimated by
+    :func:`_prepare_row`) is counted as runs instead, straight into ``matrix``: moving each pixel
+    costs more than a pass over the row there (noisy predictions). Entering such rows clears the
+    current counts into ``matrix``; leaving them rebuilds the counts from the last row's runs.
     """
     n_pred = matrix.shape[1]
     total = matrix.reshape(-1)
@@ -365,23 +456,40 @@ def _png_joint(
     pred_stride = width * pred_bpp
     gt_rows = np.zeros((2, gt_stride), dtype=np.uint8)
     pred_rows = np.zeros((2, pred_stride), dtype=np.uint8)
-    flags = np.empty(((width + 7) >> 3) << 3, dtype=np.uint8)
+    gt_flags = np.empty(((width + 7) >> 3) << 3, dtype=np.uint8)
+    pred_flags = np.empty(((width + 7) >> 3) << 3, dtype=np.uint8)
     tmp = np.empty(max(gt_stride, pred_stride), dtype=np.uint8)
     left = np.zeros(8, dtype=np.int32)
     gt_words = gt_raw[: (gt_raw.size >> 3) << 3].view(np.uint64)
     pred_words = pred_raw[: (pred_raw.size >> 3) << 3].view(np.uint64)
     gc = 0
     pc = 0
+    dense = False  # whether the counts are cleared (the previous row was counted as runs)
     for r in range(height):
-        gc = _next_row(gt_raw, gt_words, r, gt_stride, gt_bpp, width, gt_rows, gc, True, gt_keys, gt_cache, gt_labels, pred_labels, n_pred, counts, since, total, flags, tmp, left)
-        if gc < 0:
+        gn, g_changed = _prepare_row(gt_raw, gt_words, r, gt_stride, gt_bpp, width, gt_rows, gc, gt_flags, tmp)
+        if gn < 0:
             return BAD_FILTER
+        pn, p_changed = _prepare_row(pred_raw, pred_words, r, pred_stride, pred_bpp, width, pred_rows, pc, pred_flags, tmp)
+        if pn < 0:
+            return BAD_FILTER
+        if g_changed > dense_limit or p_changed > dense_limit:
+            if not dense:
+                _joint_runs(gt_labels, pred_labels, width, n_pred, 1, counts, since, total, r)
+                dense = True
+            gc = _dense_row(gt_raw, r, gt_stride, gt_bpp, width, gt_rows, gc, gn, gt_keys, gt_cache, gt_labels, tmp)
+            pc = _dense_row(pred_raw, r, pred_stride, pred_bpp, width, pred_rows, pc, pn, pred_keys, pred_cache, pred_labels, tmp)
+            _joint_runs(gt_labels, pred_labels, width, n_pred, 0, counts, since, total, r)
+            continue
+        if dense:
+            _joint_runs(gt_labels, pred_labels, width, n_pred, 2, counts, since, total, r)
+            dense = False
+        _next_row(gt_raw, gt_words, r, gt_stride, gt_bpp, width, gt_rows, gc, gn, True, gt_keys, gt_cache, gt_labels, pred_labels, n_pred, counts, since, total, gt_flags, left)
         _flush(gt_cache[2:5], counts, since, total, r)
-        pc = _next_row(pred_raw, pred_words, r, pred_stride, pred_bpp, width, pred_rows, pc, False, pred_keys, pred_cache, pred_labels, gt_labels, n_pred, counts, since, total, flags, tmp, left)
-        if pc < 0:
-            return BAD_FILTER
+        _next_row(pred_raw, pred_words, r, pred_stride, pred_bpp, width, pred_rows, pc, pn, False, pred_keys, pred_cache, pred_labels, gt_labels, n_pred, counts, since, total, pred_flags, left)
         _flush(pred_cache[2:5], counts, since, total, r)
-    for cell in range(total.size):
+        gc = gn
+        pc = pn
+    for cell in range(total.size):  # all zero after a dense last row
         total[cell] += counts[cell] * (height - since[cell])
     return OK
 
