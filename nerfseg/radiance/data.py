@@ -21,7 +21,7 @@ from PIL import Image
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
 from nerfseg.io import read_png
-from nerfseg.spec import IMAGES_DIR, TRANSFORMS_JSON, SceneInfo, load_scene_info
+from nerfseg.spec import DEPTH_DIR, DEPTH_SCALE, IMAGES_DIR, TRANSFORMS_JSON, SceneInfo, load_scene_info
 
 
 def scene_intrinsics(info: SceneInfo) -> Intrinsics:
@@ -177,6 +177,28 @@ def load_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     if size is not None and (arr.shape[1], arr.shape[0]) != size:
         arr = np.asarray(Image.fromarray(arr).resize(size, Image.BOX))
     return arr
+
+
+def load_depth_targets(scene_dir: str | Path, frame_names: list[str], height: int, width: int) -> np.ndarray:
+    """(F, H, W) float32 depth in metres along the optical axis of ``frame_names`` (0 = no value), at
+    (``height``, ``width``): a downscaled map keeps, per block, the mean of the pixels that have a value."""
+    scene_dir = Path(scene_dir)
+    maps = []
+    for name in frame_names:
+        path = scene_dir / DEPTH_DIR / f"{name}.png"
+        if not path.exists():
+            raise InputError(path, "depth map missing (depth_weight > 0 needs the depth maps of the train views)")
+        metres = read_png(path, expect="gray16").astype(np.float32) / DEPTH_SCALE
+        h, w = metres.shape
+        if (h, w) != (height, width):
+            f = h // height
+            if f * height != h or f * width != w:
+                raise InputError(path, f"depth map is {w}x{h}; the training images are {width}x{height} (not an integer downscale)")
+            blocks = metres.reshape(height, f, width, f)
+            count = (blocks > 0).sum(axis=(1, 3))
+            metres = np.where(count > 0, blocks.sum(axis=(1, 3)) / np.maximum(count, 1), 0.0).astype(np.float32)
+        maps.append(metres)
+    return np.stack(maps)
 
 
 def load_scene_rays(

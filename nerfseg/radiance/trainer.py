@@ -28,7 +28,7 @@ from nerfseg.errors import InputError
 from nerfseg.io import atomic_path, write_json_atomic
 from nerfseg.progress import Progress
 from nerfseg.radiance.config import RadianceConfig
-from nerfseg.radiance.data import RayBank, RayBatch, load_scene_rays, world_rays_torch
+from nerfseg.radiance.data import RayBank, RayBatch, load_depth_targets, load_scene_rays, world_rays_torch
 from nerfseg.radiance.field import RadianceField
 from nerfseg.radiance.occupancy import OccupancyGrid
 from nerfseg.radiance.render import Head, MarchSettings, distortion_loss, render_rays
@@ -38,6 +38,8 @@ from nerfseg.spec import load_scene_info
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+#: the RayBank extra that holds the train views' depth (metres) when depth_weight > 0
+DEPTH_TARGET = "_depth_target"
 #: A loss on a head: (render outputs, batch) -> scalar tensor.
 HeadLoss = Callable[[dict, RayBatch], torch.Tensor]
 #: Called after every training step with (trainer, step, logs).
@@ -85,6 +87,8 @@ class RadianceTrainer:
         torch.manual_seed(config.seed)
         self.info = load_scene_info(self.scene_dir)
         self.rays: RayBank = load_scene_rays(self.scene_dir, "train", config.downscale, extra)
+        if config.depth_weight > 0:
+            self.rays.add_extra(DEPTH_TARGET, load_depth_targets(self.scene_dir, self.rays.frame_names, self.rays.height, self.rays.width))
         if config.patch_size > min(self.rays.height, self.rays.width):  # a setting that does not fit this scene
             raise setting_error("patch_size", config.patch_size,
                                 f"patch_size {config.patch_size} exceeds the training images ({self.rays.width}x{self.rays.height})")
@@ -209,6 +213,12 @@ class RadianceTrainer:
             dist = distortion_loss(smp["weights"], smp["t"], smp["deltas"], smp["ray_indices"], n)
             loss = loss + cfg.distortion_weight * dist
             logs["distortion"] = float(dist.detach())
+        if cfg.depth_weight > 0 and not self.radiance_frozen:
+            target = batch.extras[DEPTH_TARGET]
+            has = target > 0
+            depth_l1 = torch.abs(out["depth"] - target)[has].sum() / n  # rays without a value add nothing
+            loss = loss + cfg.depth_weight * depth_l1
+            logs["depth_l1"] = float(depth_l1.detach())
         if cfg.tv_weight > 0 and not self.radiance_frozen:
             tv = self.field.encoding.tv_loss(cfg.tv_samples or None, self.generator)
             loss = loss + cfg.tv_weight * tv

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nerfseg.cameras import Intrinsics, look_at, world_rays
 from nerfseg.errors import InputError
 from nerfseg.io import read_png
-from nerfseg.radiance.data import camera_rays, load_scene_rays, world_rays_torch
+from nerfseg.radiance.data import camera_rays, load_depth_targets, load_scene_rays, world_rays_torch
 from nerfseg.radiance.scene_box import SceneBox
 
 
@@ -84,3 +85,16 @@ def test_downscale_and_bad_input(tiny_scene: Path, tmp_path: Path) -> None:
     (bad / "transforms.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="41x30"):
         load_scene_rays(bad, "train")
+
+
+def test_depth_targets_downscale_averages_only_valid_pixels(tmp_path: Path) -> None:
+    """A 2x downscaled depth map keeps, per block, the mean of the pixels that have a value (0 = none)."""
+    (tmp_path / "depth").mkdir()
+    mm = np.array([[1000, 3000, 0, 0], [0, 2000, 0, 4000]], dtype=np.uint16)
+    Image.fromarray(mm).save(tmp_path / "depth" / "v.png")
+    full = load_depth_targets(tmp_path, ["v"], 2, 4)
+    np.testing.assert_allclose(full[0], mm / 1000.0)
+    half = load_depth_targets(tmp_path, ["v"], 1, 2)
+    np.testing.assert_allclose(half[0], [[2.0, 4.0]])
+    with pytest.raises(InputError, match="not an integer downscale"):
+        load_depth_targets(tmp_path, ["v"], 1, 3)
