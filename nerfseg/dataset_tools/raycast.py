@@ -32,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 from embreex import mesh_construction, rtcore_scene
 
+from nerfseg.dataset_tools import shade_kernels
 from nerfseg.dataset_tools.scene import Scene
 from nerfseg.cameras import Intrinsics, camera_directions
 from nerfseg.errors import InputError
@@ -182,12 +183,16 @@ class SceneRaycaster:
 
     ``num_threads`` > 1 splits large ray batches over threads (embreex releases the GIL); keep it at 1
     when scenes already run in a process pool, so the workers do not oversubscribe the cores.
+    ``shade_kernel`` picks the RGB shading arithmetic: ``"auto"`` (compiled numba loops unless
+    ``NERFSEG_SHADE_KERNEL=numpy``), ``"numba"`` or ``"numpy"`` (the reference path; same images).
     """
 
-    def __init__(self, scene: Scene, lighting: Lighting | None = None, num_threads: int = 1):
+    def __init__(self, scene: Scene, lighting: Lighting | None = None, num_threads: int = 1, shade_kernel: str = "auto"):
         self.scene = scene
         self.lighting = lighting or Lighting()
         self.num_threads = max(1, int(num_threads))
+        self.compiled_shading = shade_kernels.use_compiled(shade_kernel)
+        self._kernels: shade_kernels.ShadeKernels | None = None  # built on the first shaded view
         self.rays_cast = 0  # running count of every ray sent to embree (primary and secondary), for benchmarks
         self._pool: ThreadPoolExecutor | None = None
         if not scene.parts:
@@ -387,10 +392,30 @@ class SceneRaycaster:
         semantic = np.where(hit, self.tri_class[tri], 0).astype(np.uint8)
         return RenderResult(rgb=rgb, depth=depth.reshape(shape), instance=instance.reshape(shape), semantic=semantic.reshape(shape), hit=hit.reshape(shape))
 
+    def _shade_kernels(self) -> shade_kernels.ShadeKernels:
+        """The compiled shading's tables, built once per raycaster (first RGB view)."""
+        if self._kernels is None:
+            self._kernels = shade_kernels.ShadeKernels(
+                vertices=self.vertices, faces=self.faces, uvs=self.uvs, face_normals=self.face_normals,
+                corner_normals=self.corner_normals, tri_part=self.tri_part, part_emissive=self.part_emissive,
+                part_color_lin=self.part_color_lin, part_textured=self.part_textured, textures=[p.texture for p in self.scene.parts],
+                light_position=self.lights.position, light_normal=self.lights.normal, light_intensity=self.lights.intensity,
+                light_scale=self._light_scale, light_groups=self._light_groups, ao_dirs=self._ao_dirs, lighting=self.lighting, gamma=GAMMA,
+            )
+        return self._kernels
+
+    def _occlude(self, origins: np.ndarray, dirs: np.ndarray, tfar: float) -> np.ndarray:
+        """Embree's raw occlusion answer (-1 = nothing in the way) for the compiled shading."""
+        return self._run(origins, dirs, tfar, "OCCLUDED", False)
+
     def render(self, c2w: np.ndarray, intr: Intrinsics) -> RenderResult:
         """Shaded RGB plus the exact depth and label maps of one camera (camera-to-world, OpenGL axes)."""
         origins, dirs = self._camera_rays(c2w, intr)
         hits = self.intersect(origins, dirs)
+        if self.compiled_shading:
+            background = self.tone_map(srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))[None].astype(np.float32))[0]
+            rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude, background)
+            return self._labels(hits, intr, rgb=rgb.reshape(intr.height, intr.width, 3))
         radiance = np.empty((len(hits.t), 3), dtype=np.float32)
         radiance[:] = srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))
         m = hits.hit
@@ -429,6 +454,8 @@ class SceneRaycaster:
         The per-pixel arithmetic runs on float32 coordinate columns (x, y, z as separate contiguous
         arrays): on a busy CPU that is several times faster than (N,3) float64 rows.
         """
+        if self.compiled_shading:
+            return self._shade_kernels().radiance(dirs, hits.tri, hits.u, hits.v, self._occlude)
         L = self.lighting
         points, ng, ns, start = self._shading_frame(dirs, hits)
         # emissive surfaces show their own colour (below): no shadow or AO ray can change them
