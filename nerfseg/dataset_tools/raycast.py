@@ -195,6 +195,7 @@ class SceneRaycaster:
         self._kernels: shade_kernels.ShadeKernels | None = None  # built on the first shaded view
         self.rays_cast = 0  # running count of every ray sent to embree (primary and secondary), for benchmarks
         self._pool: ThreadPoolExecutor | None = None
+        self._count_lock = threading.Lock()
         if not scene.parts:
             raise InputError(scene.scene_id, "scene has no mesh parts to render")
         verts, faces, uvs = [], [], []
@@ -266,8 +267,15 @@ class SceneRaycaster:
         smooth = np.einsum("tkc,tc->tk", corners, self.face_normals) >= cos_crease
         return np.where(smooth[..., None], corners, self.face_normals[:, None, :])
 
-    def _run(self, origins: np.ndarray, dirs: np.ndarray, tfar: np.ndarray | None, query: str, output: bool):
-        """One embree call, split over threads for large batches. Inputs are copied to float32."""
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """The pool of ``num_threads`` threads that large ray batches (and compiled shading) are split over."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.num_threads)
+        return self._pool
+
+    def _run(self, origins: np.ndarray, dirs: np.ndarray, tfar: np.ndarray | None, query: str, output: bool, split: bool = True):
+        """One embree call, split over threads for large batches unless ``split`` is False (a caller already
+        running on this raycaster's pool). Inputs are copied to float32."""
         origins = np.asarray(origins)
         if origins.ndim == 2 and origins.strides[0] == 0 and len(origins):  # one origin for all (a camera)
             o = _BUFFERS.get("origins", origins.shape)
@@ -276,21 +284,20 @@ class SceneRaycaster:
             o = np.ascontiguousarray(origins, dtype=np.float32)
         d = np.ascontiguousarray(dirs, dtype=np.float32)
         n = len(o)
-        self.rays_cast += n
+        with self._count_lock:  # the compiled shading casts from several threads at once
+            self.rays_cast += n
         # a fresh array: embreex writes the hit distances into it and returns it as the result's "tfar"
         far = np.full(n, _MISS_T, dtype=np.float32) if tfar is None else np.ascontiguousarray(np.broadcast_to(tfar, (n,)), dtype=np.float32).copy()
         if n == 0:
             if output:
                 return {"tfar": far, "primID": np.zeros(0, np.int32), "u": np.zeros(0, np.float32), "v": np.zeros(0, np.float32)}
             return np.zeros(0, np.int32)
-        chunks = self.num_threads if n >= 20000 else 1
+        chunks = self.num_threads if split and n >= 20000 else 1
         if chunks == 1:
             return self._embree.run(o, d, dists=far, query=query, output=1 if output else None)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.num_threads)
         bounds = np.linspace(0, n, chunks + 1).astype(int)
         parts = list(
-            self._pool.map(
+            self._thread_pool().map(
                 lambda ab: self._embree.run(o[ab[0] : ab[1]], d[ab[0] : ab[1]], dists=far[ab[0] : ab[1]].copy(), query=query, output=1 if output else None),
                 itertools.pairwise(bounds),
             )
@@ -408,13 +415,20 @@ class SceneRaycaster:
         """Embree's raw occlusion answer (-1 = nothing in the way) for the compiled shading."""
         return self._run(origins, dirs, tfar, "OCCLUDED", False)
 
+    def _occlude_unsplit(self, origins: np.ndarray, dirs: np.ndarray, tfar: float) -> np.ndarray:
+        """:meth:`_occlude` as one batch, for callers already on this raycaster's pool."""
+        return self._run(origins, dirs, tfar, "OCCLUDED", False, split=False)
+
     def render(self, c2w: np.ndarray, intr: Intrinsics) -> RenderResult:
         """Shaded RGB plus the exact depth and label maps of one camera (camera-to-world, OpenGL axes)."""
         origins, dirs = self._camera_rays(c2w, intr)
         hits = self.intersect(origins, dirs)
         if self.compiled_shading:
             background = self.tone_map(srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))[None].astype(np.float32))[0]
-            rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude, background)
+            if self.num_threads > 1 and len(dirs) >= 20000:  # each thread shades a part of the view with its own rays
+                rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude_unsplit, background, self._thread_pool(), self.num_threads)
+            else:
+                rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude, background)
             return self._labels(hits, intr, rgb=rgb.reshape(intr.height, intr.width, 3))
         radiance = np.empty((len(hits.t), 3), dtype=np.float32)
         radiance[:] = srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from types import ModuleType
 
 import numpy as np
@@ -158,8 +159,8 @@ class ShadeKernels:
         self._scratch = _Scratch()
 
     def _prepare(self, dirs: np.ndarray, tri: np.ndarray, u: np.ndarray, v: np.ndarray, idx: np.ndarray, occlude: Occlude) -> tuple:
-        """Shading frames, light terms, shadow and AO rays of the shaded rays ``idx``; returns what the final
-        loops need (blocked flags, occluded-AO counts, ...)."""
+        """Shading frames, light terms, shadow and AO rays of the shaded rays ``idx``; returns (emissive flags,
+        light = irradiance x scale + ambient) per shaded ray, scratch arrays of this thread."""
         k, s = self.k, self._scratch
         n = len(idx)
         dirs = np.ascontiguousarray(dirs, dtype=np.float32)
@@ -183,7 +184,9 @@ class ShadeKernels:
             m = k.gather_ao_rays(a, b, c, t1, t2, ns, ng, glow, start, ray_o, ray_d, ray_i)
             if m:
                 k.count_occluded(occlude(ray_o[:m], ray_d[:m], self.lighting.ao_distance), ray_i[:m], occluded)
-        return glow, contrib, blocked, occluded
+        light = s.get("light", (n,), np.float32)
+        k.light_sum(contrib, blocked, occluded, self.n_ao, self.ambient, self.light_scale, light)
+        return glow, light
 
     def _shadows(self, start, p32, contrib, blocked, ray_o, ray_d, ray_i, occlude: Occlude) -> None:  # noqa: ANN001
         """Sets ``blocked`` like ``SceneRaycaster._shadow``: probes first, their agreement settles the rest."""
@@ -211,23 +214,41 @@ class ShadeKernels:
     def radiance(self, dirs: np.ndarray, tri: np.ndarray, u: np.ndarray, v: np.ndarray, occlude: Occlude) -> np.ndarray:
         """(N,3) float32 linear radiance along ``dirs`` at their hits (every ray must hit), as ``shade``."""
         tri = np.ascontiguousarray(tri, dtype=np.int64)
+        u = np.ascontiguousarray(u, dtype=np.float32)
+        v = np.ascontiguousarray(v, dtype=np.float32)
         idx = np.arange(len(tri), dtype=np.int64)
-        glow, contrib, blocked, occluded = self._prepare(dirs, tri, u, v, idx, occlude)
+        glow, light = self._prepare(dirs, tri, u, v, idx, occlude)
         out = np.empty((len(tri), 3), dtype=np.float32)
-        self.k.radiance(idx, tri, u, v, glow, contrib, blocked, occluded, self.n_ao, self.ambient, self.light_scale, self.tri_part, self.glow_scale,
+        self.k.radiance(idx, tri, u, v, glow, light, self.tri_part, self.glow_scale,
                         self.faces, self.uvs, self.color_lin, self.textured, self.atlas, self.tex_off, self.tex_h, self.tex_w, out)
         return out
 
-    def rgb(self, dirs: np.ndarray, tri: np.ndarray, u: np.ndarray, v: np.ndarray, occlude: Occlude, background: np.ndarray) -> np.ndarray:
-        """(P,3) uint8 tone-mapped colour of every primary ray (tri -1 = miss, coloured ``background``)."""
+    def rgb(self, dirs: np.ndarray, tri: np.ndarray, u: np.ndarray, v: np.ndarray, occlude: Occlude, background: np.ndarray,
+            pool: Executor | None = None, parts: int = 1) -> np.ndarray:
+        """(P,3) uint8 tone-mapped colour of every primary ray (tri -1 = miss, coloured ``background``).
+
+        With a ``pool``, the shaded pixels are cut into ``parts`` contiguous runs shaded on its threads, each
+        with its own scratch buffers and its own Embree batches (``occlude`` must then not split batches over
+        that same pool); every pixel gets the same rays and the same colour either way.
+        """
         tri = np.ascontiguousarray(tri, dtype=np.int64)
         u = np.ascontiguousarray(u, dtype=np.float32)
         v = np.ascontiguousarray(v, dtype=np.float32)
+        dirs = np.ascontiguousarray(dirs, dtype=np.float32)
         idx = np.flatnonzero(tri >= 0)
-        glow, contrib, blocked, occluded = self._prepare(dirs, tri, u, v, idx, occlude)
         out = np.empty((len(tri), 3), dtype=np.uint8)
+        out[:] = np.asarray(background, dtype=np.uint8)
         L = self.lighting
-        self.k.shade_rgb(idx, tri, u, v, glow, contrib, blocked, occluded, self.n_ao, self.ambient, self.light_scale, self.tri_part, self.glow_scale,
-                         self.faces, self.uvs, self.color_lin, self.textured, self.atlas, self.tex_off, self.tex_h, self.tex_w,
-                         np.float32(L.exposure), np.float32(L.white_point**2), self.inv_gamma, np.ascontiguousarray(background, dtype=np.uint8), out)
+        tone = (np.float32(L.exposure), np.float32(L.white_point**2), self.inv_gamma)
+
+        def run(sub: np.ndarray) -> None:
+            glow, light = self._prepare(dirs, tri, u, v, sub, occlude)
+            self.k.shade_rgb(sub, tri, u, v, glow, light, self.tri_part, self.glow_scale,
+                             self.faces, self.uvs, self.color_lin, self.textured, self.atlas, self.tex_off, self.tex_h, self.tex_w, *tone, out)
+
+        if pool is None or parts <= 1:
+            run(idx)
+        else:
+            bounds = np.linspace(0, len(idx), parts + 1).astype(int)
+            list(pool.map(run, [idx[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
         return out
