@@ -82,16 +82,18 @@ def _bare_embree(rc: SceneRaycaster, threads: int):
 
 
 def _interleaved(fns: dict, poses: np.ndarray, intr: Intrinsics, repeat: int = 2) -> dict[str, float]:
-    """Median seconds per view of each function, the functions taking turns on every view (so that the
-    shared machine's load changes hit them alike)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for k, fn in fns.items():  # warm-up (cached camera directions, thread pools)
+    """Seconds per view of each function: per view the fastest of ``repeat`` runs (the one least disturbed by
+    the shared machine's other jobs; a long call is preempted more often than a short one, so a median
+    penalises the slow paths), averaged over the views. The functions take turns on every view, so that
+    load changes hit them alike."""
+    times: dict[str, np.ndarray] = {k: np.full((repeat, len(poses)), np.inf) for k in fns}
+    for k, fn in fns.items():  # warm-up (cached camera directions, thread pools, compiled kernels)
         fn(poses[0], intr)
-    for _ in range(repeat):
-        for c2w in poses:
+    for r in range(repeat):
+        for v, c2w in enumerate(poses):
             for k, fn in fns.items():
-                times[k].append(fn(c2w, intr))
-    return {k: float(np.median(v)) for k, v in times.items()}
+                times[k][r, v] = fn(c2w, intr)
+    return {k: float(t.min(axis=0).mean()) for k, t in times.items()}
 
 
 def _clock(fn):
@@ -123,7 +125,7 @@ def _agreement(rc: SceneRaycaster, ref: SceneRaycaster, poses: np.ndarray, intr:
     return f"PSNR min {min(psnrs):.1f} dB over {len(poses)} views, max |diff| {worst} levels, labels/depth identical"
 
 
-def _speed_line(res: str, threads: int, rc: SceneRaycaster, ref: SceneRaycaster | None, poses: np.ndarray, intr: Intrinsics) -> None:
+def _speed_line(res: str, threads: int, rc: SceneRaycaster, ref: SceneRaycaster | None, poses: np.ndarray, intr: Intrinsics, repeat: int) -> None:
     """Times bare embree, labels, compiled RGB (and the numpy reference RGB) taking turns; prints the ratios."""
     n = intr.width * intr.height
     prepare, bare_run = _bare_embree(rc, threads)
@@ -139,8 +141,8 @@ def _speed_line(res: str, threads: int, rc: SceneRaycaster, ref: SceneRaycaster 
     if ref is not None:
         fns["ref"] = _clock(ref.render)
     before, ref_before = rc.rays_cast, ref.rays_cast if ref is not None else 0
-    t = _interleaved(fns, poses, intr)
-    views = 2 * len(poses) + 1
+    t = _interleaved(fns, poses, intr, repeat)
+    views = repeat * len(poses) + 1
     per_view_rays = (rc.rays_cast - before) / views - n  # rays cast by render and labels, less labels' primaries
     bare_rate = n / t["bare"]
     rgb_rate = per_view_rays / t["rgb"]
@@ -160,6 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--views", type=int, default=8, help="views timed per setting")
     ap.add_argument("--no-voxels", action="store_true", help="skip the voxelisation timings")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per view (the fastest counts)")
     ap.add_argument("--no-reference", action="store_true", help="skip the numpy reference shading (compiled shading only)")
     args = ap.parse_args()
     print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f} (absolute numbers scale with it; compare the ratios)")
@@ -181,7 +184,7 @@ def main() -> None:
             if refs:
                 print(f"   {res} compiled vs numpy shading: {_agreement(rc1, refs[1], sel, intr)}")
             for threads, rc in ((1, rc1), (2, rc2)):
-                _speed_line(res, threads, rc, refs.get(threads), sel, intr)
+                _speed_line(res, threads, rc, refs.get(threads), sel, intr, args.repeat)
         if args.no_voxels:
             continue
         for res_vox in (128, 256):

@@ -197,13 +197,17 @@ def gather_shadow_rays(
         if agree[i]:
             blocked_k[i] = answer[i]
             continue
-        origins[m, 0], origins[m, 1], origins[m, 2] = start[i, 0], start[i, 1], start[i, 2]
-        dirs[m, 0] = l0 - p32[0, i]
-        dirs[m, 1] = l1 - p32[1, i]
-        dirs[m, 2] = l2 - p32[2, i]
-        idx[m] = i
+        _put_ray(origins, dirs, idx, m, i, start, l0 - p32[0, i], l1 - p32[1, i], l2 - p32[2, i])
         m += 1
     return m
+
+
+@_inline
+def _put_ray(origins: np.ndarray, dirs: np.ndarray, idx: np.ndarray, m: int, i: int, start: np.ndarray, d0: np.float32, d1: np.float32, d2: np.float32) -> None:
+    """Ray m of a batch: from shaded ray i's secondary-ray start along (d0, d1, d2)."""
+    origins[m, 0], origins[m, 1], origins[m, 2] = start[i, 0], start[i, 1], start[i, 2]
+    dirs[m, 0], dirs[m, 1], dirs[m, 2] = d0, d1, d2
+    idx[m] = i
 
 
 @_jit
@@ -240,9 +244,7 @@ def gather_ao_rays(
         r2 = a * t1[2, i] + b * t2[2, i] + c * ns[2, i]
         if not r0 * ng[0, i] + r1 * ng[1, i] + r2 * ng[2, i] > zero:
             continue
-        origins[m, 0], origins[m, 1], origins[m, 2] = start[i, 0], start[i, 1], start[i, 2]
-        dirs[m, 0], dirs[m, 1], dirs[m, 2] = r0, r1, r2
-        idx[m] = i
+        _put_ray(origins, dirs, idx, m, i, start, r0, r1, r2)
         m += 1
     return m
 
