@@ -345,7 +345,7 @@ def _radiance(i, j, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, co
 
 
 @_jit
-def radiance(idx, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w, out):  # noqa: ANN001, ANN201
+def shaded_radiance(idx, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w, out):  # noqa: ANN001, ANN201
     """out (N,3) float32: linear radiance of each shaded ray."""
     for i in range(idx.shape[0]):
         out[i, 0], out[i, 1], out[i, 2] = _radiance(i, idx[i], tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w)

@@ -210,6 +210,9 @@ class SceneRaycaster:
                 raise InputError(scene.scene_id, f"part {part.name!r}: faces must be (F,3) indices into its {len(v)} vertices")
             if part.uvs is not None and np.shape(part.uvs) != (len(v), 2):
                 raise InputError(scene.scene_id, f"part {part.name!r}: uvs must be (V,2) per vertex, got {np.shape(part.uvs)}")
+            tex_shape = np.shape(part.texture) if part.texture is not None else None
+            if tex_shape is not None and (len(tex_shape) not in (2, 3) or min(tex_shape[:2]) < 1 or (len(tex_shape) == 3 and tex_shape[2] not in (1, 3, 4))):
+                raise InputError(scene.scene_id, f"part {part.name!r}: texture must be an (H,W), (H,W,1), (H,W,3) or (H,W,4) image, got shape {tex_shape}")
             verts.append(v)
             faces.append(f.astype(np.int64) + offset)
             uvs.append(np.zeros((len(v), 2)) if part.uvs is None else np.asarray(part.uvs, dtype=np.float64))
@@ -706,7 +709,9 @@ def bilinear_lookup(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """
     tex = np.asarray(texture)
     if tex.ndim == 2:
-        tex = np.repeat(tex[:, :, None], 3, axis=2)
+        tex = tex[:, :, None]
+    if tex.shape[2] == 1:  # grey: the same value in R, G, B
+        tex = np.repeat(tex, 3, axis=2)
     tex = tex[:, :, :3].astype(np.float64)
     h, w = tex.shape[:2]
     x = np.mod(uv[:, 0], 1.0) * w - 0.5

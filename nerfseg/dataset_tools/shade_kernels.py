@@ -28,20 +28,20 @@ from nerfseg.errors import InputError
 #: an Embree occlusion query: (origins (M,3) f32, dirs (M,3) f32, tfar) -> (M,) int32, -1 where unblocked
 Occlude = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
-_impl_module: ModuleType | None = None
+_shade_module: ModuleType | None = None
 KERNELS = ("auto", "numba", "numpy")
 #: the gamma the texture linearisation in ``_shade_numba._albedo`` is compiled with (raycast.GAMMA)
 KERNEL_GAMMA = 2.2
 
 
-def _impl() -> ModuleType:
+def _shade_impl() -> ModuleType:
     """The jitted loops, imported on first use (numba's import is not paid by label-only rendering)."""
-    global _impl_module
-    if _impl_module is None:
+    global _shade_module
+    if _shade_module is None:
         from nerfseg.dataset_tools import _shade_numba
 
-        _impl_module = _shade_numba
-    return _impl_module
+        _shade_module = _shade_numba
+    return _shade_module
 
 
 def use_compiled(choice: str = "auto") -> bool:
@@ -65,7 +65,7 @@ def use_compiled(choice: str = "auto") -> bool:
     return have and env != "numpy"
 
 
-class _Scratch(threading.local):
+class _ShadeScratch(threading.local):
     """Per-thread reused work arrays, grown to the largest view seen: fresh multi-MiB arrays per view are
     fresh mmaps whose page faults cost as much as filling them."""
 
@@ -89,25 +89,20 @@ def _texture_atlas(textures: Sequence[np.ndarray | None]) -> tuple[np.ndarray, n
     n = len(textures)
     off, h, w = np.zeros(n, np.int64), np.ones(n, np.int64), np.ones(n, np.int64)
     blocks: list[np.ndarray] = []
-    seen: dict[int, int] = {}
-    total = 0
+    block_of: dict[int, int] = {}  # id(texture) -> its block
     for p, tex in enumerate(textures):
         if tex is None:
             continue
-        if id(tex) not in seen:
+        if id(tex) not in block_of:
             t = np.asarray(tex)
-            t = np.repeat(t[:, :, None], 3, axis=2) if t.ndim == 2 else t[:, :, :3]
-            seen[id(tex)] = len(blocks)
-            blocks.append(t)
-        t = blocks[seen[id(tex)]]
-        h[p], w[p] = t.shape[0], t.shape[1]
-    starts, total = [], 0
-    for t in blocks:
-        starts.append(total)
-        total += t.size
+            t = t[:, :, None] if t.ndim == 2 else t[:, :, :3]
+            block_of[id(tex)] = len(blocks)
+            blocks.append(np.repeat(t, 3, axis=2) if t.shape[2] == 1 else t)  # grey: the same value in R, G, B
+        h[p], w[p] = blocks[block_of[id(tex)]].shape[:2]
+    starts = np.cumsum([0] + [t.size for t in blocks])
     for p, tex in enumerate(textures):
         if tex is not None:
-            off[p] = starts[seen[id(tex)]]
+            off[p] = starts[block_of[id(tex)]]
     dtype = np.uint8 if all(t.dtype == np.uint8 for t in blocks) else np.float64
     atlas = np.concatenate([t.astype(dtype).ravel() for t in blocks]) if blocks else np.zeros(3, dtype)
     return atlas, off, h, w
@@ -129,7 +124,7 @@ class ShadeKernels:
         if gamma != KERNEL_GAMMA:
             raise ValueError(f"the compiled texture linearisation uses gamma {KERNEL_GAMMA}, not {gamma}")
         self.inv_gamma = np.float32(1.0 / gamma)
-        self.k = _impl()
+        self.k = _shade_impl()
         f64 = np.float64
         self.vertices = np.ascontiguousarray(vertices, dtype=f64)
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
@@ -156,7 +151,7 @@ class ShadeKernels:
         self.ambient = np.float32(lighting.ambient)
         self.ambient_share = np.float32(lighting.ambient / light_scale)
         self.n_ao = len(self.ao_dirs) if lighting.ambient > 0 else 0
-        self._scratch = _Scratch()
+        self._scratch = _ShadeScratch()
 
     def _prepare(self, dirs: np.ndarray, tri: np.ndarray, u: np.ndarray, v: np.ndarray, idx: np.ndarray, occlude: Occlude) -> tuple:
         """Shading frames, light terms, shadow and AO rays of the shaded rays ``idx``; returns (emissive flags,
@@ -219,7 +214,7 @@ class ShadeKernels:
         idx = np.arange(len(tri), dtype=np.int64)
         glow, light = self._prepare(dirs, tri, u, v, idx, occlude)
         out = np.empty((len(tri), 3), dtype=np.float32)
-        self.k.radiance(idx, tri, u, v, glow, light, self.tri_part, self.glow_scale,
+        self.k.shaded_radiance(idx, tri, u, v, glow, light, self.tri_part, self.glow_scale,
                         self.faces, self.uvs, self.color_lin, self.textured, self.atlas, self.tex_off, self.tex_h, self.tex_w, out)
         return out
 

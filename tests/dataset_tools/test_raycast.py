@@ -207,6 +207,10 @@ def test_bad_input_raises(room) -> None:
     broken.parts.append(MeshPart("bad", np.zeros((3, 3)), np.array([[0, 1, 5]])))
     with pytest.raises(InputError, match="bad"):
         SceneRaycaster(broken)
+    two_channel = make_box_room(objects=[])
+    two_channel.parts[0].texture = np.zeros((4, 4, 2), np.uint8)
+    with pytest.raises(InputError, match="floor.*texture"):
+        SceneRaycaster(two_channel)
 
 
 def test_hits_dataclass_reports_misses() -> None:
@@ -251,11 +255,13 @@ def test_emissive_pixels_cast_no_secondary_rays(room) -> None:
 
 
 def _textured_room():
-    """The box room plus a wall poster with a greyscale (H,W) texture and a float RGBA one, uvs outside [0,1]."""
+    """The box room plus wall posters with greyscale (H,W) and (H,W,1) textures and a float RGBA one, uvs
+    outside [0,1]."""
     room = make_box_room()
     rng = np.random.default_rng(3)
-    for k, tex in enumerate((rng.integers(0, 256, (5, 7), dtype=np.uint8), rng.uniform(0, 255, (6, 4, 4)))):
-        y0 = ORIGIN[1] + 0.5 + 1.2 * k
+    textures = (rng.integers(0, 256, (5, 7), dtype=np.uint8), rng.uniform(0, 255, (6, 4, 4)), rng.integers(0, 256, (3, 5, 1), dtype=np.uint8))
+    for k, tex in enumerate(textures):
+        y0 = ORIGIN[1] + 0.3 + 1.15 * k
         v = np.array([[TOP[0] - 0.01, y0, 0.6], [TOP[0] - 0.01, y0 + 1.0, 0.6], [TOP[0] - 0.01, y0 + 1.0, 1.8], [TOP[0] - 0.01, y0, 1.8]])
         uvs = np.array([[-1.3, -0.4], [2.1, -0.4], [2.1, 3.2], [-1.3, 3.2]])
         room.parts.append(MeshPart(f"poster{k}", v, np.array([[0, 1, 2], [0, 2, 3]]), uvs=uvs, texture=tex, color=(0.9, 0.8, 1.0)))
