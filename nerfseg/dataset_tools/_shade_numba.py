@@ -293,12 +293,9 @@ def _lerp4(atlas: np.ndarray, i00: int, i01: int, i10: int, i11: int, fx: float,
 
 
 @_inline
-def _albedo(t, part, uf, vf, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w):  # noqa: ANN001, ANN202
-    """float64 linear albedo (3 channels): colour x bilinear texel, linearised with gamma 2.2 (raycast.GAMMA,
-    checked by ``shade_kernels.ShadeKernels``) (reference: ``albedo``)."""
-    r, g, b = color_lin[part, 0], color_lin[part, 1], color_lin[part, 2]
-    if not textured[part]:
-        return r, g, b
+def _texture_albedo(t, part, uf, vf, faces, uvs, color_lin, atlas, tex_off, tex_h, tex_w):  # noqa: ANN001, ANN202
+    """float64 linear albedo (3 channels) of a textured part: colour x bilinear texel, linearised with gamma
+    2.2 (raycast.GAMMA, checked by ``shade_kernels.ShadeKernels``) (reference: ``albedo``)."""
     ud = np.float64(uf)
     vd = np.float64(vf)
     wd = 1.0 - ud - vd
@@ -306,9 +303,9 @@ def _albedo(t, part, uf, vf, faces, uvs, color_lin, textured, atlas, tex_off, te
     uu = wd * np.float64(uvs[a, 0]) + ud * np.float64(uvs[bb, 0]) + vd * np.float64(uvs[c, 0])
     vv = wd * np.float64(uvs[a, 1]) + ud * np.float64(uvs[bb, 1]) + vd * np.float64(uvs[c, 1])
     x0, x1, x2 = _bilinear(atlas, tex_off[part], tex_h[part], tex_w[part], uu, vv)
-    r *= min(max(x0 / 255.0, 0.0), 1.0) ** 2.2
-    g *= min(max(x1 / 255.0, 0.0), 1.0) ** 2.2
-    b *= min(max(x2 / 255.0, 0.0), 1.0) ** 2.2
+    r = color_lin[part, 0] * min(max(x0 / 255.0, 0.0), 1.0) ** 2.2
+    g = color_lin[part, 1] * min(max(x1 / 255.0, 0.0), 1.0) ** 2.2
+    b = color_lin[part, 2] * min(max(x2 / 255.0, 0.0), 1.0) ** 2.2
     return r, g, b
 
 
@@ -332,23 +329,29 @@ def light_sum(contrib: np.ndarray, blocked: np.ndarray, occluded: np.ndarray, n_
         out[i] = out[i] * light_scale + amb
 
 
-@_inline
-def _radiance(i, j, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w):  # noqa: ANN001, ANN202
-    """float32 radiance (3 channels) of shaded ray i, primary ray j (reference: the end of ``shade``)."""
-    t = tri[j]
-    part = tri_part[t]
-    if glow[i]:
-        s = glow_scale[part]
-        return np.float32(color_lin[part, 0] * s), np.float32(color_lin[part, 1] * s), np.float32(color_lin[part, 2] * s)
-    r, g, b = _albedo(t, part, u[j], v[j], faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w)
-    return np.float32(r) * light[i], np.float32(g) * light[i], np.float32(b) * light[i]
-
-
 @_jit
 def shaded_radiance(idx, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w, out):  # noqa: ANN001, ANN201
-    """out (N,3) float32: linear radiance of each shaded ray."""
+    """out (N,3) float32: linear radiance of each shaded ray i (primary ray idx[i]): emission, or albedo x
+    light (reference: the end of ``shade``). The three cases are separate branches: routing the common
+    untextured pixel through the texture helper's tuple made the loop ~10x slower."""
     for i in range(idx.shape[0]):
-        out[i, 0], out[i, 1], out[i, 2] = _radiance(i, idx[i], tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w)
+        j = idx[i]
+        t = tri[j]
+        part = tri_part[t]
+        if glow[i]:
+            s = glow_scale[part]
+            out[i, 0] = np.float32(color_lin[part, 0] * s)
+            out[i, 1] = np.float32(color_lin[part, 1] * s)
+            out[i, 2] = np.float32(color_lin[part, 2] * s)
+        elif textured[part]:
+            r, g, b = _texture_albedo(t, part, u[j], v[j], faces, uvs, color_lin, atlas, tex_off, tex_h, tex_w)
+            out[i, 0] = np.float32(r) * light[i]
+            out[i, 1] = np.float32(g) * light[i]
+            out[i, 2] = np.float32(b) * light[i]
+        else:
+            out[i, 0] = np.float32(color_lin[part, 0]) * light[i]
+            out[i, 1] = np.float32(color_lin[part, 1]) * light[i]
+            out[i, 2] = np.float32(color_lin[part, 2]) * light[i]
 
 
 @_inline
@@ -363,11 +366,9 @@ def _tone(x: np.float32, exposure: np.float32, w2: np.float32, inv_gamma: np.flo
 
 
 @_jit
-def shade_rgb(idx, tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w, exposure, w2, inv_gamma, out):  # noqa: ANN001, ANN201
-    """out[idx[i]] (uint8 RGB): tone-mapped colour of shaded ray i (the other rows are left as they are)."""
+def tone_rgb(idx: np.ndarray, radiance: np.ndarray, exposure: np.float32, w2: np.float32, inv_gamma: np.float32, out: np.ndarray) -> None:
+    """out[idx[i]] (uint8 RGB) = tone-mapped radiance[i] (the other rows are left as they are)."""
     for i in range(idx.shape[0]):
-        r, g, b = _radiance(i, idx[i], tri, u, v, glow, light, tri_part, glow_scale, faces, uvs, color_lin, textured, atlas, tex_off, tex_h, tex_w)
         j = idx[i]
-        out[j, 0] = _tone(r, exposure, w2, inv_gamma)
-        out[j, 1] = _tone(g, exposure, w2, inv_gamma)
-        out[j, 2] = _tone(b, exposure, w2, inv_gamma)
+        for ch in range(3):
+            out[j, ch] = _tone(radiance[i, ch], exposure, w2, inv_gamma)
