@@ -18,7 +18,9 @@ a radiance field to it. So the shading is deterministic and view-independent apa
   Reinhard tone mapping with a white point, then gamma 2.2 to 8 bits.
 
 All of it is vectorised over rays; the only Python loops run over light samples, ambient directions and
-textured parts, never over pixels.
+textured parts, never over pixels. By default the per-pixel arithmetic runs as compiled numba loops
+(``shade_kernels.py``) with the same Embree batches and byte-identical images; the numpy code here is their
+reference (``NERFSEG_SHADE_KERNEL=numpy``).
 """
 
 from __future__ import annotations
