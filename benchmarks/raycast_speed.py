@@ -4,9 +4,11 @@ Prints, per room, resolution and thread count, all measured in the same run with
 on every view: bare embreex intersection of the view's camera rays (rays prepared outside the clock), the
 depth + label maps (``render_depth_labels_only``, ray generation included) with their time ratio to bare
 embree, and full RGB shading (secondary rays included) with its rays per pixel and its ray rate against
-bare embree's. Run from the repository root::
+bare embree's, for the compiled shading (numba) and the numpy reference shading (``shade_kernel="numpy"``)
+side by side, with the PSNR between their images (labels and depth checked identical). Run from the
+repository root::
 
-    python3 benchmarks/raycast_speed.py [--views 8] [--no-voxels]
+    python3 benchmarks/raycast_speed.py [--views 8] [--no-voxels] [--no-reference]
 """
 
 from __future__ import annotations
@@ -80,16 +82,18 @@ def _bare_embree(rc: SceneRaycaster, threads: int):
 
 
 def _interleaved(fns: dict, poses: np.ndarray, intr: Intrinsics, repeat: int = 2) -> dict[str, float]:
-    """Median seconds per view of each function, the functions taking turns on every view (so that the
-    shared machine's load changes hit them alike)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for k, fn in fns.items():  # warm-up (cached camera directions, thread pools)
+    """Seconds per view of each function: per view the fastest of ``repeat`` runs (the one least disturbed by
+    the shared machine's other jobs; a long call is preempted more often than a short one, so a median
+    penalises the slow paths), averaged over the views. The functions take turns on every view, so that
+    load changes hit them alike."""
+    times: dict[str, np.ndarray] = {k: np.full((repeat, len(poses)), np.inf) for k in fns}
+    for k, fn in fns.items():  # warm-up (cached camera directions, thread pools, compiled kernels)
         fn(poses[0], intr)
-    for _ in range(repeat):
-        for c2w in poses:
+    for r in range(repeat):
+        for v, c2w in enumerate(poses):
             for k, fn in fns.items():
-                times[k].append(fn(c2w, intr))
-    return {k: float(np.median(v)) for k, v in times.items()}
+                times[k][r, v] = fn(c2w, intr)
+    return {k: float(t.min(axis=0).mean()) for k, t in times.items()}
 
 
 def _clock(fn):
@@ -101,10 +105,65 @@ def _clock(fn):
     return timed
 
 
+def _psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two 8-bit images (inf when identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+
+
+def _agreement(rc: SceneRaycaster, ref: SceneRaycaster, poses: np.ndarray, intr: Intrinsics) -> str:
+    """PSNR (min over views) and largest difference between the compiled and the reference shading's images;
+    raises if a label or depth map differs (they never depend on the shading)."""
+    psnrs, worst = [], 0
+    for c2w in poses:
+        a, b = rc.render(c2w, intr), ref.render(c2w, intr)
+        for field in ("depth", "instance", "semantic", "hit"):
+            if not np.array_equal(getattr(a, field), getattr(b, field)):
+                raise AssertionError(f"{field} differs between the compiled and the numpy shading")
+        psnrs.append(_psnr_u8(a.rgb, b.rgb))
+        worst = max(worst, int(np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).max()))
+    return f"PSNR min {min(psnrs):.1f} dB over {len(poses)} views, max |diff| {worst} levels, labels/depth identical"
+
+
+def _speed_line(res: str, threads: int, rc: SceneRaycaster, ref: SceneRaycaster | None, poses: np.ndarray, intr: Intrinsics, repeat: int) -> None:
+    """Times bare embree, labels, compiled RGB (and the numpy reference RGB) taking turns; prints the ratios."""
+    n = intr.width * intr.height
+    prepare, bare_run = _bare_embree(rc, threads)
+    rays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def bare(c2w: np.ndarray, intr: Intrinsics) -> float:
+        key = c2w.tobytes()
+        if key not in rays:
+            rays[key] = prepare(c2w, intr)
+        return bare_run(rays[key])
+
+    fns = {"bare": bare, "labels": _clock(rc.render_depth_labels_only), "rgb": _clock(rc.render)}
+    if ref is not None:
+        fns["ref"] = _clock(ref.render)
+    before, ref_before = rc.rays_cast, ref.rays_cast if ref is not None else 0
+    t = _interleaved(fns, poses, intr, repeat)
+    views = repeat * len(poses) + 1
+    per_view_rays = (rc.rays_cast - before) / views - n  # rays cast by render and labels, less labels' primaries
+    bare_rate = n / t["bare"]
+    rgb_rate = per_view_rays / t["rgb"]
+    line = (
+        f"   {res} threads={threads}: bare embree {t['bare'] * 1e3:6.1f} ms/view ({bare_rate / 1e6:5.2f} Mrays/s) | "
+        f"labels+depth {t['labels'] * 1e3:6.1f} ms/view, ratio to bare {t['labels'] / t['bare']:.2f} | "
+        f"RGB+labels {t['rgb'] * 1e3:7.1f} ms/view, {per_view_rays / n:4.1f} rays/px, {rgb_rate / 1e6:5.2f} Mrays/s, "
+        f"ray-rate ratio bare/RGB {bare_rate / rgb_rate:.2f}"
+    )
+    if ref is not None:
+        ref_rate = (ref.rays_cast - ref_before) / views / t["ref"]
+        line += f" | numpy-shading RGB {t['ref'] * 1e3:7.1f} ms/view, ray-rate ratio bare/RGB {bare_rate / ref_rate:.2f}, compiled {t['ref'] / t['rgb']:.2f}x faster"
+    print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--views", type=int, default=8, help="views timed per setting")
     ap.add_argument("--no-voxels", action="store_true", help="skip the voxelisation timings")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per view (the fastest counts)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the numpy reference shading (compiled shading only)")
     args = ap.parse_args()
     print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f} (absolute numbers scale with it; compare the ratios)")
     resolutions = {"256x192": Intrinsics(256, 192, 160.0, 160.0, 128.0, 96.0), "640x480": Intrinsics(640, 480, 400.0, 400.0, 320.0, 240.0)}
@@ -113,6 +172,7 @@ def main() -> None:
         rc1 = SceneRaycaster(scene)
         t_build = time.perf_counter() - t0
         rc2 = SceneRaycaster(scene, num_threads=2)
+        refs = {} if args.no_reference else {1: SceneRaycaster(scene, shade_kernel="numpy"), 2: SceneRaycaster(scene, num_threads=2, shade_kernel="numpy")}
         t0 = time.perf_counter()
         poses = sample_cameras(scene, CameraConfig(), np.random.default_rng(0), target_views=100, raycaster=rc1)
         t_cams = time.perf_counter() - t0
@@ -121,29 +181,10 @@ def main() -> None:
         print(f"   RGB: 1 primary + up to {L.light_samples} shadow + {L.ao_samples} AO rays per pixel (secondary rays only where they can change the image)")
         sel = poses[np.linspace(0, len(poses) - 1, args.views).astype(int)]
         for res, intr in resolutions.items():
-            n = intr.width * intr.height
+            if refs:
+                print(f"   {res} compiled vs numpy shading: {_agreement(rc1, refs[1], sel, intr)}")
             for threads, rc in ((1, rc1), (2, rc2)):
-                prepare, bare_run = _bare_embree(rc, threads)
-                rays = {}
-
-                def bare(c2w: np.ndarray, intr: Intrinsics, prepare=prepare, bare_run=bare_run, rays=rays) -> float:
-                    key = c2w.tobytes()
-                    if key not in rays:
-                        rays[key] = prepare(c2w, intr)
-                    return bare_run(rays[key])
-
-                before = rc.rays_cast
-                t = _interleaved({"bare": bare, "labels": _clock(rc.render_depth_labels_only), "rgb": _clock(rc.render)}, sel, intr)
-                views = 2 * len(sel) + 1
-                per_view_rays = (rc.rays_cast - before) / views - n  # rays cast by render and labels, less labels' primaries
-                bare_rate = n / t["bare"]
-                rgb_rate = per_view_rays / t["rgb"]
-                print(
-                    f"   {res} threads={threads}: bare embree {t['bare'] * 1e3:6.1f} ms/view ({bare_rate / 1e6:5.2f} Mrays/s) | "
-                    f"labels+depth {t['labels'] * 1e3:6.1f} ms/view, ratio to bare {t['labels'] / t['bare']:.2f} | "
-                    f"RGB+labels {t['rgb'] * 1e3:7.1f} ms/view, {per_view_rays / n:4.1f} rays/px, {rgb_rate / 1e6:5.2f} Mrays/s, "
-                    f"ray-rate ratio bare/RGB {bare_rate / rgb_rate:.2f}"
-                )
+                _speed_line(res, threads, rc, refs.get(threads), sel, intr, args.repeat)
         if args.no_voxels:
             continue
         for res_vox in (128, 256):

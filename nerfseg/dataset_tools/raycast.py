@@ -18,7 +18,9 @@ a radiance field to it. So the shading is deterministic and view-independent apa
   Reinhard tone mapping with a white point, then gamma 2.2 to 8 bits.
 
 All of it is vectorised over rays; the only Python loops run over light samples, ambient directions and
-textured parts, never over pixels.
+textured parts, never over pixels. By default the per-pixel arithmetic runs as compiled numba loops
+(``shade_kernels.py``) with the same Embree batches and byte-identical images; the numpy code here is their
+reference (``NERFSEG_SHADE_KERNEL=numpy``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 from embreex import mesh_construction, rtcore_scene
 
+from nerfseg.dataset_tools import shade_kernels
 from nerfseg.dataset_tools.scene import Scene
 from nerfseg.cameras import Intrinsics, camera_directions
 from nerfseg.errors import InputError
@@ -182,14 +185,19 @@ class SceneRaycaster:
 
     ``num_threads`` > 1 splits large ray batches over threads (embreex releases the GIL); keep it at 1
     when scenes already run in a process pool, so the workers do not oversubscribe the cores.
+    ``shade_kernel`` picks the RGB shading arithmetic: ``"auto"`` (compiled numba loops unless
+    ``NERFSEG_SHADE_KERNEL=numpy``), ``"numba"`` or ``"numpy"`` (the reference path; same images).
     """
 
-    def __init__(self, scene: Scene, lighting: Lighting | None = None, num_threads: int = 1):
+    def __init__(self, scene: Scene, lighting: Lighting | None = None, num_threads: int = 1, shade_kernel: str = "auto"):
         self.scene = scene
         self.lighting = lighting or Lighting()
         self.num_threads = max(1, int(num_threads))
+        self.compiled_shading = shade_kernels.use_compiled(shade_kernel)
+        self._kernels: shade_kernels.ShadeKernels | None = None  # built on the first shaded view
         self.rays_cast = 0  # running count of every ray sent to embree (primary and secondary), for benchmarks
         self._pool: ThreadPoolExecutor | None = None
+        self._count_lock = threading.Lock()
         if not scene.parts:
             raise InputError(scene.scene_id, "scene has no mesh parts to render")
         verts, faces, uvs = [], [], []
@@ -204,6 +212,9 @@ class SceneRaycaster:
                 raise InputError(scene.scene_id, f"part {part.name!r}: faces must be (F,3) indices into its {len(v)} vertices")
             if part.uvs is not None and np.shape(part.uvs) != (len(v), 2):
                 raise InputError(scene.scene_id, f"part {part.name!r}: uvs must be (V,2) per vertex, got {np.shape(part.uvs)}")
+            tex_shape = np.shape(part.texture) if part.texture is not None else None
+            if tex_shape is not None and (len(tex_shape) not in (2, 3) or min(tex_shape[:2]) < 1 or (len(tex_shape) == 3 and tex_shape[2] not in (1, 3, 4))):
+                raise InputError(scene.scene_id, f"part {part.name!r}: texture must be an (H,W), (H,W,1), (H,W,3) or (H,W,4) image, got shape {tex_shape}")
             verts.append(v)
             faces.append(f.astype(np.int64) + offset)
             uvs.append(np.zeros((len(v), 2)) if part.uvs is None else np.asarray(part.uvs, dtype=np.float64))
@@ -261,8 +272,15 @@ class SceneRaycaster:
         smooth = np.einsum("tkc,tc->tk", corners, self.face_normals) >= cos_crease
         return np.where(smooth[..., None], corners, self.face_normals[:, None, :])
 
-    def _run(self, origins: np.ndarray, dirs: np.ndarray, tfar: np.ndarray | None, query: str, output: bool):
-        """One embree call, split over threads for large batches. Inputs are copied to float32."""
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """The pool of ``num_threads`` threads that large ray batches (and compiled shading) are split over."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.num_threads)
+        return self._pool
+
+    def _run(self, origins: np.ndarray, dirs: np.ndarray, tfar: np.ndarray | None, query: str, output: bool, split: bool = True):
+        """One embree call, split over threads for large batches unless ``split`` is False (a caller already
+        running on this raycaster's pool). Inputs are copied to float32."""
         origins = np.asarray(origins)
         if origins.ndim == 2 and origins.strides[0] == 0 and len(origins):  # one origin for all (a camera)
             o = _BUFFERS.get("origins", origins.shape)
@@ -271,21 +289,20 @@ class SceneRaycaster:
             o = np.ascontiguousarray(origins, dtype=np.float32)
         d = np.ascontiguousarray(dirs, dtype=np.float32)
         n = len(o)
-        self.rays_cast += n
+        with self._count_lock:  # the compiled shading casts from several threads at once
+            self.rays_cast += n
         # a fresh array: embreex writes the hit distances into it and returns it as the result's "tfar"
         far = np.full(n, _MISS_T, dtype=np.float32) if tfar is None else np.ascontiguousarray(np.broadcast_to(tfar, (n,)), dtype=np.float32).copy()
         if n == 0:
             if output:
                 return {"tfar": far, "primID": np.zeros(0, np.int32), "u": np.zeros(0, np.float32), "v": np.zeros(0, np.float32)}
             return np.zeros(0, np.int32)
-        chunks = self.num_threads if n >= 20000 else 1
+        chunks = self.num_threads if split and n >= 20000 else 1
         if chunks == 1:
             return self._embree.run(o, d, dists=far, query=query, output=1 if output else None)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.num_threads)
         bounds = np.linspace(0, n, chunks + 1).astype(int)
         parts = list(
-            self._pool.map(
+            self._thread_pool().map(
                 lambda ab: self._embree.run(o[ab[0] : ab[1]], d[ab[0] : ab[1]], dists=far[ab[0] : ab[1]].copy(), query=query, output=1 if output else None),
                 itertools.pairwise(bounds),
             )
@@ -387,10 +404,37 @@ class SceneRaycaster:
         semantic = np.where(hit, self.tri_class[tri], 0).astype(np.uint8)
         return RenderResult(rgb=rgb, depth=depth.reshape(shape), instance=instance.reshape(shape), semantic=semantic.reshape(shape), hit=hit.reshape(shape))
 
+    def _shade_kernels(self) -> shade_kernels.ShadeKernels:
+        """The compiled shading's tables, built once per raycaster (first RGB view)."""
+        if self._kernels is None:
+            self._kernels = shade_kernels.ShadeKernels(
+                vertices=self.vertices, faces=self.faces, uvs=self.uvs, face_normals=self.face_normals,
+                corner_normals=self.corner_normals, tri_part=self.tri_part, part_emissive=self.part_emissive,
+                part_color_lin=self.part_color_lin, part_textured=self.part_textured, textures=[p.texture for p in self.scene.parts],
+                light_position=self.lights.position, light_normal=self.lights.normal, light_intensity=self.lights.intensity,
+                light_scale=self._light_scale, light_groups=self._light_groups, ao_dirs=self._ao_dirs, lighting=self.lighting, gamma=GAMMA,
+            )
+        return self._kernels
+
+    def _occlude(self, origins: np.ndarray, dirs: np.ndarray, tfar: float) -> np.ndarray:
+        """Embree's raw occlusion answer (-1 = nothing in the way) for the compiled shading."""
+        return self._run(origins, dirs, tfar, "OCCLUDED", False)
+
+    def _occlude_unsplit(self, origins: np.ndarray, dirs: np.ndarray, tfar: float) -> np.ndarray:
+        """:meth:`_occlude` as one batch, for callers already on this raycaster's pool."""
+        return self._run(origins, dirs, tfar, "OCCLUDED", False, split=False)
+
     def render(self, c2w: np.ndarray, intr: Intrinsics) -> RenderResult:
         """Shaded RGB plus the exact depth and label maps of one camera (camera-to-world, OpenGL axes)."""
         origins, dirs = self._camera_rays(c2w, intr)
         hits = self.intersect(origins, dirs)
+        if self.compiled_shading:
+            background = self.tone_map(srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))[None].astype(np.float32))[0]
+            if self.num_threads > 1 and len(dirs) >= 20000:  # each thread shades a part of the view with its own rays
+                rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude_unsplit, background, self._thread_pool(), self.num_threads)
+            else:
+                rgb = self._shade_kernels().rgb(dirs, hits.tri, hits.u, hits.v, self._occlude, background)
+            return self._labels(hits, intr, rgb=rgb.reshape(intr.height, intr.width, 3))
         radiance = np.empty((len(hits.t), 3), dtype=np.float32)
         radiance[:] = srgb_to_linear(np.asarray(self.lighting.background, dtype=np.float64))
         m = hits.hit
@@ -429,6 +473,8 @@ class SceneRaycaster:
         The per-pixel arithmetic runs on float32 coordinate columns (x, y, z as separate contiguous
         arrays): on a busy CPU that is several times faster than (N,3) float64 rows.
         """
+        if self.compiled_shading:
+            return self._shade_kernels().radiance(dirs, hits.tri, hits.u, hits.v, self._occlude)
         L = self.lighting
         points, ng, ns, start = self._shading_frame(dirs, hits)
         # emissive surfaces show their own colour (below): no shadow or AO ray can change them
@@ -665,7 +711,9 @@ def bilinear_lookup(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """
     tex = np.asarray(texture)
     if tex.ndim == 2:
-        tex = np.repeat(tex[:, :, None], 3, axis=2)
+        tex = tex[:, :, None]
+    if tex.shape[2] == 1:  # grey: the same value in R, G, B
+        tex = np.repeat(tex, 3, axis=2)
     tex = tex[:, :, :3].astype(np.float64)
     h, w = tex.shape[:2]
     x = np.mod(uv[:, 0], 1.0) * w - 0.5

@@ -207,6 +207,10 @@ def test_bad_input_raises(room) -> None:
     broken.parts.append(MeshPart("bad", np.zeros((3, 3)), np.array([[0, 1, 5]])))
     with pytest.raises(InputError, match="bad"):
         SceneRaycaster(broken)
+    two_channel = make_box_room(objects=[])
+    two_channel.parts[0].texture = np.zeros((4, 4, 2), np.uint8)
+    with pytest.raises(InputError, match="floor.*texture"):
+        SceneRaycaster(two_channel)
 
 
 def test_hits_dataclass_reports_misses() -> None:
@@ -248,3 +252,72 @@ def test_emissive_pixels_cast_no_secondary_rays(room) -> None:
     before = rc.rays_cast
     radiance = rc.shade(np.array([[0.0, 0.0, 1.0]]), hits)
     assert rc.rays_cast == before and (radiance > 0).all()
+
+
+def _textured_room():
+    """The box room plus wall posters with greyscale (H,W) and (H,W,1) textures and a float RGBA one, uvs
+    outside [0,1]."""
+    room = make_box_room()
+    rng = np.random.default_rng(3)
+    textures = (rng.integers(0, 256, (5, 7), dtype=np.uint8), rng.uniform(0, 255, (6, 4, 4)), rng.integers(0, 256, (3, 5, 1), dtype=np.uint8))
+    for k, tex in enumerate(textures):
+        y0 = ORIGIN[1] + 0.3 + 1.15 * k
+        v = np.array([[TOP[0] - 0.01, y0, 0.6], [TOP[0] - 0.01, y0 + 1.0, 0.6], [TOP[0] - 0.01, y0 + 1.0, 1.8], [TOP[0] - 0.01, y0, 1.8]])
+        uvs = np.array([[-1.3, -0.4], [2.1, -0.4], [2.1, 3.2], [-1.3, 3.2]])
+        room.parts.append(MeshPart(f"poster{k}", v, np.array([[0, 1, 2], [0, 2, 3]]), uvs=uvs, texture=tex, color=(0.9, 0.8, 1.0)))
+    return room
+
+
+@pytest.mark.parametrize(
+    "lighting",
+    [Lighting(), Lighting(shadow_probes=0), Lighting(shadow_cull=0.02), Lighting(shadows=False, ao_samples=0), Lighting(ambient=0.0, background=(0.2, 0.5, 1.0))],
+)
+def test_compiled_shading_matches_the_numpy_reference(lighting: Lighting) -> None:
+    """The numba shading repeats the numpy path's arithmetic: the same rays and the same images (1 level
+    allowed where a platform's numpy power differs from libm's in the last bit), labels identical."""
+    room = _textured_room()
+    reference = SceneRaycaster(room, lighting, shade_kernel="numpy")
+    compiled = SceneRaycaster(room, lighting, shade_kernel="numba")
+    assert compiled.compiled_shading and not reference.compiled_shading
+    intr = Intrinsics(80, 60, 60.0, 60.0, 40.0, 30.0)
+    views = [look_at(np.array([0.5, 0.0, 1.4]), np.array([4.0, 0.0, 1.2])), look_at(np.array([3.2, 1.6, 1.8]), np.array([1.0, -0.5, 0.4]))]
+    views.append(look_at(np.array([1.0, 1.9, 2.5]), np.array([1.5, 1.0, 3.0])))  # towards the panel and out of the room's corner
+    for c2w in views:
+        r0, c0 = reference.rays_cast, compiled.rays_cast
+        ref, got = reference.render(c2w, intr), compiled.render(c2w, intr)
+        assert compiled.rays_cast - c0 == reference.rays_cast - r0
+        diff = np.abs(got.rgb.astype(np.int16) - ref.rgb.astype(np.int16))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        for name in ("depth", "instance", "semantic", "hit"):
+            assert np.array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_compiled_radiance_matches_the_numpy_reference(rng: np.random.Generator) -> None:
+    """``shade`` itself (random rays from inside the room: textured floor and posters, emitter, objects)."""
+    room = _textured_room()
+    reference = SceneRaycaster(room, shade_kernel="numpy")
+    compiled = SceneRaycaster(room, shade_kernel="numba")
+    o = np.tile([1.5, 0.0, 1.4], (3000, 1))
+    d = rng.normal(size=(3000, 3))
+    hits = reference.intersect(o, d)
+    assert hits.hit.all()
+    want, got = reference.shade(d, hits), compiled.shade(d, hits)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+    threaded = SceneRaycaster(room, num_threads=2, shade_kernel="numba")
+    big = Intrinsics(256, 192, 160.0, 160.0, 128.0, 96.0)
+    c2w = look_at(np.array([0.5, 0.0, 1.4]), np.array([4.0, 0.0, 1.2]))
+    assert np.array_equal(threaded.render(c2w, big).rgb, compiled.render(c2w, big).rgb)
+
+
+def test_shade_kernel_selection(room, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NERFSEG_SHADE_KERNEL", "numpy")
+    assert not SceneRaycaster(room).compiled_shading
+    assert SceneRaycaster(room, shade_kernel="numba").compiled_shading  # an explicit choice wins
+    monkeypatch.setenv("NERFSEG_SHADE_KERNEL", "fortran")
+    with pytest.raises(InputError, match="NERFSEG_SHADE_KERNEL"):
+        SceneRaycaster(room)
+    monkeypatch.delenv("NERFSEG_SHADE_KERNEL")
+    assert SceneRaycaster(room).compiled_shading
+    with pytest.raises(InputError, match="shade_kernel"):
+        SceneRaycaster(room, shade_kernel="gpu")
