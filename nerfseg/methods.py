@@ -180,6 +180,9 @@ class Method(ABC):
             out.append(f"prior {scene.prior!r} is derived from the ground-truth masks")
         if self.uses_gt_masks:
             out.append(f"method {self.name!r} with these settings reads ground-truth masks")
+        radiance = getattr(self.config, "radiance", None)
+        if getattr(radiance, "depth_weight", 0.0) > 0:  # docs/contract.md: train-view GT depth is GT input too
+            out.append(f"method {self.name!r} fits its radiance field to the train views' GT depth maps (depth_weight > 0)")
         return out
 
 

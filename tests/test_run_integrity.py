@@ -219,3 +219,17 @@ def test_build_stores_the_identity(tmp_path: Path) -> None:
     assert rec["name"] == "nerfseg-demo (2 scenes, mini, seed 0)"
     assert rec["gt_fingerprint"] == gt_fingerprint(tmp_path / "b")[0] and rec["num_gt_files"] > 0
     assert benchmark_identity(tmp_path / "b", verify=True).stored
+
+
+def test_radiance_methods_fitted_to_gt_depth_are_flagged(bench: Path) -> None:
+    """docs/contract.md: a method that reads the train views' GT depth is flagged like one that reads GT masks."""
+    from nerfseg.baselines.dm_nerf import DMNeRF
+    from nerfseg.baselines.semantic_nerf import SemanticNeRF
+    from nerfseg.methods import SceneData
+
+    sid = spec.scenes_in_split(bench, "test")[0]
+    scene = SceneData(spec.scene_dir(bench, sid), "sim-m2f")
+    for cls in (SemanticNeRF, DMNeRF):
+        assert cls(cls.make_config("mini")).gt_sources(scene) == []
+        flagged = cls(cls.make_config("mini", depth_weight=0.02)).gt_sources(scene)
+        assert len(flagged) == 1 and "GT depth" in flagged[0]
