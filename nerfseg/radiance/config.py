@@ -54,7 +54,8 @@ class RadianceConfig(FieldConfig):
     distortion_weight: float = 0.0  # mip-NeRF 360 distortion loss (t in metres), against fog and floaters
     tv_weight: float = 0.0  # total variation on dense grid levels
     #: L1 between rendered and the train views' depth maps (metres, where a map has a value). Off in the
-    #: paper's recipe; a short CPU run uses it to reach the geometry a long colour-only run finds (docs/radiance.md)
+    #: papers' recipes; a short CPU run gets the room's geometry from it (docs/performance.md section 4).
+    #: Depth is GT, so a method run with it is flagged uses_gt_masks (docs/contract.md)
     depth_weight: float = 0.0
     tv_samples: int = 65536  # random cells per step for the TV estimate (0 = every cell)
     seed: int = 0
