@@ -115,8 +115,7 @@ class SceneViews(Dataset):
         if field == "image":
             return torch.from_numpy(io.read_png(root / spec.IMAGES_DIR / f"{name}.png", expect="rgb").astype(np.float32) / 255.0)
         if field == "depth":
-            mm = io.read_png(root / spec.DEPTH_DIR / f"{name}.png", expect="gray16")
-            return torch.from_numpy(mm.astype(np.float32) / spec.DEPTH_SCALE)
+            return torch.from_numpy(io.read_depth_metres(root / spec.DEPTH_DIR / f"{name}.png"))
         if field == "instance":
             return torch.from_numpy(io.read_png(root / spec.INSTANCE_DIR / f"{name}.png", expect="gray16").astype(np.int64))
         if field == "semantic":

@@ -144,6 +144,14 @@ def write_png(path: str | Path, array: np.ndarray, compress_level: int = 1) -> N
     write_bytes_atomic(path, encode_png(array, compress_level))
 
 
+def read_depth_metres(path: str | Path, dtype: type = np.float32) -> np.ndarray:
+    """A depth map (uint16 millimetres along the optical axis, docs/contract.md) in metres; 0 = no hit.
+    One reader, so every consumer converts the stored millimetres the same way."""
+    from nerfseg.spec import DEPTH_SCALE
+
+    return read_png(path, expect="gray16").astype(dtype) / dtype(DEPTH_SCALE)
+
+
 def read_png(path: str | Path, expect: str | None = None) -> np.ndarray:
     """Read a PNG into a numpy array; ``expect`` in {"rgb", "gray8", "gray16", None} checks the mode.
 

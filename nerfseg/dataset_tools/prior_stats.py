@@ -34,7 +34,7 @@ from nerfseg.dataset_tools.prior_params import default_params
 from nerfseg.dataset_tools.sim_m2f import read_object_table
 from nerfseg.dataset_tools.sim_m2f_view import scene_context, simulate_frame
 from nerfseg.errors import InputError
-from nerfseg.io import read_panoptic_png, read_png
+from nerfseg.io import read_depth_metres, read_panoptic_png, read_png
 
 #: Angle-difference bins (degrees, [lo, hi)); the last one is closed.
 ANGLE_BINS_DEG: tuple[float, ...] = (0.0, 15.0, 30.0, 60.0, 90.0, 180.0)
@@ -221,7 +221,7 @@ def fusion_gain(scene_dirs: Iterable[str | Path], labels: LabelSource, train_str
         trains = [f for f in info.frames if f.split == "train"][:: max(1, int(train_stride))]
 
         def depth(name: str) -> np.ndarray:
-            return read_png(sdir / spec.DEPTH_DIR / f"{name}.png", expect="gray16").astype(np.float64) / spec.DEPTH_SCALE
+            return read_depth_metres(sdir / spec.DEPTH_DIR / f"{name}.png", np.float64)
 
         src = [(np.asarray(f.transform_matrix, np.float64), depth(f.name), labels(sdir, f.name)) for f in trains]
         conf_prior = np.zeros((k, k + 1), np.int64)

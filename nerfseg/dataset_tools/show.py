@@ -19,7 +19,7 @@ from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 from nerfseg import spec  # noqa: E402
 from nerfseg.errors import InputError  # noqa: E402
 from nerfseg.gt3d import GT3D, read_gt3d  # noqa: E402
-from nerfseg.io import atomic_path, read_panoptic_png, read_png  # noqa: E402
+from nerfseg.io import atomic_path, read_depth_metres, read_panoptic_png, read_png  # noqa: E402
 
 VOID_COLOUR = (1.0, 0.0, 1.0)  # pixels on geometry that the GT marks void
 
@@ -89,7 +89,7 @@ def _draw_view_row(axes: np.ndarray, fig: Any, scene_dir: Path, name: str, split
     rgb = read_png(scene_dir / spec.IMAGES_DIR / f"{name}.png", expect="rgb")
     inst = read_png(scene_dir / spec.INSTANCE_DIR / f"{name}.png", expect="gray16")
     sem = read_png(scene_dir / spec.SEMANTIC_DIR / f"{name}.png", expect="gray8")
-    depth = read_png(scene_dir / spec.DEPTH_DIR / f"{name}.png", expect="gray16").astype(np.float64) / spec.DEPTH_SCALE
+    depth = read_depth_metres(scene_dir / spec.DEPTH_DIR / f"{name}.png", np.float64)
     # void on geometry: furniture the GT does not count (other rooms seen through openings, unknown categories)
     void = (read_panoptic_png(scene_dir / spec.PANOPTIC_DIR / f"{name}.png") == spec.VOID_ID) & (depth > 0)
     inst_view = overlay(rgb, inst, inst_pal)

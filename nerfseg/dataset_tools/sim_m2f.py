@@ -35,7 +35,7 @@ from scipy import ndimage, special
 from nerfseg import spec
 from nerfseg.cameras import Intrinsics, project_points, world_rays
 from nerfseg.errors import InputError
-from nerfseg.io import read_png
+from nerfseg.io import read_depth_metres, read_png
 
 # Decisions with their own latent per object (index into the latent vector).
 MISS, HOLE, SPLIT, CONFUSE, PART, PART_CLASS, SITE = range(7)
@@ -207,7 +207,7 @@ class SceneContext:
         path = self.scene_dir / spec.DEPTH_DIR / f"{frame}.png"
         if not path.exists():
             return None
-        d = read_png(path, expect="gray16").astype(np.float32) / np.float32(spec.DEPTH_SCALE)
+        d = read_depth_metres(path)
         if d.shape != (self.info.height, self.info.width):
             raise InputError(path, f"size {d.shape[1]}x{d.shape[0]} differs from transforms.json {self.info.width}x{self.info.height}")
         return d

@@ -20,8 +20,8 @@ from PIL import Image
 
 from nerfseg.cameras import Intrinsics
 from nerfseg.errors import InputError
-from nerfseg.io import read_png
-from nerfseg.spec import DEPTH_DIR, DEPTH_SCALE, IMAGES_DIR, TRANSFORMS_JSON, SceneInfo, load_scene_info
+from nerfseg.io import read_depth_metres, read_png
+from nerfseg.spec import DEPTH_DIR, IMAGES_DIR, TRANSFORMS_JSON, SceneInfo, load_scene_info
 
 
 def scene_intrinsics(info: SceneInfo) -> Intrinsics:
@@ -188,7 +188,7 @@ def load_depth_targets(scene_dir: str | Path, frame_names: list[str], height: in
         path = scene_dir / DEPTH_DIR / f"{name}.png"
         if not path.exists():
             raise InputError(path, "depth map missing (depth_weight > 0 needs the depth maps of the train views)")
-        metres = read_png(path, expect="gray16").astype(np.float32) / DEPTH_SCALE
+        metres = read_depth_metres(path)
         h, w = metres.shape
         if (h, w) != (height, width):
             f = h // height
