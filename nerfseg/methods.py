@@ -180,10 +180,18 @@ class Method(ABC):
             out.append(f"prior {scene.prior!r} is derived from the ground-truth masks")
         if self.uses_gt_masks:
             out.append(f"method {self.name!r} with these settings reads ground-truth masks")
-        radiance = getattr(self.config, "radiance", None)
+        radiance = self.radiance_config_used(scene)
         if getattr(radiance, "depth_weight", 0.0) > 0:  # docs/contract.md: train-view GT depth is GT input too
             out.append(f"method {self.name!r} fits its radiance field to the train views' GT depth maps (depth_weight > 0)")
         return out
+
+    def radiance_config_used(self, scene: SceneData) -> Any:
+        """The settings of the radiance field this method's predictions for ``scene`` came from (None: no field).
+
+        Its own ``config.radiance`` by default; a method that reuses a field trained elsewhere (Instance-NeRF
+        and the ``nerfseg grids`` field) returns that field's settings, so a GT-depth field cannot pass unflagged.
+        """
+        return getattr(self.config, "radiance", None)
 
 
 def plugin_methods() -> dict[str, Any]:

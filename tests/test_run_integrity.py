@@ -233,3 +233,28 @@ def test_radiance_methods_fitted_to_gt_depth_are_flagged(bench: Path) -> None:
         assert cls(cls.make_config("mini")).gt_sources(scene) == []
         flagged = cls(cls.make_config("mini", depth_weight=0.02)).gt_sources(scene)
         assert len(flagged) == 1 and "GT depth" in flagged[0]
+
+
+def test_instance_nerf_reusing_a_gt_depth_field_is_flagged(bench: Path) -> None:
+    """Instance-NeRF builds on the `nerfseg grids` field when one exists: that field's settings decide the flag,
+    not the method's own (unused) radiance settings."""
+    import torch
+
+    from nerfseg.instance_nerf.grids import CHECKPOINT, radiance_dir
+    from nerfseg.instance_nerf.method import InstanceNeRF
+    from nerfseg.methods import SceneData
+    from nerfseg.radiance.config import preset as radiance_preset
+
+    sid = spec.scenes_in_split(bench, "test")[0]
+    scene = SceneData(spec.scene_dir(bench, sid), "sim-m2f")
+    method = InstanceNeRF(InstanceNeRF.make_config("mini"))
+    assert method.gt_sources(scene) == []
+    shared = radiance_dir(bench, sid) / CHECKPOINT
+    shared.parent.mkdir(parents=True)
+    torch.save({"config": radiance_preset("mini").replace(depth_weight=0.02).to_dict(), "field": {}}, shared)
+    flagged = method.gt_sources(scene)
+    assert len(flagged) == 1 and "GT depth" in flagged[0]
+    torch.save({"config": radiance_preset("mini").to_dict(), "field": {}}, shared)
+    assert method.gt_sources(scene) == []
+    # its own settings with depth are not what it used while the shared field exists
+    assert InstanceNeRF(InstanceNeRF.make_config("mini", depth_weight=0.02)).gt_sources(scene) == []

@@ -301,6 +301,11 @@ class InstanceNeRF(Method):
         logger.info("NeRF-RCNN trained: %s iterations, val AP25 %s", summary["iterations"], summary["ap25"])
         return path
 
+    def radiance_config_used(self, scene: SceneData) -> RadianceConfig:
+        """The shared ``nerfseg grids`` field's stored settings when it exists (stage 1 reuses it), else ours."""
+        shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
+        return stored_radiance_config(shared) if shared.exists() else self.config.radiance
+
     @property
     def uses_gt_masks(self) -> bool:  # type: ignore[override]
         """The gt3d detector is an oracle: its instances are the scene's GT (the submission is flagged)."""
