@@ -138,3 +138,14 @@ def test_train_rcnn_run_folder_resume_and_cli(tmp_path):
     res = CliRunner().invoke(train_rcnn_command, ["--data", str(root), "--out", str(tmp_path / "c"), "--iterations", "1", "--no-progress", "--no-resume"])
     assert res.exit_code == 0, res.output
     assert "AP25" in res.output and "AP50" in res.output
+
+
+def test_train_scenes_limits_the_training_rooms(tmp_path):
+    """`train_scenes=N` trains on the first N train scenes (rooms vs AP) and refuses more than the split has."""
+    root = tmp_path / "data"
+    write_synthetic_benchmark(root, {"train": 3, "val": 1}, shape=(32, 24, 16), size_range=(5, 9), seed=3)
+    over = {**SMALL, "iterations": 1, "val_every": 0, "checkpoint_every": 1, "train_scenes": 2}
+    summary = train_rcnn(root, tmp_path / "a", "mini", "cpu", resume=False, overrides=over, progress=False)
+    assert summary["train_scenes"] == 2
+    with pytest.raises(InputError, match="only 3 scenes"):
+        train_rcnn(root, tmp_path / "b", "mini", "cpu", resume=False, overrides={**over, "train_scenes": 4}, progress=False)

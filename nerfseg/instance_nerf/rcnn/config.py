@@ -95,6 +95,9 @@ class RCNNConfig:
     num_workers: int = 0
     #: torch CPU threads (None: torch's default); 1 at mini, fastest on a busy 2-core machine (rcnn_speed.py --threads)
     cpu_threads: int | None = 1
+    #: train on the first N train scenes only (0: all); measures how AP grows with the number of rooms
+    #: (docs/instance-nerf.md) without building a data set per size
+    train_scenes: int = 0
     #: keep loaded training scenes in memory (small data sets only)
     cache_scenes: bool = True
     seed: int = 0
@@ -113,6 +116,8 @@ class RCNNConfig:
         if len(self.rpn_size_ranges) != 5:
             raise setting_error("rpn_size_ranges", self.rpn_size_ranges, "rpn_size_ranges needs 5 bounds (4 FPN levels)")
         check_choices(self)  # stem, backbone_norm
+        if int(self.train_scenes) < 0:
+            raise setting_error("train_scenes", self.train_scenes, "train_scenes must be >= 0 (0: every train scene)")
         if self.num_classes < 2:
             raise setting_error("num_classes", self.num_classes, "num_classes counts the background and must be >= 2")
 

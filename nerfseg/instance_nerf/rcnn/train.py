@@ -263,6 +263,11 @@ def train_rcnn(
     val_ids = scenes_in_split(data_root, "val")
     if not train_ids:
         raise InputError(data_root / "benchmark.json", "the train split has no scenes")
+    if cfg.train_scenes:
+        if cfg.train_scenes > len(train_ids):
+            raise InputError(data_root / "benchmark.json",
+                             f"train_scenes={cfg.train_scenes} but the train split has only {len(train_ids)} scenes")
+        train_ids = train_ids[: cfg.train_scenes]
     for sid in train_ids + val_ids:  # fail before training, not after an hour of it
         for p in (feature_path(data_root, sid, cfg.features_dir), scene_dir(data_root, sid) / GT3D_H5):
             if not p.exists():
