@@ -114,3 +114,21 @@ def test_detection_recall_counts_found_instances(tmp_path: Path, monkeypatch: py
     assert res["instances"] == 3
     assert res["recall_any@0.5"] == pytest.approx(1 / 3) and res["recall_any@0.3"] == pytest.approx(2 / 3) and res["recall_any@0.1"] == 1.0
     assert res["recall_class@0.1"] == pytest.approx(2 / 3) and res["scenes"][sid]["recall_class@0.5"] == pytest.approx(1 / 3)
+    rows = {g["id"]: g for g in res["scenes"][sid]["gt"]}
+    assert [rows[int(i)]["score_any"] for i in ids] == pytest.approx([0.9, 0.4, 0.2])
+    assert [rows[int(i)]["score_class"] for i in ids] == pytest.approx([0.9, 0.4, 0.0])  # the third: wrong class
+    assert all(rows[int(i)]["best_iou"] == pytest.approx(1.0) for i in ids)
+
+    from nerfseg.instance_nerf.rcnn.plot import draw_detections, scene_found
+
+    found = scene_found(res["scenes"][sid])
+    assert found == {int(ids[0]): True, int(ids[1]): False, int(ids[2]): False}
+    grid = np.zeros((*gt.instance.shape, 4), np.float32)
+    grid[..., 3] = gt.instance > 0
+    boxes = np.array([[0, 0, 0, 5, 5, 5], [6, 6, 0, 9, 9, 4], [1, 10, 0, 4, 14, 3]], np.float32)
+    png = draw_detections(tmp_path / "plots" / f"{sid}.png", grid, ids, masks, classes, boxes, labels, det.scores,
+                          title=sid, found=found)
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size[0] > 300 and im.size[1] > 300

@@ -149,3 +149,24 @@ def test_train_scenes_limits_the_training_rooms(tmp_path):
     assert summary["train_scenes"] == 2
     with pytest.raises(InputError, match="only 3 scenes"):
         train_rcnn(root, tmp_path / "b", "mini", "cpu", resume=False, overrides={**over, "train_scenes": 4}, progress=False)
+
+
+def test_rcnn_recall_benchmark_reports_why_and_draws(tmp_path):
+    """benchmarks/rcnn_recall.py on a tiny trained checkpoint: recall lines, the per-class reasons, plots, JSON."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "data"
+    write_synthetic_benchmark(root, {"train": 1, "test": 1}, shape=(24, 20, 12), num_objects=2, size_range=(4, 8), seed=4)
+    summary = train_rcnn(root, tmp_path / "run", "mini", "cpu", resume=False, progress=False,
+                         overrides={"iterations": 1, "input_resolution": 32, "val_every": 0, "checkpoint_every": 1})
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(repo / "benchmarks" / "rcnn_recall.py"), "--checkpoint", summary["checkpoint"],
+                          "--data", str(root), "--split", "test", "--plots", str(tmp_path / "plots"), "--json", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert "score > 0.5: recall" in out and "per class at score > 0.5" in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    (sid,) = res["scenes"]
+    assert len(res["scenes"][sid]["gt"]) == res["instances"] == 2
+    assert (tmp_path / "plots" / f"{sid}.png").stat().st_size > 1000

@@ -152,6 +152,8 @@ def detection_recall(
     What Instance-NeRF needs from its detector is recall at the score it keeps (0.5): a missed object can
     only be predicted from the prior (``keep_unmatched_segments``). The GT masks are the pooled training
     targets (:func:`nerfseg.instance_nerf.rcnn.data.resample_gt_instances`) at the stored grid's resolution.
+    Each scene row also lists its GT instances (``gt``: id, class, the best mask IoU of any detection, and the
+    best score of a detection that hits it with any class / the right class), which says why one was missed.
     """
     out: dict[str, Any] = {"scenes": {}, "iou_threshold": float(iou_threshold)}
     found = {(t, k): 0 for t in score_thresholds for k in ("any", "class")}
@@ -169,7 +171,13 @@ def detection_recall(
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         hit = iou >= iou_threshold
         same = np.array([[classes[int(i)] == int(c) for c in det.labels] for i in ids], dtype=bool).reshape(hit.shape)
-        row: dict[str, Any] = {"instances": int(len(ids))}
+        scores = np.asarray(det.scores, dtype=np.float64)
+        row: dict[str, Any] = {"instances": int(len(ids)), "gt": [
+            {"id": int(i), "class": int(classes[int(i)]),
+             "best_iou": float(iou[g].max()) if len(det) else 0.0,  # any detection, any score: was it proposed?
+             "score_any": float(scores[hit[g]].max()) if hit[g].any() else 0.0,  # best score of a hit, any class
+             "score_class": float(scores[hit[g] & same[g]].max()) if (hit[g] & same[g]).any() else 0.0}
+            for g, i in enumerate(ids)]}
         for t in score_thresholds:
             keep = np.asarray(det.scores) > t
             for kind, ok in (("any", hit), ("class", hit & same)):
