@@ -261,9 +261,10 @@ def build_scene_grid(job: GridJob) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer = train_radiance(scene, settings.radiance, out, device, resume=job.resume)
     t_train = time.perf_counter() - t0
-    test_psnr = None
+    test_psnr = test_opacity = None
     if settings.eval_views > 0:
-        test_psnr = trainer.evaluate("test", max_views=settings.eval_views)["psnr"]
+        quality = trainer.evaluate("test", max_views=settings.eval_views)
+        test_psnr, test_opacity = quality["psnr"], quality["opacity"]
     t1 = time.perf_counter()
     path = export_radiance_grid(trainer.field, trainer.info.room_bbox, settings.resolution, feature_file(root, job.scene_id), trainer.occupancy)
     t_export = time.perf_counter() - t1
@@ -277,6 +278,7 @@ def build_scene_grid(job: GridJob) -> dict[str, Any]:
         "wall_train_seconds": t_train,
         "export_seconds": t_export,
         "test_psnr": test_psnr,
+        "test_opacity": test_opacity,  # near 1 in a closed room; 0.3-0.6 is fog (docs/instance-nerf.md)
         "device": device,
         "features": str(path),
         "checkpoint": str(out / CHECKPOINT),
@@ -334,9 +336,10 @@ def build_grids(
         if rec.get("skipped"):
             log(f"{rec['scene']}: grid up to date, skipped")
         else:
-            psnr = rec.get("test_psnr")
+            psnr, opacity = rec.get("test_psnr"), rec.get("test_opacity")
             log(f"{rec['scene']}: {rec['radiance_steps']} steps in {rec['wall_train_seconds']:.0f} s, grid {rec['shape']} "
-                f"in {rec['export_seconds']:.1f} s" + (f", test PSNR {psnr:.2f}" if psnr is not None else ""))
+                f"in {rec['export_seconds']:.1f} s" + (f", test PSNR {psnr:.2f}" if psnr is not None else "")
+                + (f", opacity {opacity:.2f}" if opacity is not None else ""))
 
     from nerfseg.dataset_tools.ray_executor import map_scenes
 

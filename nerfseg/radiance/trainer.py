@@ -340,19 +340,23 @@ class RadianceTrainer:
 
     def evaluate(self, split: str = "test", max_views: int | None = None) -> dict[str, Any]:
         """Mean PSNR (dB, over views) of rendered ``split`` views against their images, at the training
-        resolution; ``max_views`` takes evenly spaced views for quick checks during training."""
+        resolution, and their mean rendered opacity; ``max_views`` takes evenly spaced views for quick checks
+        during training. In a closed room every ray ends on a surface, so an opacity well below 1 means fog
+        (a field that has not formed its geometry), whatever the PSNR says."""
         bank = self.test_rays if split == "test" else self.rays
         idx = list(range(bank.num_frames))
         if max_views is not None and max_views < len(idx):
             idx = [int(i) for i in np.linspace(0, len(idx) - 1, max_views).round()]
         t0 = time.perf_counter()
-        psnrs = []
+        psnrs, opacities = [], []
         for i in idx:
-            pred = self.render_view(bank.c2w[i], bank.intr, heads=[])["rgb"]
+            out = self.render_view(bank.c2w[i], bank.intr, heads=[])
             gt = bank.images[i].float().numpy() / 255.0
-            psnrs.append(psnr_from_mse(float(np.mean((np.clip(pred, 0, 1) - gt) ** 2))))
+            psnrs.append(psnr_from_mse(float(np.mean((np.clip(out["rgb"], 0, 1) - gt) ** 2))))
+            opacities.append(float(np.mean(out["opacity"])))
         return {
             "psnr": float(np.mean(psnrs)) if psnrs else float("nan"),
+            "opacity": float(np.mean(opacities)) if opacities else float("nan"),
             "psnr_per_view": dict(zip([bank.frame_names[i] for i in idx], psnrs)),
             "num_views": len(idx),
             "seconds": time.perf_counter() - t0,

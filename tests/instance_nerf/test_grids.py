@@ -60,6 +60,7 @@ def test_build_grids_writes_resumes_and_reloads(bench: Path) -> None:
         np.testing.assert_allclose(d["bbox_min"], info.room_bbox[0])
     rec = json.loads((radiance_dir(bench, sid) / GRID_RECORD).read_text())
     assert rec["radiance_steps"] == TINY["steps"] and rec["settings"]["resolution"] == 12 and np.isfinite(rec["test_psnr"])
+    assert 0.0 <= rec["test_opacity"] <= 1.0
     assert grid_is_current(bench, sid, settings)
     # up to date: skipped without touching the file
     stamp = feature_file(bench, sid).stat().st_mtime_ns

@@ -53,7 +53,7 @@ def test_training_reduces_loss(tiny_scene: Path, tmp_path: Path) -> None:
     assert np.mean(mses[-10:]) < 0.6 * np.mean(mses[:5])
     assert trainer.occupancy.updates > 0
     ev = trainer.evaluate("test")
-    assert ev["num_views"] == 2 and np.isfinite(ev["psnr"])
+    assert ev["num_views"] == 2 and np.isfinite(ev["psnr"]) and 0.0 <= ev["opacity"] <= 1.0
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["radiance"]["batch_rays"] == 256 and cfg["train_views"] == 14
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]

@@ -2,8 +2,8 @@
 
 Recall numbers say how many objects the detector found; the picture says which, and why the others were
 missed (no proposal at all, a box on the wrong object, the right box with a low score or the wrong class).
-Everything is drawn in grid voxels, seen from above (x right, y up): the grid's opacity (max over height)
-in grey, each GT instance's voxel extent as a green box with its class, each detection above the lowest score
+Everything is drawn in grid voxels, seen from above (x right, y up): the grid's opacity in grey (the
+maximum over the furniture's height band, without the floor and the ceiling, which would cover everything), each GT instance's voxel extent as a green box with its class, each detection above the lowest score
 threshold as a box whose colour and line style say which threshold it passes (red solid > 0.5, orange dashed
 > 0.3, yellow dotted > 0.1), labelled with its class and score.
 """
@@ -56,7 +56,9 @@ def draw_detections(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    alpha = np.asarray(grid[..., 3], dtype=np.float32).max(axis=2)
+    height = grid.shape[2]
+    band = slice(min(height - 1, max(1, round(0.05 * height))), max(2, round(0.75 * height)))  # off the floor, below the ceiling
+    alpha = np.asarray(grid[:, :, band, 3], dtype=np.float32).max(axis=2)
     fig, ax = plt.subplots(figsize=(7.0, 7.0 * alpha.shape[1] / max(alpha.shape[0], 1) + 0.6))
     ax.imshow(alpha.T, origin="lower", cmap="gray", vmin=0.0, vmax=1.0, extent=(0, alpha.shape[0], 0, alpha.shape[1]))
     for gid, mask in zip(np.asarray(gt_ids).tolist(), gt_masks):
