@@ -161,6 +161,14 @@ class Method(ABC):
     def write_extras(self, scene: SceneData, work_dir: Path, scene_out: Path) -> None:
         """Optional: write extra submission files for the scene (e.g. instances3d.h5)."""
 
+    def prepare_shared(self, scene: SceneData) -> None:
+        """Create, once and before any scene is fitted, the inputs every scene of the run shares.
+
+        The runner calls it in the parent process before it fans scenes out to workers, so that two workers
+        never both create the same shared file (Instance-NeRF trains its missing NeRF-RCNN here). Default:
+        nothing to create.
+        """
+
     def fingerprint_inputs(self, scene: SceneData) -> dict[str, Any]:
         """Inputs outside the config that change this method's predictions (files it reads, hashed).
 
@@ -348,6 +356,8 @@ def run_method(
     overrides: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
     on_change: str = "refuse",
+    workers: int = 1,
+    executor: str = "process",
 ) -> Path:
     """Fit and predict every requested scene, then (re)assemble ``out_dir/submission``; returns its path.
 
@@ -359,20 +369,24 @@ def run_method(
     (``on_change="retrain"``). ``meta.json`` is written last, from the done-markers of the scenes in the
     submission, so it describes the predictions that are there; while scenes change it is absent.
     ``log`` receives one progress line per scene (the CLI echoes them; default: this module's logger).
+
+    ``workers`` > 1 fits that many scenes at once on a process pool, ``executor="ray"`` on a Ray cluster
+    (:func:`nerfseg.dataset_tools.ray_executor.map_scenes`, the fan-out ``build-dataset`` and ``grids`` use);
+    each worker builds its own method from the same settings and gets ``cores // workers`` torch threads (one
+    on Ray). ``log`` must then be picklable (a module-level function such as ``click.echo``).
     """
     from nerfseg import runs
-    from nerfseg.identity import benchmark_identity
 
     if on_change not in ("refuse", "retrain"):
         raise InputError(None, f"on_change must be 'refuse' or 'retrain', not {on_change!r}")
-    cls = get_method(method_name)
-    config = cls.make_config(preset, **(overrides or {}))
-    data_root, out_dir = Path(data_root), Path(out_dir)
+    if workers < 1:
+        raise InputError(None, f"workers must be at least 1, not {workers}", key="workers")
+    setup = _RunSetup(method_name, preset, prior, dict(overrides or {}), str(data_root), str(out_dir), split, log or logger.info)
+    run = setup.make()
+    data_root, out_dir = run.data_root, run.out_dir
     scene_ids = list(scenes) if scenes else spec.scenes_in_split(data_root, split)
     if not scene_ids:
         raise InputError(data_root / spec.BENCHMARK_JSON, f"split {split!r} has no scenes")
-    run = _Run(method_run_name(method_name, cls), cls, cls(config), config, preset, prior, data_root, out_dir, split,
-               benchmark_identity(data_root), log or logger.info)
     states, scene_data = _classify_scenes(run, scene_ids, resume)
     _refuse_changed(run, states, on_change)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -386,9 +400,65 @@ def run_method(
         shutil.rmtree(run.submission / sid)
         run.log(f"{sid}: removed from the submission ({states[sid].reason}); not among this run's scenes")
     run.write_config(scene_ids)
-    for sid in scene_ids:
-        _run_scene(run, scene_data[sid], states[sid])
+    todo = [sid for sid in scene_ids if states[sid].action != runs.DONE]
+    if todo:
+        run.method.prepare_shared(scene_data[todo[0]])
+    if workers == 1 and executor == "process":
+        for sid in scene_ids:
+            _run_scene(run, scene_data[sid], states[sid])
+    else:
+        from nerfseg.dataset_tools.ray_executor import map_scenes
+
+        for sid in scene_ids:
+            if sid not in todo:
+                _run_scene(run, scene_data[sid], states[sid])  # logs the skip
+        threads = 1 if executor == "ray" else max(1, (os.cpu_count() or 1) // workers)
+        jobs = [_SceneJob(setup, sid, states[sid], threads) for sid in todo]
+        for _ in map_scenes(_fit_scene_job, jobs, workers, executor):
+            pass
     return _write_meta(run, scene_data)
+
+
+@dataclass(frozen=True)
+class _RunSetup:
+    """What a worker needs to rebuild the parent's :class:`_Run` (the method object itself is not sent)."""
+
+    method_name: str
+    preset: str
+    prior: str
+    overrides: dict[str, Any]
+    data_root: str
+    out_dir: str
+    split: str
+    log: Callable[[str], None]
+
+    def make(self) -> _Run:
+        from nerfseg.identity import benchmark_identity
+
+        cls = get_method(self.method_name)
+        config = cls.make_config(self.preset, **self.overrides)
+        return _Run(method_run_name(self.method_name, cls), cls, cls(config), config, self.preset, self.prior, Path(self.data_root),
+                    Path(self.out_dir), self.split, benchmark_identity(self.data_root), self.log)
+
+
+@dataclass(frozen=True)
+class _SceneJob:
+    """One scene for a worker: the run to rebuild, the scene, what the parent decided to do with it."""
+
+    setup: _RunSetup
+    scene_id: str
+    state: Any  # nerfseg.runs.SceneState
+    threads: int
+
+
+def _fit_scene_job(job: _SceneJob) -> dict[str, Any]:
+    """Worker side of ``run_method(workers > 1)``: fit and predict one scene into the shared run folder."""
+    import torch
+
+    torch.set_num_threads(job.threads)
+    run = job.setup.make()
+    _run_scene(run, SceneData(spec.scene_dir(run.data_root, job.scene_id), run.prior), job.state)
+    return {"scene": job.scene_id}
 
 
 def _classify_scenes(run: _Run, scene_ids: list[str], resume: bool) -> tuple[dict[str, Any], dict[str, SceneData]]:

@@ -30,12 +30,15 @@ def _method_settings(opts: Mapping[str, Any]) -> tuple[Any, str]:
 @click.option("--preset", type=click.Choice(["mini", "paper"]), default="mini", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/NAME).")
 @click.option("--no-resume", is_flag=True, help="Retrain scenes that already have predictions.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Scenes trained in parallel (each gets cores/workers threads).")
+@click.option("--executor", type=click.Choice(["process", "ray"]), default="process", show_default=True, help="Where the scenes run: a local process pool or a Ray cluster.")
 @set_option("Setting KEY=VALUE (repeatable), e.g. --set steps=500; typed and checked before any work (docs/settings.md).")
 @list_settings_option(_method_settings)
 @click.option("--on-change", type=click.Choice(["refuse", "retrain"]), default="refuse", show_default=True,
               help="When the run folder holds scenes made with other inputs (prior, preset, --set, benchmark, code "
                    "version): refuse with the differences, or retrain those scenes here.")
-def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool, overrides: dict[str, str], on_change: str) -> None:
+def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str, prior: str, preset: str, out_dir: Path | None, no_resume: bool,
+          workers: int, executor: str, overrides: dict[str, str], on_change: str) -> None:
     """Train METHOD on the scenes and write runs/NAME/submission (format: docs/contract.md section 4)."""
     from nerfseg.config import settings_flag, typed_overrides
     from nerfseg.methods import get_method, method_run_name, run_method
@@ -48,7 +51,7 @@ def train(method_name: str, data_root: Path, scenes: tuple[str, ...], split: str
     with settings_flag("--set"):
         cls.make_config(preset, **parsed)  # unknown keys, and the method's own checks of the combination
     out = out_dir or Path("runs") / run_name
-    submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo, on_change=on_change)
+    submission = run_method(method_name, data_root, out, scenes=list(scenes) or None, split=split, prior=prior, preset=preset, resume=not no_resume, overrides=parsed, log=click.echo, on_change=on_change, workers=workers, executor=executor)
     hint = eval_hint(run_name, data_root, split, submission)
     click.echo(f"submission written to {submission}" + (f"; evaluate with: {hint}" if hint else
                                                           " (the train split has no evaluation; use --split val or test)"))

@@ -119,7 +119,8 @@ def reproduce_table(
     """Run (or resume) every row of ``table`` on ``split``, evaluate each, write ``<out>/table<N>.md`` and
     ``<out>/table<N>.json``; returns the result. ``rows`` picks rows by folder name; ``method_overrides``:
     method name -> settings applied to all its rows (the row's own settings win); ``grid_overrides``: the
-    shared grids' settings (as ``nerfseg grids --set``). ``log`` gets the progress lines and the table (the
+    shared grids' settings (as ``nerfseg grids --set``); ``workers``: scenes fitted at once, by the grids and
+    by every row (``log`` must then be picklable, e.g. ``click.echo``). ``log`` gets the progress lines and the table (the
     CLI echoes them; default: this module's logger)."""
     log = log or logger.info
     from nerfseg.evaluation.api import evaluate_submission
@@ -164,7 +165,8 @@ def reproduce_table(
         rec = state["rows"].setdefault(row.folder, {"seconds": 0.0})
         log(f"== {row.name} ({row.method}, {settings_ or 'preset settings'}) -> {out_dir / row.folder}")
         t0 = time.perf_counter()
-        submission = run_method(row.method, data_root, out_dir / row.folder, split=split, prior=prior, preset=preset, resume=resume, overrides=settings_, log=log)
+        submission = run_method(row.method, data_root, out_dir / row.folder, split=split, prior=prior, preset=preset, resume=resume, overrides=settings_,
+                                log=log, workers=workers)
         rec["seconds"] = float(rec["seconds"]) + time.perf_counter() - t0
         rec.update(method=row.method, settings=settings_, finished=True)
         write_json_atomic(state_path, state)
@@ -200,7 +202,7 @@ def _command():
                   help="NeRF-RCNN checkpoint of the Instance-NeRF rows (default: the method's own default).")
     @click.option("--set", "sets", multiple=True, help="METHOD:KEY=VALUE for every row of METHOD (repeatable), e.g. dm-nerf:steps=500.")
     @click.option("--grid-set", "grid_sets", multiple=True, help="KEY=VALUE of the shared grids (as `nerfseg grids --set`).")
-    @click.option("--workers", type=int, default=1, show_default=True, help="Process-pool workers of the shared grids.")
+    @click.option("--workers", type=int, default=1, show_default=True, help="Scenes fitted in parallel (process pool): the shared grids and every row.")
     @click.option("--no-resume", is_flag=True, help="Start every row over.")
     def reproduce(table: str, data_root: Path, out_dir: Path, split: str, preset: str, prior: str, rows: tuple[str, ...], rcnn_checkpoint: Path | None,
                   sets: tuple[str, ...], grid_sets: tuple[str, ...], workers: int, no_resume: bool) -> None:

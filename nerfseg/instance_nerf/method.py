@@ -301,6 +301,11 @@ class InstanceNeRF(Method):
         logger.info("NeRF-RCNN trained: %s iterations, val AP25 %s", summary["iterations"], summary["ap25"])
         return path
 
+    def prepare_shared(self, scene: SceneData) -> None:
+        """The NeRF-RCNN checkpoint every scene shares, trained now if missing (once, before workers start)."""
+        if self.config.detector == "rcnn":
+            self._rcnn_path(scene)
+
     def radiance_config_used(self, scene: SceneData) -> RadianceConfig:
         """The shared ``nerfseg grids`` field's stored settings when it exists (stage 1 reuses it), else ours."""
         shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
