@@ -167,6 +167,61 @@ def open_trainer(
     return trainer
 
 
+def uses_shared_field(config: Any) -> bool:
+    """Whether a baseline config starts from the scene's ``nerfseg grids`` field (``shared_field``) instead of
+    training its own (the papers' recipe, and the default)."""
+    return bool(getattr(config, "shared_field", False))
+
+
+def open_shared_field_trainer(
+    scene: SceneData,
+    config: Any,
+    work_dir: Path,
+    setup: Callable[[RadianceTrainer], None],
+    extra: Mapping[str, np.ndarray],
+    resume: bool,
+    trainer_cls: type[RadianceTrainer] = RadianceTrainer,
+) -> RadianceTrainer:
+    """A trainer whose field is the scene's ``nerfseg grids`` field, frozen, with only the method's head to train.
+
+    For a method whose head cannot move the geometry anyway (DM-NeRF's object codes read detached features
+    and weights), training the field again per method is pure cost: this reuses the one field per scene a
+    table trains for Instance-NeRF. ``config.radiance.steps`` counts the head's steps; ray batch, lr and
+    seed are the method's; the architecture and occupancy grid are the stored field's (marched pruned from
+    step 0). Resumes from the work folder's own checkpoint like :func:`open_trainer`.
+    """
+    from nerfseg.instance_nerf.grids import shared_radiance_checkpoint, stored_radiance_config
+
+    shared = shared_radiance_checkpoint(scene.path)
+    if not shared.exists():
+        raise InputError(shared, "shared_field=true needs the scene's shared radiance field: run `nerfseg grids --data DIR` first", key="shared_field")
+
+    def frozen_setup(trainer: RadianceTrainer) -> None:
+        setup(trainer)
+        trainer.freeze_radiance(True)
+
+    work = WorkFolder(work_dir, config, owned=BASELINE_FILES, label=scene.scene_id)
+    kept = work.open(resume)
+    ckpt = work.path / CHECKPOINT
+    if kept and ckpt.exists():
+        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work.path, scene_dir=scene.path, setup=frozen_setup, extra=extra, progress=show_progress())
+        logger.info("%s: head resumed at step %d/%d on the shared field", scene.scene_id, trainer.step, config.radiance.steps)
+        return trainer
+    work.remove(*BASELINE_FILES)
+    own = config.radiance
+    head_config = stored_radiance_config(shared).replace(
+        steps=own.steps, batch_rays=own.batch_rays, patch_size=own.patch_size, lr=own.lr, lr_final_ratio=own.lr_final_ratio,
+        checkpoint_every=own.checkpoint_every, seed=own.seed, occ_warmup_steps=0, warmup_march_factor=1.0, eval_every=0,
+        log_every=own.log_every)
+    trainer = trainer_cls(scene.path, head_config, device_for(config), work.path, extra, show_progress())
+    try:
+        trainer.load_checkpoint(shared, model_only=True)
+    except RuntimeError as exc:
+        raise InputError(shared, f"the shared field does not load: {exc}") from None
+    frozen_setup(trainer)
+    return trainer
+
+
 def device_for(config: Any) -> str:
     """The device of a config's ``device`` setting (``auto`` when it has none)."""
     return resolve_device(getattr(config, "device", "auto"))
@@ -224,7 +279,8 @@ class RadianceBaseline(Method):
 
         def train() -> tuple[RadianceTrainer, dict[str, Any], dict[str, Any]]:
             extra, about = self.targets(scene)
-            trainer = open_trainer(scene, self.config, work.path, self.setup, extra, resume, trainer_cls=self.trainer_cls)
+            opener = open_shared_field_trainer if uses_shared_field(self.config) else open_trainer
+            trainer = opener(scene, self.config, work.path, self.setup, extra, resume, trainer_cls=self.trainer_cls)
             return trainer, trainer.train(), about
 
         trainer, logs, about = work.stage("train", train)
@@ -235,7 +291,30 @@ class RadianceBaseline(Method):
 
     def load_trained(self, scene: SceneData, work_dir: Path) -> RadianceTrainer:
         """The trained model of ``work_dir`` (for prediction without a preceding fit in this process)."""
+        if uses_shared_field(self.config):  # the checkpoint holds the shared field's architecture, not the preset's
+            ckpt = Path(work_dir) / CHECKPOINT
+            if not ckpt.exists():
+                raise InputError(ckpt, "no trained model: run fit() first")
+            return self.trainer_cls.resume(ckpt, device=device_for(self.config), scene_dir=scene.path, setup=self.setup, progress=False)
         return load_trained(scene, self.config, work_dir, self.setup, self.trainer_cls)
+
+    def radiance_config_used(self, scene: SceneData) -> Any:
+        """With ``shared_field``: the ``nerfseg grids`` field's stored settings (a GT-depth field is flagged)."""
+        if uses_shared_field(self.config):
+            from nerfseg.instance_nerf.grids import shared_radiance_checkpoint, stored_radiance_config
+
+            shared = shared_radiance_checkpoint(scene.path)
+            return stored_radiance_config(shared) if shared.exists() else None
+        return self.config.radiance
+
+    def fingerprint_inputs(self, scene: SceneData) -> dict[str, Any]:
+        """With ``shared_field``: the shared field's hash (a re-fitted field makes the predictions stale)."""
+        if not uses_shared_field(self.config):
+            return {}
+        from nerfseg.instance_nerf.grids import shared_radiance_checkpoint
+        from nerfseg.runs import file_digest
+
+        return {"shared_radiance": file_digest(shared_radiance_checkpoint(scene.path))}
 
 
 # ------------------------------------------------------------------------------------------------

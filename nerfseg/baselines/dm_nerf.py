@@ -196,6 +196,10 @@ class DMNeRFConfig:
     vote_views: int = 24  # train views rendered for the class vote (0 = all)
     vote_downscale: int = 2  # ... at 1/this of the dataset resolution
     head_lr: float | None = None  # None: the radiance lr (and its decay)
+    #: False (the paper): the field is trained here, jointly with the head. True: the head is trained alone on
+    #: the scene's frozen ``nerfseg grids`` field (the one Instance-NeRF reuses), for ``steps`` steps; the
+    #: object codes read detached geometry either way, so only the field's quality differs
+    shared_field: bool = False
     device: str = "auto"
 
 

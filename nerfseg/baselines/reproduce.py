@@ -8,9 +8,10 @@ regularization, no refinement, full. Every row is an ordinary ``nerfseg train`` 
 adds up over the runs (``<out>/reproduce.json``).
 
 What is shared: ``nerfseg grids`` trains one radiance field per scene first, and every Instance-NeRF row
-reuses that field and its grid (``<data>/radiance/<scene>``). The ``full`` row of Table 2 is the
-``instance-nerf`` row of Table 1 (same folder). Semantic-NeRF and DM-NeRF train their field jointly with
-their heads (their papers' recipe), so they cannot start from the shared one.
+reuses that field and its grid (``<data>/radiance/<scene>``), as does DM-NeRF (``shared_field``: its object
+codes read detached geometry, so only its head is trained, on the frozen field). The ``full`` row of Table 2
+is the ``instance-nerf`` row of Table 1 (same folder). Semantic-NeRF's semantic loss shapes its geometry
+(its paper's recipe), so it trains its own field.
 
 Numbers: per scene from the evaluator (nerfseg-v1), then mean, standard deviation, min and max over the
 scenes. One test room moves a row by several points, so the spread is part of the result.
@@ -45,15 +46,18 @@ class Row:
     name: str  # printed
     folder: str  # run folder under --out (rows with equal folders are one run)
     method: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # what makes the row (wins over --set)
     uses_gt: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)  # the row's recipe, which --set may change
 
 
 TABLES: dict[int, tuple[Row, ...]] = {
     1: (
         Row("prior2d", "prior2d", "prior2d"),
         Row("semantic-nerf", "semantic-nerf", "semantic-nerf"),
-        Row("dm-nerf", "dm-nerf", "dm-nerf"),
+        # DM-NeRF's object codes read detached geometry, so it learns them on the shared field, frozen, with
+        # Instance-NeRF's head budget (600 + 300 steps); `--set dm-nerf:shared_field=false` trains its own
+        Row("dm-nerf", "dm-nerf", "dm-nerf", defaults={"shared_field": True, "steps": 900}),
         Row("instance-nerf", "instance-nerf", "instance-nerf"),
         Row("instance-nerf, unmatched segments kept", "instance-nerf-unmatched", "instance-nerf", {"keep_unmatched_segments": True}),
         Row("instance-nerf, oracle 3D detections (uses GT)", "instance-nerf-oracle", "instance-nerf", {"detector": "gt3d"}, uses_gt=True),
@@ -118,7 +122,7 @@ def reproduce_table(
 ) -> dict[str, Any]:
     """Run (or resume) every row of ``table`` on ``split``, evaluate each, write ``<out>/table<N>.md`` and
     ``<out>/table<N>.json``; returns the result. ``rows`` picks rows by folder name; ``method_overrides``:
-    method name -> settings applied to all its rows (the row's own settings win); ``grid_overrides``: the
+    method name -> settings applied to all its rows (over a row's defaults; the settings that make a row win); ``grid_overrides``: the
     shared grids' settings (as ``nerfseg grids --set``); ``workers``: scenes fitted at once, by the grids and
     by every row (``log`` must then be picklable, e.g. ``click.echo``). ``log`` gets the progress lines and the table (the
     CLI echoes them; default: this module's logger)."""
@@ -139,18 +143,21 @@ def reproduce_table(
         raise InputError(data_root / spec.BENCHMARK_JSON, f"split {split!r} has no scenes")
     from nerfseg.methods import get_method
 
+    def settings_of(row: Row) -> dict[str, Any]:
+        return {**row.defaults, **(method_overrides or {}).get(row.method, {}), **row.settings}
+
     for row in chosen:  # every row's settings resolve (keys, types, input files) before the first row trains
-        get_method(row.method).make_config(preset, **{**(method_overrides or {}).get(row.method, {}), **row.settings})
-    if any(r.method == "instance-nerf" for r in chosen):
+        get_method(row.method).make_config(preset, **settings_of(row))
+    needs_grids = any(r.method == "instance-nerf" or settings_of(r).get("shared_field") for r in chosen)
+    if needs_grids:
         from nerfseg.instance_nerf.grids import grid_settings
 
         grid_settings(preset, **(grid_overrides or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE
     state = _read_state(state_path)
-    overrides = method_overrides or {}
 
-    if any(r.method == "instance-nerf" for r in chosen):
+    if needs_grids:
         from nerfseg.instance_nerf.grids import build_grids, grid_settings
 
         settings = grid_settings(preset, **(grid_overrides or {}))
@@ -161,7 +168,7 @@ def reproduce_table(
 
     results = []
     for row in chosen:
-        settings_ = {**overrides.get(row.method, {}), **row.settings}
+        settings_ = settings_of(row)
         rec = state["rows"].setdefault(row.folder, {"seconds": 0.0})
         log(f"== {row.name} ({row.method}, {settings_ or 'preset settings'}) -> {out_dir / row.folder}")
         t0 = time.perf_counter()
@@ -178,7 +185,7 @@ def reproduce_table(
            "grids_seconds": state.get("grids_seconds"), "rows": results}
     text = format_table(table, results)
     if state.get("grids_seconds") is not None:
-        text += f"\n\nShared radiance fields and grids (`nerfseg grids`, reused by every Instance-NeRF row): {state['grids_seconds'] / 60:.1f} min."
+        text += f"\n\nShared radiance fields and grids (`nerfseg grids`, reused by Instance-NeRF and DM-NeRF): {state['grids_seconds'] / 60:.1f} min."
     (out_dir / f"table{table}.md").write_text(text + "\n")
     write_json_atomic(out_dir / f"table{table}.json", out)
     log("\n" + text)

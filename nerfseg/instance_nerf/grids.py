@@ -116,6 +116,16 @@ def radiance_dir(data_root: str | Path, scene_id: str) -> Path:
     return Path(data_root) / RADIANCE_DIR / scene_id
 
 
+def shared_radiance_checkpoint(scene_dir: str | Path) -> Path:
+    """The ``nerfseg grids`` field of a scene folder (``<root>/scenes/<id>``): ``<root>/radiance/<id>/checkpoint.pt``.
+
+    The one field per scene that every method able to start from a trained NeRF reuses (Instance-NeRF
+    always when it exists, DM-NeRF with ``shared_field=true``), so a table trains each scene's NeRF once.
+    """
+    scene_dir = Path(scene_dir)
+    return radiance_dir(scene_dir.parent.parent, scene_dir.name) / CHECKPOINT
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())

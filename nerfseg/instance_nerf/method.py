@@ -53,7 +53,7 @@ from nerfseg.instance_nerf.grids import (
     feature_file,
     grid_settings,
     load_radiance,
-    radiance_dir,
+    shared_radiance_checkpoint,
     stored_radiance_config,
     train_radiance,
 )
@@ -250,7 +250,7 @@ class InstanceNeRF(Method):
 
     def _radiance_checkpoint(self, scene: SceneData, work: Path, resume: bool) -> tuple[Path, str]:
         """Stage 1: the radiance checkpoint to build on, and where it came from."""
-        shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
+        shared = shared_radiance_checkpoint(scene.path)
         if shared.exists():
             return shared, "nerfseg grids"
         trainer = train_radiance(scene.path, self.config.radiance, work / "radiance", self.device, resume=resume,
@@ -308,7 +308,7 @@ class InstanceNeRF(Method):
 
     def radiance_config_used(self, scene: SceneData) -> RadianceConfig:
         """The shared ``nerfseg grids`` field's stored settings when it exists (stage 1 reuses it), else ours."""
-        shared = radiance_dir(data_root_of(scene), scene.scene_id) / CHECKPOINT
+        shared = shared_radiance_checkpoint(scene.path)
         return stored_radiance_config(shared) if shared.exists() else self.config.radiance
 
     @property
@@ -327,7 +327,7 @@ class InstanceNeRF(Method):
             rcnn = file_digest(self.config.rcnn_checkpoint or default_rcnn_checkpoint(root))
         return {
             "rcnn_checkpoint": rcnn,
-            "shared_radiance": file_digest(radiance_dir(root, scene.scene_id) / CHECKPOINT),
+            "shared_radiance": file_digest(shared_radiance_checkpoint(scene.path)),
             "shared_grid": file_digest(feature_file(root, scene.scene_id)),
         }
 

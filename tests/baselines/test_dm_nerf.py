@@ -125,3 +125,34 @@ def test_run_method_writes_a_valid_submission(bench: Path, tmp_path: Path) -> No
     assert log["steps"] == TINY["steps"] and np.isfinite(log["test_psnr"]) and np.isfinite(log["final_object_loss"])
     assert "final_empty_loss" in log and log["train_seconds"] > 0
     assert list(log["seconds"]) == ["train", "vote", "render_test"]  # the fit's stages, in order
+
+
+def test_shared_field_trains_only_the_head_and_carries_its_gt_flag(bench: Path, tmp_path: Path) -> None:
+    """``shared_field=true``: DM-NeRF's codes learn on the scene's frozen ``nerfseg grids`` field (issue 12: one
+    field per scene for a whole table); the field is not changed, and its GT depth flags the run."""
+    import shutil
+
+    from nerfseg import runs
+    from nerfseg.instance_nerf.grids import build_grids, grid_settings, shared_radiance_checkpoint
+
+    root = tmp_path / "bench"
+    shutil.copytree(bench, root)
+    settings = {**TINY, **SMALL, "shared_field": True}
+    with pytest.raises(InputError, match=r"radiance/.*checkpoint\.pt.*run `nerfseg grids"):
+        run_method("dm-nerf", root, tmp_path / "none", split="train", overrides=settings, log=lambda *_: None)
+    grid_tiny = {k: v for k, v in TINY.items() if k != "render_chunk"}
+    build_grids(root, grid_settings("mini", resolution=12, device="cpu", eval_views=0, depth_weight=0.2, **grid_tiny), log=lambda *_: None)
+    out = tmp_path / "run"
+    sub = run_method("dm-nerf", root, out, split="train", overrides=settings, log=lambda *_: None)
+    sid = spec.scenes_in_split(root, "train")[0]
+    shared = torch.load(shared_radiance_checkpoint(root / "scenes" / sid), map_location="cpu", weights_only=False)["field"]
+    trained = torch.load(out / "scenes" / sid / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert shared.keys() == trained["field"].keys()
+    assert all(torch.equal(shared[k], trained["field"][k]) for k in shared)  # frozen: the field is the shared one
+    log = json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
+    assert log["steps"] == TINY["steps"] and np.isfinite(log["final_object_loss"])
+    meta = json.loads((sub / spec.META_JSON).read_text())
+    assert meta["uses_gt_masks"] is True and any("depth_weight" in s for s in meta["gt_sources"])
+    marker = runs.read_marker(out / "scenes" / sid / runs.DONE_MARKER)
+    assert marker is not None and marker["inputs"]["method_inputs"]["shared_radiance"]
+    assert validate_submission(sub, root, split="train").ok

@@ -71,3 +71,20 @@ def test_cli_parses_method_settings(bench: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(reproduce, ["--table", "1", "--data", str(bench), "--split", "train", "--out", str(tmp_path / "o"), "--row", "prior2d"])
     assert res.exit_code == 0, res.output
     assert "| prior2d |" in res.output
+
+
+def test_dm_nerf_row_learns_on_the_shared_field_unless_told_otherwise(bench: Path, tmp_path: Path) -> None:
+    tiny_dm = {k: v for k, v in TINY_GRID.items() if k not in ("resolution", "eval_views")} | {"max_objects": 4, "head_hidden": 8, "vote_views": 1, "steps": 6}
+    out = tmp_path / "t1"
+    reproduce_table(1, bench, out, split="train", rows=["dm-nerf"], method_overrides={"dm-nerf": tiny_dm}, grid_overrides=TINY_GRID, log=lambda *_: None)
+    sid = spec.scenes_in_split(bench, "train")[0]
+    config = json.loads((out / "dm-nerf" / "config.json").read_text())["config"]
+    assert config["shared_field"] is True and config["radiance"]["steps"] == 6  # --set wins over the row's default budget
+    marker = json.loads((out / "dm-nerf" / "scenes" / sid / "predictions.done").read_text())
+    assert marker["inputs"]["method_inputs"]["shared_radiance"]  # the grids' field, hashed into the run
+    # a --set may change the row's recipe: DM-NeRF trains its own field again
+    own = tmp_path / "own"
+    reproduce_table(1, bench, own, split="train", rows=["dm-nerf"], method_overrides={"dm-nerf": tiny_dm | {"shared_field": False}},
+                    grid_overrides=TINY_GRID, log=lambda *_: None)
+    assert json.loads((own / "dm-nerf" / "config.json").read_text())["config"]["shared_field"] is False
+    assert not (own / "reproduce.json").exists() or "grids_seconds" not in json.loads((own / "reproduce.json").read_text())
