@@ -52,6 +52,10 @@ def test_reproduce_rows_share_the_grid_field_and_resume(bench: Path, tmp_path: P
     summary = json.loads((out / "instance-nerf-oracle" / "train_log.jsonl").read_text().splitlines()[-1])
     assert summary["radiance_source"] == "nerfseg grids" and (bench / "radiance" / sid / "checkpoint.pt").exists()
     assert (out / "table1.md").read_text().startswith("Table 1") and json.loads((out / "table1.json").read_text())["rows"][0]["name"] == "prior2d"
+    recorded = json.loads((bench / "radiance" / sid / "grid.json").read_text())
+    table_json = json.loads((out / "table1.json").read_text())
+    assert table_json["grids_recorded_seconds"] == pytest.approx(recorded["wall_train_seconds"] + recorded["export_seconds"])
+    assert "as their grid.json records" in (out / "table1.md").read_text()
     state = json.loads((out / "reproduce.json").read_text())
     first = state["rows"]["instance-nerf-oracle"]["seconds"]
     assert first > 0 and state["rows"]["prior2d"]["finished"]
