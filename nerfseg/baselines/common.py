@@ -139,6 +139,12 @@ def show_progress() -> bool:
     return True
 
 
+def uses_shared_field(config: Any) -> bool:
+    """Whether a baseline config starts from the scene's ``nerfseg grids`` field (``shared_field``) instead of
+    training its own (the papers' recipe, and the default)."""
+    return bool(getattr(config, "shared_field", False))
+
+
 def open_trainer(
     scene: SceneData,
     config: Any,
@@ -153,72 +159,56 @@ def open_trainer(
 
     A checkpoint of another config is not resumed: continuing a run with other settings would give a
     model that no config describes. ``setup`` registers the heads (before a checkpoint is loaded).
+    With ``shared_field`` the fresh trainer holds the scene's ``nerfseg grids`` field, frozen
+    (:func:`_shared_field_trainer`), and a resumed one is frozen again.
     """
+    shared = uses_shared_field(config)
+
+    def prepare(trainer: RadianceTrainer) -> None:
+        setup(trainer)
+        if shared:  # the method's heads train on the frozen shared field
+            trainer.freeze_radiance(True)
+
     work = WorkFolder(work_dir, config, owned=BASELINE_FILES, label=scene.scene_id)
     kept = work.open(resume)
     ckpt = work.path / CHECKPOINT
     if kept and ckpt.exists():
-        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work.path, scene_dir=scene.path, setup=setup, extra=extra, progress=show_progress())
+        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work.path, scene_dir=scene.path, setup=prepare, extra=extra, progress=show_progress())
         logger.info("%s: resumed at step %d/%d", scene.scene_id, trainer.step, config.radiance.steps)
         return trainer
     work.remove(*BASELINE_FILES)  # same config but no checkpoint: what the old trainer left is not continued
-    trainer = trainer_cls(scene.path, config.radiance, device_for(config), work.path, extra, show_progress())
-    setup(trainer)
+    if shared:
+        trainer = _shared_field_trainer(scene, config, work.path, extra, trainer_cls)
+    else:
+        trainer = trainer_cls(scene.path, config.radiance, device_for(config), work.path, extra, show_progress())
+    prepare(trainer)
     return trainer
 
 
-def uses_shared_field(config: Any) -> bool:
-    """Whether a baseline config starts from the scene's ``nerfseg grids`` field (``shared_field``) instead of
-    training its own (the papers' recipe, and the default)."""
-    return bool(getattr(config, "shared_field", False))
-
-
-def open_shared_field_trainer(
-    scene: SceneData,
-    config: Any,
-    work_dir: Path,
-    setup: Callable[[RadianceTrainer], None],
-    extra: Mapping[str, np.ndarray],
-    resume: bool,
-    trainer_cls: type[RadianceTrainer] = RadianceTrainer,
-) -> RadianceTrainer:
-    """A trainer whose field is the scene's ``nerfseg grids`` field, frozen, with only the method's head to train.
+def _shared_field_trainer(scene: SceneData, config: Any, out_dir: Path, extra: Mapping[str, np.ndarray], trainer_cls: type[RadianceTrainer]) -> RadianceTrainer:
+    """A fresh trainer whose field is the scene's ``nerfseg grids`` field (``shared_field``).
 
     For a method whose head cannot move the geometry anyway (DM-NeRF's object codes read detached features
     and weights), training the field again per method is pure cost: this reuses the one field per scene a
     table trains for Instance-NeRF. ``config.radiance.steps`` counts the head's steps; ray batch, lr and
     seed are the method's; the architecture and occupancy grid are the stored field's (marched pruned from
-    step 0). Resumes from the work folder's own checkpoint like :func:`open_trainer`.
+    step 0).
     """
     from nerfseg.instance_nerf.grids import shared_radiance_checkpoint, stored_radiance_config
 
     shared = shared_radiance_checkpoint(scene.path)
     if not shared.exists():
         raise InputError(shared, "shared_field=true needs the scene's shared radiance field: run `nerfseg grids --data DIR` first", key="shared_field")
-
-    def frozen_setup(trainer: RadianceTrainer) -> None:
-        setup(trainer)
-        trainer.freeze_radiance(True)
-
-    work = WorkFolder(work_dir, config, owned=BASELINE_FILES, label=scene.scene_id)
-    kept = work.open(resume)
-    ckpt = work.path / CHECKPOINT
-    if kept and ckpt.exists():
-        trainer = trainer_cls.resume(ckpt, device=device_for(config), out_dir=work.path, scene_dir=scene.path, setup=frozen_setup, extra=extra, progress=show_progress())
-        logger.info("%s: head resumed at step %d/%d on the shared field", scene.scene_id, trainer.step, config.radiance.steps)
-        return trainer
-    work.remove(*BASELINE_FILES)
     own = config.radiance
     head_config = stored_radiance_config(shared).replace(
         steps=own.steps, batch_rays=own.batch_rays, patch_size=own.patch_size, lr=own.lr, lr_final_ratio=own.lr_final_ratio,
         checkpoint_every=own.checkpoint_every, seed=own.seed, occ_warmup_steps=0, warmup_march_factor=1.0, eval_every=0,
         log_every=own.log_every)
-    trainer = trainer_cls(scene.path, head_config, device_for(config), work.path, extra, show_progress())
+    trainer = trainer_cls(scene.path, head_config, device_for(config), out_dir, extra, show_progress())
     try:
         trainer.load_checkpoint(shared, model_only=True)
     except RuntimeError as exc:
         raise InputError(shared, f"the shared field does not load: {exc}") from None
-    frozen_setup(trainer)
     return trainer
 
 
@@ -279,8 +269,7 @@ class RadianceBaseline(Method):
 
         def train() -> tuple[RadianceTrainer, dict[str, Any], dict[str, Any]]:
             extra, about = self.targets(scene)
-            opener = open_shared_field_trainer if uses_shared_field(self.config) else open_trainer
-            trainer = opener(scene, self.config, work.path, self.setup, extra, resume, trainer_cls=self.trainer_cls)
+            trainer = open_trainer(scene, self.config, work.path, self.setup, extra, resume, trainer_cls=self.trainer_cls)
             return trainer, trainer.train(), about
 
         trainer, logs, about = work.stage("train", train)
