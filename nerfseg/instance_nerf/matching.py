@@ -356,6 +356,7 @@ def match_prior_to_instances(
     iou_threshold: float = IOU_THRESHOLD,
     *,
     unlabel_empty_views: bool = False,
+    unlabel_background_under_instances: bool = False,
     source: str | Path | None = None,
 ) -> np.ndarray:
     """Relabel a 2D panoptic prior with 3D instance ids -> (H,W) int32 training labels.
@@ -366,7 +367,12 @@ def match_prior_to_instances(
     else -1. A view without any projection therefore labels all non-background segments -1 and keeps background
     0, exactly as the reference (its empty-view branch sets only segments > 0 to -1; background is 0 there);
     ``unlabel_empty_views=True`` instead marks the whole view -1, a departure from the reference for callers
-    that want such a view to give no supervision at all. All IoUs come from one joint histogram (np.bincount over packed (segment, label)).
+    that want such a view to give no supervision at all. ``unlabel_background_under_instances=True`` (a departure
+    from the reference, off by default) marks -1 every background pixel onto which a kept instance projects: the
+    prior's "background" there contradicts a 3D detection that survived the occlusion test, and left at 0 it
+    outvotes the object in the instance field (docs/instance-nerf.md, "What limits it"); unlabelled, the
+    field learns those cells from the views whose prior did see the object. All IoUs come from one joint
+    histogram (np.bincount over packed (segment, label)).
     ``prior_segments``: {segment id: {"category_id": c}} or a COCO ``segments_info`` list; ``source`` names the
     prior file in errors.
     """
@@ -400,7 +406,10 @@ def match_prior_to_instances(
     seg_label[seg_ids == 0] = -1
     if unlabel_empty_views and not proj_area[1:].any():
         seg_label[:] = -1
-    return seg_label[inverse].reshape(prior_ids.shape)
+    labels = seg_label[inverse].reshape(prior_ids.shape)
+    if unlabel_background_under_instances:
+        labels[(labels == 0) & (projected > 0)] = -1
+    return labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,9 +427,11 @@ def match_scene(
     iou_threshold: float = IOU_THRESHOLD,
     score_threshold: float = SCORE_THRESHOLD,
     splat: str = "corners",
+    unlabel_background_under_instances: bool = False,
 ) -> list[np.ndarray]:
     """Matched training labels (H,W) int32 (-1 / 0 / k+1) for every view; the grid is resolved and reduced to
-    its visible voxels once. Each view: (c2w, intr, prior_ids, prior_segments, depth or None)."""
+    its visible voxels once. Each view: (c2w, intr, prior_ids, prior_segments, depth or None).
+    ``unlabel_background_under_instances``: as :func:`match_prior_to_instances`."""
     cloud = VoxelCloud(resolve_instance_masks(masks, scores, score_threshold), bbox_min, bbox_max)
     out = []
     for i, view in enumerate(views):
@@ -428,5 +439,6 @@ def match_scene(
             raise InputError(None, f"view {i} must be (c2w, intr, prior_ids, prior_segments, depth), got {len(view)} items", key="views")
         c2w, intr, prior_ids, prior_segments, depth = view
         projected, _ = project_cloud(cloud, c2w, intr, depth, occlusion_tolerance, splat)
-        out.append(match_prior_to_instances(prior_ids, prior_segments, projected, iou_threshold))
+        out.append(match_prior_to_instances(prior_ids, prior_segments, projected, iou_threshold,
+                                            unlabel_background_under_instances=unlabel_background_under_instances))
     return out

@@ -15,7 +15,9 @@ starts over; each stage's seconds go into the fit summary):
 4. **2D-3D matching** (paper 3.3.1): the kept 3D masks projected into every train view, occluded by the
    field's rendered depth; each prior segment takes the instance of highest IoU (> 0.05), background
    segments become 0 and the rest -1 (ignored). With ``keep_unmatched_segments`` (off: the paper drops them)
-   unmatched thing segments are lifted into extra 3D instances first and the views matched again.
+   unmatched thing segments are lifted into extra 3D instances first and the views matched again; with
+   ``unlabel_background_under_instances`` (off: the paper keeps them 0) background pixels under a projected
+   kept instance become -1.
 5. **Instance field, stage 1** (paper Eq. 2-12): :class:`nerfseg.instance_nerf.field.InstanceField` head on the frozen
    field, cross-entropy + depth-aware smoothness (``regularization``) on 8x8 patches.
 6. **Refinement + stage 2** (paper 3.3.2, ``refinement``): preliminary masks of the train views rendered,
@@ -122,6 +124,10 @@ class InstanceNeRFConfig:
     #: into extra 3D instances with the rendered depth, merged across views, class from the prior
     #: (:func:`nerfseg.instance_nerf.pipeline.lift_unmatched_segments`): what a user of a weak detector would try
     keep_unmatched_segments: bool = False
+    #: False (paper): a prior background segment stays background (0) under a kept 3D instance, so where the
+    #: prior missed an object its views outvote the detection. True: those pixels become unlabelled (-1)
+    #: (:func:`nerfseg.instance_nerf.matching.match_prior_to_instances`)
+    unlabel_background_under_instances: bool = False
     #: matching and refinement render every train view at 1/this resolution per side, upsampled back
     #: (:func:`nerfseg.instance_nerf.pipeline.render_train_views`); 1 = the training resolution (reference)
     view_render_downscale: int = 1
@@ -461,7 +467,8 @@ class InstanceNeRF(Method):
         render = load_radiance(st.ckpt, scene.path, self.device)
         depths = np.stack([out["depth"] for _, out in render_train_views(render, downscale=cfg.view_render_downscale)]).astype(np.float32)
         tol = cfg.occlusion_tolerance_voxels * float(np.mean((kept.bbox_max - kept.bbox_min) / np.asarray(kept.masks.shape[1:] or (1, 1, 1))))
-        labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold).astype(np.int64)
+        bg_rule = cfg.unlabel_background_under_instances
+        labels = match_train_views(render, scene, kept, depths, tol if len(kept) else None, cfg.iou_threshold, bg_rule).astype(np.int64)
         added = 0
         if cfg.keep_unmatched_segments:
             kept, added = lift_unmatched_segments(render, scene, kept, labels, depths)
@@ -469,7 +476,7 @@ class InstanceNeRF(Method):
             if added:
                 st.kept = kept
                 kept.save(st.work.path / DETECTIONS)
-                labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold).astype(np.int64)
+                labels = match_train_views(render, scene, kept, depths, tol, cfg.iou_threshold, bg_rule).astype(np.int64)
         st.work.write_npz(MATCHED, {"labels": labels.astype(np.int16), "depth": depths, "unmatched_added": np.int64(added)})
         return labels, depths, added
 

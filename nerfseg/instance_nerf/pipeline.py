@@ -148,13 +148,15 @@ def match_train_views(
     depths: np.ndarray,
     occlusion_tolerance: float | None = None,
     iou_threshold: float = 0.05,
+    unlabel_background_under_instances: bool = False,
 ) -> np.ndarray:
     """(F, H, W) int32 training labels of the train views: -1 unlabelled, 0 background, k+1 instance k.
 
     Each kept 3D mask is projected into the view with the radiance field's rendered ``depths`` (F, H, W)
     as occluder (:func:`nerfseg.instance_nerf.matching.match_scene`); every prior segment takes the projected
-    instance of highest IoU above ``iou_threshold``; background-class segments become 0, void -1. The
-    prior is read at full resolution and sampled to the training resolution.
+    instance of highest IoU above ``iou_threshold``; background-class segments become 0, void -1 (and
+    background under a projected instance -1 with ``unlabel_background_under_instances``, a departure from
+    the paper). The prior is read at full resolution and sampled to the training resolution.
     """
     bank = trainer.rays
     factor = trainer.config.downscale
@@ -170,7 +172,8 @@ def match_train_views(
         masks = np.zeros((0, 1, 1, 1), dtype=bool)
         return np.stack(match_scene(masks, np.zeros(0), kept.bbox_min, kept.bbox_max, views, iou_threshold=iou_threshold))
     return np.stack(
-        match_scene(kept.masks, kept.scores, kept.bbox_min, kept.bbox_max, views, occlusion_tolerance=occlusion_tolerance, iou_threshold=iou_threshold, score_threshold=-np.inf)
+        match_scene(kept.masks, kept.scores, kept.bbox_min, kept.bbox_max, views, occlusion_tolerance=occlusion_tolerance, iou_threshold=iou_threshold,
+                    score_threshold=-np.inf, unlabel_background_under_instances=unlabel_background_under_instances)
     ).astype(np.int32)
 
 

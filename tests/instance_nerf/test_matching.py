@@ -303,6 +303,29 @@ def test_match_scene_end_to_end_with_and_without_depth() -> None:
         match_scene(masks, scores, lo, hi, [(c2w, INTR, prior, segs)])
 
 
+def test_unlabel_background_under_instances_only_where_a_visible_instance_projects() -> None:
+    """The switch (off: the reference keeps background 0): a prior that missed the visible half of instance 1
+    (called it background) loses those labels to -1; the wall hiding instance 1's other half and the background
+    nothing projects onto stay 0, since the occlusion test removes the hidden half before the rule applies."""
+    masks, lo, hi, c2w, depth = wall_scene()
+    gt = project_instance_masks(masks, lo, hi, c2w, INTR, depth)
+    hidden = project_instance_masks(masks, lo, hi, c2w, INTR) == 1  # where instance 1 projects without depth
+    prior = np.full(gt.shape, 9, dtype=np.uint32)  # one background segment, instance 1 missed by the prior
+    prior[gt == 2] = 7
+    segs = [{"id": 9, "category_id": 0}, {"id": 7, "category_id": 3}]
+    view = (c2w, INTR, prior, segs, depth)
+    (paper,) = match_scene(masks, [0.9, 0.8], lo, hi, [view])
+    (switched,) = match_scene(masks, [0.9, 0.8], lo, hi, [view], unlabel_background_under_instances=True)
+    assert np.all(paper[gt == 1] == 0)  # the reference: the prior's background wins
+    assert np.all(switched[gt == 1] == -1) and (gt == 1).sum() > 50
+    assert np.all(switched[gt == 2] == 2) and np.array_equal(switched[gt != 1], paper[gt != 1])
+    wall_over_hidden = hidden & (gt == 0)
+    assert wall_over_hidden.sum() > 50 and np.all(switched[wall_over_hidden] == 0)
+    # pixel rule on the plain function: only background pixels with a projection change
+    out = match_prior_to_instances(prior, segs, gt, unlabel_background_under_instances=True)
+    assert np.array_equal(out, switched)
+
+
 def test_bad_geometry_inputs() -> None:
     grid, lo, hi, *_ = block_grid()
     c2w = look_at(np.array([2.1, -0.9, 1.6]), np.array([0.5, 0.5, 0.5]))

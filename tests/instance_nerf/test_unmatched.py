@@ -85,3 +85,19 @@ def test_a_missed_object_comes_back_from_the_prior(scene: SceneData) -> None:
     # off by default (the paper drops unmatched segments)
     assert make_config("mini").keep_unmatched_segments is False
     assert make_config("mini", keep_unmatched_segments="true").keep_unmatched_segments is True
+    assert make_config("mini").unlabel_background_under_instances is False
+    assert make_config("mini", unlabel_background_under_instances="true").unlabel_background_under_instances is True
+
+
+def test_unlabel_background_under_instances_reaches_the_scene_matching(scene: SceneData) -> None:
+    """The switch threaded through match_train_views: only background labels change, each to -1, and only on
+    pixels a kept instance covers (here the dilated silhouettes of the GT instances under the GT prior)."""
+    gt = read_gt3d(scene.path / spec.GT3D_H5)
+    kept = keep_detections(gt3d_detections(scene.path / spec.GT3D_H5, gt.instance.shape, gt.bbox_min, gt.bbox_max), gt.bbox_min, gt.bbox_max, 0.5)
+    trainer, depths = _views(scene)
+    tol = 2.0 * float(np.mean((gt.bbox_max - gt.bbox_min) / np.asarray(gt.instance.shape)))
+    paper = match_train_views(trainer, scene, kept, depths, tol)
+    switched = match_train_views(trainer, scene, kept, depths, tol, unlabel_background_under_instances=True)
+    changed = paper != switched
+    assert changed.any() and np.all(paper[changed] == 0) and np.all(switched[changed] == -1)
+    assert (switched == 0).sum() > 0.5 * (paper == 0).sum()  # the walls and floor stay background
