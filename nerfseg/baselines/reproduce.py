@@ -60,6 +60,8 @@ TABLES: dict[int, tuple[Row, ...]] = {
         Row("dm-nerf", "dm-nerf", "dm-nerf", defaults={"shared_field": True, "steps": 900}),
         Row("instance-nerf", "instance-nerf", "instance-nerf"),
         Row("instance-nerf, unmatched segments kept", "instance-nerf-unmatched", "instance-nerf", {"keep_unmatched_segments": True}),
+        Row("instance-nerf, prior background under detections unlabelled", "instance-nerf-bgunlabel", "instance-nerf",
+            {"unlabel_background_under_instances": True}),
         Row("instance-nerf, oracle 3D detections (uses GT)", "instance-nerf-oracle", "instance-nerf", {"detector": "gt3d"}, uses_gt=True),
     ),
     2: (

@@ -18,7 +18,8 @@ from nerfseg.instance_nerf.rcnn.cli import train_rcnn as train_rcnn_command
 from nerfseg.instance_nerf.rcnn.config import RCNNConfig, preset_config
 from nerfseg.instance_nerf.rcnn.model import NeRFRCNN, predict_scene
 from nerfseg.instance_nerf.rcnn.synthetic import make_scene, write_synthetic_benchmark
-from nerfseg.instance_nerf.rcnn.train import load_rcnn, one_cycle, sample_to_inputs, train_rcnn
+from nerfseg.instance_nerf.rcnn import train as rcnn_train
+from nerfseg.instance_nerf.rcnn.train import MASK_THRESHOLD_CANDIDATES, calibrate_mask_threshold, load_rcnn, one_cycle, sample_to_inputs, train_rcnn
 from nerfseg.errors import InputError
 
 SMALL = {"input_resolution": None, "roi_canonical_size": 32.0, "rpn_size_ranges": (-1.0, 3.2, 6.4, 12.8, 1e8)}
@@ -127,7 +128,10 @@ def test_train_rcnn_run_folder_resume_and_cli(tmp_path):
         train_rcnn(root, tmp_path / "b", "mini", "cpu", resume=True, overrides={**over, "lr": 5e-4}, progress=False)
 
     model = load_rcnn(run / "checkpoint_best.pt")
-    assert model.config == cfg and not model.training
+    # the best checkpoint carries the config but for the mask threshold chosen on val (calibrate_mask_threshold)
+    assert a["mask_threshold"] in MASK_THRESHOLD_CANDIDATES and model.config.mask_threshold == a["mask_threshold"]
+    assert model.config.replace(mask_threshold=cfg.mask_threshold) == cfg and not model.training
+    assert [r["chosen"] for r in log if r["type"] == "mask_threshold"] == [a["mask_threshold"]]
     with np.load(root / "features" / "synth_0002.npz") as z:
         grid = z["rgbsigma"]
     det = predict_scene(model, grid)
@@ -138,6 +142,38 @@ def test_train_rcnn_run_folder_resume_and_cli(tmp_path):
     res = CliRunner().invoke(train_rcnn_command, ["--data", str(root), "--out", str(tmp_path / "c"), "--iterations", "1", "--no-progress", "--no-resume"])
     assert res.exit_code == 0, res.output
     assert "AP25" in res.output and "AP50" in res.output
+
+
+def test_mask_threshold_is_chosen_on_val_and_stored_once(tmp_path, monkeypatch):
+    """The candidate with the highest val AP25 wins, 0.5 keeps ties; the choice lands in the checkpoint (what
+    load_rcnn gives Instance-NeRF) and a calibrated checkpoint is not calibrated again. Off: 0.5 stays."""
+    root = tmp_path / "data"
+    write_synthetic_benchmark(root, {"train": 1, "val": 1}, shape=(24, 20, 12), num_objects=2, size_range=(4, 8), seed=5)
+    over = {**SMALL, "iterations": 1, "val_every": 0, "checkpoint_every": 1}
+    off = train_rcnn(root, tmp_path / "off", "mini", "cpu", resume=False, progress=False, overrides={**over, "calibrate_mask_threshold": False})
+    assert off["mask_threshold"] is None and load_rcnn(tmp_path / "off" / "checkpoint_best.pt").config.mask_threshold == 0.5
+
+    seen: list[float] = []
+
+    def fake_eval(model, data_root, scene_ids, device=None):  # AP25 peaks at 0.3, AP50 flat
+        seen.append(model.config.mask_threshold)
+        return {"ap25": 0.5 - abs(model.config.mask_threshold - 0.3), "ap50": 0.1, "voxel_miou": 0.0, "seconds": 0.0}
+
+    monkeypatch.setattr(rcnn_train, "evaluate_rcnn", fake_eval)
+    ckpt = tmp_path / "off" / "checkpoint_best.pt"
+    rec = calibrate_mask_threshold(ckpt, root, ["synth_0001"])
+    assert rec["chosen"] == 0.3 and seen == list(MASK_THRESHOLD_CANDIDATES)
+    assert rec["ap25"][MASK_THRESHOLD_CANDIDATES.index(0.3)] == pytest.approx(0.5)
+    assert load_rcnn(ckpt).config.mask_threshold == 0.3
+    seen.clear()
+    assert calibrate_mask_threshold(ckpt, root, ["synth_0001"]) == rec and not seen  # stored once
+
+    # a tie with the reference's 0.5 keeps 0.5
+    monkeypatch.setattr(rcnn_train, "evaluate_rcnn", lambda *a, **k: {"ap25": 0.2, "ap50": 0.1, "voxel_miou": 0.0, "seconds": 0.0})
+    on = train_rcnn(root, tmp_path / "on", "mini", "cpu", resume=False, progress=False, overrides=over)
+    assert on["mask_threshold"] == 0.5 and on["mask_threshold_calibration"]["ap25"] == [0.2] * len(MASK_THRESHOLD_CANDIDATES)
+    with pytest.raises(InputError, match="val scenes"):
+        calibrate_mask_threshold(tmp_path / "on" / "checkpoint_last.pt", root, [])
 
 
 def test_train_scenes_limits_the_training_rooms(tmp_path):

@@ -51,4 +51,8 @@ def train_rcnn(data_root: str, preset: str, out_dir: str, device: str, resume: b
 
     click.echo(f"iterations: {summary['iterations']}  ({summary['train_scenes']} train / {summary['val_scenes']} val scenes)")
     click.echo(f"val mask AP25: {fmt(summary['ap25'])}  AP50: {fmt(summary['ap50'])}  (best AP25 {fmt(summary['best_ap25'])} at {summary['best_iteration']})")
+    if summary.get("mask_threshold") is not None:
+        cal = summary["mask_threshold_calibration"]
+        tried = ", ".join(f"{c:g}: {fmt(a)}" for c, a in zip(cal["candidates"], cal["ap25"]))
+        click.echo(f"mask threshold {summary['mask_threshold']:g}, chosen on val (AP25 by threshold: {tried})")
     click.echo(f"checkpoints: {summary['checkpoint']}  {summary['best_checkpoint']}")

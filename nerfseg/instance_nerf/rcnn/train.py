@@ -2,8 +2,9 @@
 
 A run folder holds ``config.json`` (the resolved ``RCNNConfig``), ``log.jsonl`` (one JSON object per logged
 training step and per validation), ``checkpoint_last.pt`` (model, optimiser, schedule, iteration, RNG: enough
-to resume exactly), ``checkpoint_best.pt`` (best validation mask AP@0.25, the reference's model selection)
-and ``summary.json``. Validation is 3D mask AP at IoU 0.25 / 0.5 (VOC all-point, greedy by score) computed by
+to resume exactly), ``checkpoint_best.pt`` (best validation mask AP@0.25, the reference's model selection;
+with ``calibrate_mask_threshold`` its mask threshold is then chosen on the val scenes,
+:func:`calibrate_mask_threshold`) and ``summary.json``. Validation is 3D mask AP at IoU 0.25 / 0.5 (VOC all-point, greedy by score) computed by
 the evaluator's own ``Voxel3D`` accumulator, so training reports the number the benchmark reports.
 
 Optimiser: AdamW with a one-cycle schedule (cosine warm-up from lr/25 over ``onecycle_pct_start`` of the run,
@@ -60,10 +61,16 @@ CHECKPOINT_LAST = "checkpoint_last.pt"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINT_FORMAT = "nerfseg-rcnn-v1"
 #: settings a resumed run may change: they steer logging, I/O and threads, not what is learned
-RESUME_FREE = frozenset({"val_every", "checkpoint_every", "log_every", "num_workers", "cpu_threads", "cache_scenes"})
+RESUME_FREE = frozenset({"val_every", "checkpoint_every", "log_every", "num_workers", "cpu_threads", "cache_scenes",
+                         "calibrate_mask_threshold"})
+#: mask thresholds :func:`calibrate_mask_threshold` tries, the reference's 0.5 first (it wins ties)
+MASK_THRESHOLD_CANDIDATES = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1)
+#: key of the calibration record in a checkpoint
+MASK_CALIBRATION = "mask_threshold_calibration"
 
 __all__ = [
     "Detections",
+    "calibrate_mask_threshold",
     "NeRFRCNN",
     "RCNNConfig",
     "evaluate_rcnn",
@@ -235,6 +242,52 @@ def load_rcnn(checkpoint: str | Path, device: str | torch.device = "cpu") -> NeR
     return model
 
 
+def calibrate_mask_threshold(
+    checkpoint: str | Path,
+    data_root: str | Path,
+    val_ids: Sequence[str],
+    device: str | torch.device = "cpu",
+    candidates: Sequence[float] = MASK_THRESHOLD_CANDIDATES,
+) -> dict[str, Any]:
+    """Choose the checkpoint's ``mask_threshold`` on the val scenes and store it in the checkpoint.
+
+    Each candidate's val mask AP25 / AP50 is measured with the same weights; the first candidate with the
+    highest AP25 wins (the reference's 0.5 comes first, so it stays unless another is strictly better). The
+    checkpoint is rewritten atomically with the chosen threshold in its config and the record under
+    ``MASK_CALIBRATION``, which every later ``load_rcnn`` (Instance-NeRF, ``rcnn_recall.py``) then uses.
+    A checkpoint that already holds a record is left alone and its record returned: a model selected on
+    val is not selected again. Returns {"chosen", "candidates", "ap25", "ap50", "val_scenes", "seconds"}.
+    """
+    path = Path(checkpoint)
+    state = _read_checkpoint(path)
+    if isinstance(state.get(MASK_CALIBRATION), dict):
+        return dict(state[MASK_CALIBRATION])
+    if not val_ids:
+        raise InputError(path, "calibrating the mask threshold needs val scenes")
+    dev = torch_device(device)
+    t0 = time.perf_counter()
+    model = NeRFRCNN(RCNNConfig.from_dict(state["config"])).to(dev)
+    model.load_state_dict(state["model"])
+    model.eval()
+    ap25: list[float] = []
+    ap50: list[float] = []
+    for threshold in candidates:
+        model.config.mask_threshold = float(threshold)
+        res = evaluate_rcnn(model, data_root, val_ids, dev)
+        ap25.append(-1.0 if res["ap25"] is None or np.isnan(res["ap25"]) else float(res["ap25"]))
+        ap50.append(-1.0 if res["ap50"] is None or np.isnan(res["ap50"]) else float(res["ap50"]))
+    chosen = float(candidates[int(np.argmax(ap25))])
+    record = {"chosen": chosen, "candidates": [float(c) for c in candidates], "ap25": ap25, "ap50": ap50,
+              "val_scenes": len(val_ids), "seconds": time.perf_counter() - t0}
+    state["config"] = {**state["config"], "mask_threshold": chosen}
+    state[MASK_CALIBRATION] = record
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    logger.info("NeRF-RCNN mask threshold %.2f chosen on %d val scenes (AP25 %s)", chosen, len(val_ids),
+                ", ".join(f"{c:g}: {a * 100:.1f}" for c, a in zip(candidates, ap25)))
+    return record
+
+
 # ------------------------------------------------------------------------------------------------- training
 def _log(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as f:
@@ -384,6 +437,10 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         last_val = run.validate(data_root, val_ids, it)
     if not val_ids and finished and last_path.exists():
         write_bytes_atomic(best_path, last_path.read_bytes())
+    calibration = None
+    if finished and val_ids and cfg.calibrate_mask_threshold and best_path.exists():
+        calibration = calibrate_mask_threshold(best_path, data_root, val_ids, dev)
+        _log(run.log_path, {"type": "mask_threshold", **calibration})
     summary = {
         "out_dir": str(out),
         "preset": cfg.preset,
@@ -398,6 +455,9 @@ def _train(cfg: RCNNConfig, data_root: Path, out: Path, dev: torch.device, resum
         "voxel_miou": None if last_val is None else last_val["voxel_miou"],
         "best_ap25": None if run.best_ap25 < 0 else run.best_ap25,
         "best_iteration": None if run.best_iter < 0 else run.best_iter,
+        # the best checkpoint's mask threshold chosen on val (None: not calibrated, the config's applies)
+        "mask_threshold": None if calibration is None else calibration["chosen"],
+        "mask_threshold_calibration": calibration,
         "seconds_per_iteration": step_seconds / trained if trained else None,  # training steps only
         "wall_seconds_per_iteration": (time.perf_counter() - t_start) / trained if trained else None,
         "checkpoint": str(last_path),
