@@ -70,9 +70,9 @@ MASK_CALIBRATION = "mask_threshold_calibration"
 
 __all__ = [
     "Detections",
-    "calibrate_mask_threshold",
     "NeRFRCNN",
     "RCNNConfig",
+    "calibrate_mask_threshold",
     "evaluate_rcnn",
     "load_rcnn",
     "predict_scene",
