@@ -174,7 +174,7 @@ class SimM2FParams:
     #: takes from a latent drawn once per scene for that object (Gaussian copula). 0 = independent draws per
     #: view (the ``sim-m2f-indep`` model); 1 = the decision is a deterministic function of object and viewpoint.
     #: Fitted, with ``spurious_site_detect``, to the paper's multi-view fusion gain (Semantic-NeRF +3.4 mIoU over
-    #: Mask2Former) on the 8-test-room demo benchmark: 0.5 gave +0.8, 0.25 gave +5.6 (docs/priors.md).
+    #: Mask2Former) on the 8-test-room demo benchmark: 0.5 gave +0.8, 0.25 +5.6, 0.35 +3.3 (docs/priors.md).
     consistency: float = 0.35
     #: Share of the latent that is the same from every viewpoint; the rest is a smooth random function of the
     #: direction from the object's centre to the camera, so nearby views agree and far-apart views may not.
