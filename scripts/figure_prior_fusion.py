@@ -19,6 +19,7 @@ import numpy as np
 from nerfseg import spec
 from nerfseg.errors import InputError
 from nerfseg.evaluation.plots import class_colour
+from nerfseg.evaluation.types import VOID, semantic_from_panoptic
 from nerfseg.io import read_panoptic_png
 
 VOID_GREY = np.array([40, 40, 40], np.uint8)
@@ -39,11 +40,15 @@ def panoptic_classes(png: Path, doc_path: Path) -> np.ndarray:
     entry = next((a for a in doc.get("annotations", []) if a["file_name"] == png.name), None)
     if entry is None:
         raise InputError(doc_path, f"no annotation for {png.name}")
-    ids = read_panoptic_png(png)
-    classes = np.full(ids.shape, -1, np.int64)
-    for seg in entry["segments_info"]:
-        classes[ids == seg["id"]] = int(seg["category_id"])
-    return classes
+    semantic = semantic_from_panoptic(read_panoptic_png(png), {int(seg["id"]): seg for seg in entry["segments_info"]})
+    return void_as_minus_one(semantic)
+
+
+def void_as_minus_one(semantic: np.ndarray) -> np.ndarray:
+    """A uint8 class map with ``VOID`` (255) as -1, the void of :func:`class_image`."""
+    semantic = semantic.astype(np.int64)
+    semantic[semantic == VOID] = -1
+    return semantic
 
 
 def main() -> None:
@@ -68,10 +73,10 @@ def main() -> None:
         sdir = spec.scene_dir(args.data, sid)
         prior_dir = sdir / spec.PRIORS_DIR / args.prior
         names = [c["name"] for c in json.loads((prior_dir / "panoptic.json").read_text())["categories"]]
-        semantic = np.asarray(Image.open(sdir / "semantic" / f"{frame}.png")).astype(np.int64)
+        semantic = np.asarray(Image.open(sdir / spec.SEMANTIC_DIR / f"{frame}.png"))
         panels = [
             (np.asarray(Image.open(sdir / spec.IMAGES_DIR / f"{frame}.png").convert("RGB")), f"{sid} / {frame}"),
-            (class_image(np.where(semantic == 255, -1, semantic)), "GT classes"),
+            (class_image(void_as_minus_one(semantic)), "GT classes"),
             (class_image(panoptic_classes(prior_dir / "panoptic" / f"{frame}.png", prior_dir / "panoptic.json")), f"prior {args.prior}"),
             (class_image(panoptic_classes(args.predictions / sid / "panoptic" / f"{frame}.png", args.predictions / sid / "panoptic.json")), args.method_name),
         ]
