@@ -71,6 +71,9 @@ class GridEncoding(nn.Module):
             # tiny uniform init as Instant-NGP: the MLP first sees ~0 features, grids grow where needed
             tables.append(nn.Parameter(torch.empty(size, self.features).uniform_(-init_scale, init_scale)))
         self.tables = nn.ParameterList(tables)
+        # the compiled kernel's view of the levels (host arrays, built once)
+        self._res_np = np.ascontiguousarray(np.array(self._res, dtype=np.int64).reshape(-1, 3))
+        self._hashed_np = np.array(self.hashed, dtype=np.bool_)
         #: "auto": the compiled CPU kernel where it applies (see _use_kernel); "torch": always the torch ops
         self.kernel = "auto"
 
@@ -114,18 +117,13 @@ class GridEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.normalise(x.reshape(-1, 3).float())
-        outs = []
         if self._use_kernel(u):
-            # CPU: one compiled pass per level (see _grid_kernel); indices/weights kept only for a backward
-            u_np = u.detach().contiguous().numpy()
-            for level in range(self.num_levels):
-                table = self.tables[level]
-                keep = torch.is_grad_enabled() and table.requires_grad
-                outs.append(_KernelLevel.apply(table, u_np, self._res[level], self.hashed[level], keep))
-        else:
-            for level in range(self.num_levels):
-                idx, w = self._level_indices(u, level)
-                outs.append(_TrilinearGather.apply(self.tables[level], idx, w.to(self.tables[level].dtype)))
+            # CPU: every level in one compiled pass (see _grid_kernel), points split over torch's threads
+            return _KernelGrid.apply(self, u.detach().contiguous(), *self.tables).reshape(*x.shape[:-1], self.output_dim)
+        outs = []
+        for level in range(self.num_levels):
+            idx, w = self._level_indices(u, level)
+            outs.append(_TrilinearGather.apply(self.tables[level], idx, w.to(self.tables[level].dtype)))
         return torch.cat(outs, dim=-1).reshape(*x.shape[:-1], self.output_dim)
 
     def _use_kernel(self, u: torch.Tensor) -> bool:
@@ -192,28 +190,26 @@ class _TrilinearGather(torch.autograd.Function):
         return g, None, None
 
 
-class _KernelLevel(torch.autograd.Function):
-    """One level by the compiled CPU kernel (forward), with :class:`_TrilinearGather`'s backward."""
+class _KernelGrid(torch.autograd.Function):
+    """All levels by the compiled CPU kernels: the forward saves only the points, the backward recomputes
+    their corners and scatter-adds into the tables (same gradients as :class:`_TrilinearGather`)."""
 
     @staticmethod
-    def forward(ctx, table: torch.Tensor, u: np.ndarray, res: tuple[int, int, int], hashed: bool, keep: bool) -> torch.Tensor:  # type: ignore[override]
-        out, idx, w = _grid_kernel.level_forward(u, table.detach().numpy(), res, hashed, keep)
-        if keep:
-            ctx.save_for_backward(torch.from_numpy(idx), torch.from_numpy(w))
-        ctx.table_shape = table.shape
-        ctx.keep = keep
+    def forward(ctx, encoding: "GridEncoding", u: torch.Tensor, *tables: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        threads = torch.get_num_threads()
+        out = _grid_kernel.grid_forward(u.numpy(), [t.detach().numpy() for t in tables], encoding._res_np, encoding._hashed_np, threads)
+        ctx.save_for_backward(u)
+        ctx.encoding, ctx.threads = encoding, threads
+        ctx.shapes = [tuple(t.shape) for t in tables]
         return torch.from_numpy(out)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        if not ctx.keep:
-            raise RuntimeError("grid level evaluated without saving its indices (grad mode was off) cannot backpropagate")
-        idx, w = ctx.saved_tensors
-        g = torch.zeros(ctx.table_shape, dtype=grad.dtype, device=grad.device)
-        g.index_add_(0, idx.reshape(-1), (w.unsqueeze(-1) * grad.unsqueeze(1)).reshape(-1, grad.shape[1]))
-        return g, None, None, None, None
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        needed = ctx.needs_input_grad[2:]
+        enc = ctx.encoding
+        grads = _grid_kernel.grid_backward(u.numpy(), grad.float().contiguous().numpy(), ctx.shapes, enc._res_np, enc._hashed_np, needed, ctx.threads)
+        return (None, None, *(None if g is None else torch.from_numpy(g) for g in grads))
 
 
 def _is_pow2(n: int) -> bool:

@@ -122,8 +122,9 @@ def test_tv_loss() -> None:
 
 @pytest.mark.parametrize("kind", ["hash", "dense"])
 def test_compiled_cpu_levels_equal_the_torch_path(kind, monkeypatch):
-    """The numba level kernel (CPU default) against the torch ops it replaces: same features to float32
-    rounding, identical table gradients, and a no-grad pass that needs no saved indices."""
+    """The numba kernels (CPU default) against the torch ops they replace: same features to float32
+    rounding, the same table gradients, a no-grad pass equal to the recorded one, and bit-identical
+    results whatever the number of threads the points (forward) and levels (backward) are split over."""
     from nerfseg.radiance import _grid_kernel
 
     if not _grid_kernel.enabled():
@@ -137,18 +138,50 @@ def test_compiled_cpu_levels_equal_the_torch_path(kind, monkeypatch):
     x = torch.rand(3000, 3) * 3.4 - 1.2  # some points outside the box: clamped onto its faces
     x[:5] = box[1]  # the upper faces
     weights = torch.arange(enc.output_dim, dtype=torch.float32)
+    monkeypatch.setattr(_grid_kernel, "MIN_POINTS_PER_THREAD", 500)  # 3000 points: up to 6 threads
+    threads_before = torch.get_num_threads()
     results = {}
-    for mode in ("torch", "numba"):
-        monkeypatch.setenv("NERFSEG_RADIANCE_KERNEL", mode)
-        assert enc._use_kernel(enc.normalise(x)) == (mode == "numba")
-        out = enc(x)
-        grads = torch.autograd.grad((out * weights).sum(), list(enc.tables))
-        with torch.no_grad():
-            nograd = enc(x)
-        results[mode] = (out.detach(), grads, nograd)
-    (a, ga, na), (b, gb, nb) = results["torch"], results["numba"]
+    try:
+        for mode, threads in (("torch", 1), ("numba", 1), ("numba", 3)):
+            monkeypatch.setenv("NERFSEG_RADIANCE_KERNEL", mode)
+            torch.set_num_threads(threads)
+            assert enc._use_kernel(enc.normalise(x)) == (mode == "numba")
+            out = enc(x)
+            grads = torch.autograd.grad((out * weights).sum(), list(enc.tables))
+            with torch.no_grad():
+                nograd = enc(x)
+            results[mode, threads] = (out.detach(), grads, nograd)
+    finally:
+        torch.set_num_threads(threads_before)
+    (a, ga, na), (b, gb, nb), (c, gc, nc) = results["torch", 1], results["numba", 1], results["numba", 3]
     torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(nb, b, rtol=0, atol=0)
     torch.testing.assert_close(na, a, rtol=0, atol=0)
     for p, q in zip(ga, gb):
         torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(c, b, rtol=0, atol=0)
+    torch.testing.assert_close(nc, nb, rtol=0, atol=0)
+    for q, r in zip(gb, gc):
+        torch.testing.assert_close(r, q, rtol=0, atol=0)
+
+
+def test_compiled_backward_skips_frozen_levels(monkeypatch):
+    """A level whose table is frozen gets no gradient, and the others get the same ones as with all trainable."""
+    from nerfseg.radiance import _grid_kernel
+
+    if not _grid_kernel.enabled():
+        pytest.skip("numba is not installed")
+    monkeypatch.delenv("NERFSEG_RADIANCE_KERNEL", raising=False)
+    torch.manual_seed(1)
+    enc = hash_grid(torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), 4, 2, 10, 4, 64)
+    for t in enc.tables:
+        t.data.uniform_(-1.0, 1.0)
+    x = torch.rand(2000, 3)
+    weights = torch.randn(enc.output_dim)
+    full = torch.autograd.grad((enc(x) * weights).sum(), list(enc.tables))
+    enc.tables[1].requires_grad_(False)
+    out = enc(x)
+    assert out.requires_grad
+    partial = torch.autograd.grad((out * weights).sum(), [enc.tables[0], enc.tables[2], enc.tables[3]])
+    for got, want in zip(partial, (full[0], full[2], full[3])):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
