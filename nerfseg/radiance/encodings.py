@@ -1,10 +1,11 @@
 """Position and direction encodings: multi-resolution hash grid, dense feature grid, spherical harmonics.
 
 Both grids share one trilinear-interpolation path: the 8 corner indices and weights of every point are
-computed in one vectorised pass per level, and ``F.embedding_bag(mode="sum", per_sample_weights=...)``
-does gather + weighted sum (and, in backward, the scatter-add into the table). On a 2-core CPU that is
-about 4x faster than ``F.grid_sample`` on a (1,C,Z,Y,X) tensor in forward + backward, which is why the
-dense grid uses it too; on CUDA it is equally fine. No custom kernels, so the same code runs anywhere.
+computed in one vectorised pass per level, then gathered and summed (``index_select``) with a scatter-add
+backward (``index_add_``). On a 2-core CPU that is about 4x faster than ``F.grid_sample`` on a
+(1,C,Z,Y,X) tensor in forward + backward, which is why the dense grid uses it too; it is the path CUDA
+takes. On the CPU, float32 points and tables go through the compiled kernels of ``_grid_kernel`` instead
+(same indices, weights and sums, several times faster); the torch ops stay their tested reference.
 
 Coordinates: every encoding takes points in the normalised scene box and maps its own ``aabb`` onto the
 unit cube; level ``l`` has ``res_l`` cells per axis and vertices at integer positions ``0..res_l`` of
