@@ -158,3 +158,15 @@ def test_depth_supervision_pulls_rendered_depth_to_the_maps(tiny_scene: Path) ->
         (broken / "depth" / f"{trainer.rays.frame_names[0]}.png").unlink()
     with pytest.raises(InputError, match="depth map missing"):
         RadianceTrainer(broken, tiny_config(depth_weight=0.5), progress=False)
+
+
+def test_compile_wraps_the_mlp_forwards_and_keeps_checkpoint_keys(tiny_scene: Path) -> None:
+    """``compile: true`` really hands the MLPs to torch.compile (nn.Module.compile() captured nothing on
+    CPU), without renaming the parameters a checkpoint stores. Nothing is called, so nothing compiles here."""
+    plain = RadianceTrainer(tiny_scene, tiny_config(), progress=False)
+    compiled = RadianceTrainer(tiny_scene, tiny_config(compile=True), progress=False)
+    for name in ("geo_mlp", "color_mlp"):
+        forward = getattr(compiled.field, name).forward
+        assert hasattr(forward, "_torchdynamo_orig_callable"), f"{name}.forward is not a torch.compile wrapper"
+        assert not hasattr(getattr(plain.field, name).forward, "_torchdynamo_orig_callable")
+    assert list(compiled.field.state_dict()) == list(plain.field.state_dict())
