@@ -18,7 +18,7 @@ import numpy as np
 
 from nerfseg import spec
 from nerfseg.errors import InputError
-from nerfseg.evaluation.plots import class_colour
+from nerfseg.evaluation.plots import _pyplot, _save, class_colour
 from nerfseg.evaluation.types import VOID, semantic_from_panoptic
 from nerfseg.io import read_panoptic_png
 
@@ -60,11 +60,9 @@ def main() -> None:
     ap.add_argument("--views", required=True, help="scene/frame,scene/frame,...")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
+
+    plt = _pyplot()
 
     views = [v.split("/") for v in args.views.split(",") if v]
     fig, axes = plt.subplots(len(views), 4, figsize=(13, 2.6 * len(views)), squeeze=False)
@@ -88,7 +86,7 @@ def main() -> None:
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=80)
+    _save(fig, args.out, dpi=80)  # the evaluator's plots' saver: atomic, figure freed
     print(f"wrote {args.out}")
 
 

@@ -120,7 +120,7 @@ class GridEncoding(nn.Module):
         u = self.normalise(x.reshape(-1, 3).float())
         if self._use_kernel(u):
             # CPU: every level in one compiled pass (see _grid_kernel), points split over torch's threads
-            return _KernelGrid.apply(self, u.detach().contiguous(), *self.tables).reshape(*x.shape[:-1], self.output_dim)
+            return _KernelGrid.apply(u.detach().contiguous(), self._res_np, self._hashed_np, *self.tables).reshape(*x.shape[:-1], self.output_dim)
         outs = []
         for level in range(self.num_levels):
             idx, w = self._level_indices(u, level)
@@ -196,21 +196,20 @@ class _KernelGrid(torch.autograd.Function):
     their corners and scatter-adds into the tables (same gradients as :class:`_TrilinearGather`)."""
 
     @staticmethod
-    def forward(ctx, encoding: "GridEncoding", u: torch.Tensor, *tables: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, u: torch.Tensor, res: np.ndarray, hashed: np.ndarray, *tables: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         threads = torch.get_num_threads()
-        out = _grid_kernel.grid_forward(u.numpy(), [t.detach().numpy() for t in tables], encoding._res_np, encoding._hashed_np, threads)
+        out = _grid_kernel.grid_forward(u.numpy(), [t.detach().numpy() for t in tables], res, hashed, threads)
         ctx.save_for_backward(u)
-        ctx.encoding, ctx.threads = encoding, threads
+        ctx.res, ctx.hashed, ctx.threads = res, hashed, threads
         ctx.shapes = [tuple(t.shape) for t in tables]
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         (u,) = ctx.saved_tensors
-        needed = ctx.needs_input_grad[2:]
-        enc = ctx.encoding
-        grads = _grid_kernel.grid_backward(u.numpy(), grad.float().contiguous().numpy(), ctx.shapes, enc._res_np, enc._hashed_np, needed, ctx.threads)
-        return (None, None, *(None if g is None else torch.from_numpy(g) for g in grads))
+        needed = ctx.needs_input_grad[3:]
+        grads = _grid_kernel.grid_backward(u.numpy(), grad.float().contiguous().numpy(), ctx.shapes, ctx.res, ctx.hashed, needed, ctx.threads)
+        return (None, None, None, *(None if g is None else torch.from_numpy(g) for g in grads))
 
 
 def _is_pow2(n: int) -> bool:
